@@ -1,0 +1,61 @@
+"""``mlembed encode``: sentences (file or stdin, one a line) -> ``.npy`` (+ optional ``.jsonl`` sidecar)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "encode",
+        help="encode sentences (one a line) to a .npy file",
+        description="Encode sentences in any language, one a line, from FILE or stdin, to a float32/float16 "
+        ".npy matrix (rows in input order), written atomically; streamed in chunks so inputs larger than "
+        "RAM work.",
+    )
+    p.add_argument("input", nargs="?", default="-", help="text file, one sentence a line (default: stdin)")
+    p.add_argument("-o", "--output", required=True, help="output .npy path")
+    p.add_argument("--model", default="minilm-en", help="alias (minilm-en, muse), folder or hub id [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
+    p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine = dot product)")
+    p.add_argument("--max-seq-length", type=int, default=None, help="truncate to this many tokens")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="[%(default)s]")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast only on CPUs with native bf16 instructions [%(default)s]",
+    )
+    p.add_argument("--sidecar", default=None, help="also write a .jsonl with {id, text} per row")
+    p.add_argument("--on-bad-line", choices=["error", "skip"], default="error", help="invalid UTF-8 lines")
+    p.add_argument("--chunk-size", type=int, default=8192, help="sentences encoded per streamed chunk")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mlembed.encode import encode_to_npy, read_sentences, write_sidecar
+    from mlembed.models import load_model
+
+    model = load_model(args.model)
+    sentences = read_sentences(args.input, args.on_bad_line)
+    if args.sidecar and args.input == "-":  # stdin can be read only once: keep the lines for the sidecar
+        sentences = list(sentences)
+    out = encode_to_npy(
+        sentences,
+        args.output,
+        model,
+        chunk_size=args.chunk_size,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        max_seq_length=args.max_seq_length,
+        dtype=args.dtype,
+        precision=args.precision,
+        show_progress=True,
+    )
+    if args.sidecar:
+        write_sidecar(sentences if isinstance(sentences, list) else read_sentences(args.input, args.on_bad_line), args.sidecar)
+    emb = np.load(out, mmap_mode="r")
+    print(f"wrote {out}: {emb.shape[0]} x {emb.shape[1]} {emb.dtype}" + (f" (+ {args.sidecar})" if args.sidecar else ""))
+    return 0

@@ -1,0 +1,194 @@
+"""Encoding sentences to embeddings: in memory, or streamed to a memory-mapped ``.npy``.
+
+Encoding is sentence-transformers' ``encode`` (length-sorted batches) with two additions: a fast
+path (bf16 autocast, used only on CPUs with native bf16 instructions, where it measured
+cosine >= 0.9999 to float32) and chunked streaming so inputs larger than RAM become a ``.npy``
+without ever holding all sentences or vectors in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+
+from mlembed.io import atomic_open, atomic_path, read_lines
+from mlembed.models import embedding_dim, load_model
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has AVX512-BF16 or AMX-BF16 (where bf16 autocast is a real speed-up).
+
+    Example:
+        >>> isinstance(cpu_has_native_bf16(), bool)
+        True
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(precision: Precision, device: str = "cpu") -> str:
+    """``auto`` -> ``bf16`` on CPUs with native bf16, else ``fp32`` (bf16 emulation is ~5x slower)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def _autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+
+
+def _model_device(model: Any) -> str:
+    return str(getattr(model, "device", "cpu"))
+
+
+def encode(
+    sentences: Sequence[str] | str,
+    model: Any = "minilm-en",
+    batch_size: int = 64,
+    normalize: bool = False,
+    max_seq_length: int | None = None,
+    dtype: str = "float32",
+    precision: Precision = "auto",
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Encode sentences in any language to a ``(n, dim)`` array.
+
+    Args:
+        sentences: a list of strings (or one string, giving a ``(dim,)`` vector).
+        model: a loaded model or anything :func:`mlembed.models.load_model` accepts.
+        normalize: L2-normalise the vectors (cosine = dot product).
+        max_seq_length: truncate inputs to this many tokens (default: the model's own limit).
+        dtype: ``float32`` or ``float16`` for the returned array.
+        precision: ``auto`` (bf16 autocast only on CPUs with native bf16), ``fp32`` or ``bf16``.
+
+    Example:
+        >>> import mlembed
+        >>> emb = mlembed.encode(["A cat sits.", "Eine Katze sitzt."], normalize=True)
+        >>> emb.shape, emb.dtype
+        ((2, 384), dtype('float32'))
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    single = isinstance(sentences, str)
+    batch = [sentences] if single else list(sentences)
+    if max_seq_length is not None and hasattr(model, "max_seq_length"):
+        model.max_seq_length = max_seq_length
+    device = _model_device(model)
+    if not batch:
+        return np.zeros((0, embedding_dim(model)), dtype=dtype)
+    with _autocast(resolve_precision(precision, device), device):
+        out = model.encode(
+            batch,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            normalize_embeddings=normalize,
+            convert_to_numpy=True,
+        )
+    out = np.asarray(out, dtype=np.float32)
+    if normalize:  # bf16 and some peers leave tiny norm errors; make cosine == dot exactly
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    out = out.astype(dtype, copy=False)
+    return out[0] if single else out
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def encode_to_npy(
+    sentences: Iterable[str],
+    output: str | os.PathLike,
+    model: Any = "minilm-en",
+    count: int | None = None,
+    chunk_size: int = 8192,
+    batch_size: int = 64,
+    normalize: bool = False,
+    max_seq_length: int | None = None,
+    dtype: str = "float32",
+    precision: Precision = "auto",
+    show_progress: bool = True,
+) -> Path:
+    """Stream sentences into a ``.npy`` file chunk by chunk (memory bounded by ``chunk_size``).
+
+    Chunks are appended to a raw temporary file that is wrapped as ``.npy`` at the end, so neither
+    the sentences nor the vectors are ever all in memory; ``count`` (if known) sizes the progress
+    bar.  The file appears under ``output`` only when complete.
+
+    Example:
+        >>> import tempfile, os, numpy as np
+        >>> out = os.path.join(tempfile.mkdtemp(), "emb.npy")
+        >>> _ = encode_to_npy(["Hello", "Hallo", "Bonjour"], out, show_progress=False)
+        >>> np.load(out, mmap_mode="r").shape
+        (3, 384)
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    dim = embedding_dim(model)
+    output = Path(output)
+    bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
+    with atomic_path(output, suffix=".npy") as tmp:
+        raw = tmp.with_suffix(".raw")
+        n = 0
+        try:
+            with open(raw, "wb") as fh:
+                for chunk in _chunks(sentences, chunk_size):
+                    emb = encode(chunk, model, batch_size, normalize, max_seq_length, dtype, precision)
+                    fh.write(np.ascontiguousarray(emb).tobytes())
+                    n += len(chunk)
+                    bar.update(len(chunk))
+            _raw_to_npy(raw, tmp, (n, dim), np.dtype(dtype))
+        finally:
+            raw.unlink(missing_ok=True)
+    bar.close()
+    return output
+
+
+def _raw_to_npy(raw: Path, npy: Path, shape: tuple[int, int], dtype: np.dtype, block: int = 1 << 24) -> None:
+    """Write a ``.npy`` header then copy the raw row-major bytes after it (streamed, no full load)."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    with open(npy, "wb") as out, open(raw, "rb") as src:
+        np.lib.format.write_array_header_1_0(out, header)
+        while buf := src.read(block):
+            out.write(buf)
+
+
+def read_sentences(path: str | os.PathLike, on_bad_line: str = "error") -> Iterator[str]:
+    """Stream one sentence a line from a UTF-8 file (``-`` = stdin).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "s.txt")
+        >>> _ = open(p, "w").write("one\\ntwo\\n")
+        >>> list(read_sentences(p))
+        ['one', 'two']
+    """
+    for _, text in read_lines(path, on_bad_line=on_bad_line):  # type: ignore[arg-type]
+        yield text
+
+
+def write_sidecar(sentences: Iterable[str], path: str | os.PathLike) -> None:
+    """Write ``{"id": i, "text": s}`` per line, atomically, to pair each embedding row with its text."""
+    with atomic_open(path) as fh:
+        for i, text in enumerate(sentences):
+            fh.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")

@@ -1,0 +1,117 @@
+"""File helpers shared by every module: atomic writes and line reading with precise errors.
+
+Every output mlembed writes goes through :func:`atomic_path`, so a killed job never leaves a
+half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Literal
+
+OnBadLine = Literal["error", "skip"]
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and, where known, the line.
+
+    Example:
+        >>> str(DataError("expected 2 columns, got 1", "pairs.tsv", 7))
+        'pairs.tsv:7: expected 2 columns, got 1'
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None):
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = self.path or "<input>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {message}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> out = os.path.join(tempfile.mkdtemp(), "x.npy")
+        >>> with atomic_path(out, suffix=".npy") as tmp:
+        ...     np.save(tmp, np.zeros(3))
+        >>> np.load(out).shape
+        (3,)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or ".tmp"), dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a file for writing that appears under ``path`` only once fully written.
+
+    Example:
+        >>> import tempfile, os
+        >>> out = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> with atomic_open(out) as fh:
+        ...     _ = fh.write("hello\\n")
+        >>> open(out).read()
+        'hello\\n'
+    """
+    if "b" in mode:
+        encoding = None
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=encoding) as fh:
+            yield fh
+
+
+def read_lines(path: str | os.PathLike, on_bad_line: OnBadLine = "error") -> Iterator[tuple[int, str]]:
+    """Stream ``(line_number, text)`` from a UTF-8 text file, without the trailing newline.
+
+    Invalid UTF-8 raises :class:`DataError` naming file and line, or with ``on_bad_line="skip"``
+    the line is skipped (its number is still counted, so numbers stay true to the file).
+    ``path`` may be ``"-"`` for standard input.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "s.txt")
+        >>> _ = open(p, "wb").write(b"Hallo Welt\\n\\xff bad\\n")
+        >>> list(read_lines(p, on_bad_line="skip"))
+        [(1, 'Hallo Welt')]
+    """
+    import sys
+
+    fh = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
+    try:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if on_bad_line == "skip":
+                    continue
+                raise DataError(
+                    f"invalid UTF-8 at byte {exc.start} of the line (use --on-bad-line skip to drop such lines)",
+                    "<stdin>" if str(path) == "-" else path,
+                    number,
+                ) from None
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield number, text.rstrip("\r\n")
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()

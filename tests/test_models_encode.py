@@ -1,0 +1,85 @@
+"""Models load offline, fingerprint stably, and encode/stream to .npy with the same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlembed.cli import main
+from mlembed.encode import encode, encode_to_npy
+from mlembed.io import DataError
+from mlembed.models import ModelNotFoundError, fingerprint, load_model
+
+
+def test_teacher_alias_encodes_and_matches_plain_sentence_transformers(teacher):
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.models import teacher_path
+
+    sentences = ["The cat sits on the mat.", "A dog runs in the park.", "Stocks fell sharply on Monday."]
+    ours = encode(sentences, teacher, normalize=True)
+    plain = SentenceTransformer(teacher_path(), device="cpu").encode(sentences, normalize_embeddings=True)
+    assert ours.shape == (3, 384)
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
+    # the paraphrase-ish pair is closer than the unrelated one
+    assert ours[0] @ ours[1] > ours[0] @ ours[2]
+
+
+def test_offline_hub_id_gives_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="not a local folder.*--model PATH"):
+        load_model("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
+
+
+def test_missing_local_folder_is_clear():
+    with pytest.raises(ModelNotFoundError, match="no such model folder"):
+        load_model("./no/such/model")
+
+
+def test_fingerprint_is_stable_and_distinguishes_models(tmp_path, teacher):
+    assert fingerprint("minilm-en") == fingerprint(teacher) == fingerprint("minilm-en")
+    teacher.save(str(tmp_path / "copy"))
+    before = fingerprint(tmp_path / "copy")
+    assert before == fingerprint(load_model(tmp_path / "copy"))
+    config = tmp_path / "copy" / "config.json"
+    config.write_text(config.read_text().replace("}", ', "mlembed_test": 1}', 1))
+    assert fingerprint(tmp_path / "copy") != before
+
+
+def test_encode_to_npy_streams_same_vectors_and_float16(tmp_path, teacher):
+    sentences = [f"Sentence number {i} about topic {i % 7}." for i in range(50)]
+    out = encode_to_npy(sentences, tmp_path / "e.npy", teacher, chunk_size=16, show_progress=False)
+    streamed = np.load(out)
+    direct = encode(sentences, teacher)
+    np.testing.assert_allclose(streamed, direct, atol=1e-5)
+    half = encode_to_npy(iter(sentences), tmp_path / "h.npy", teacher, dtype="float16", show_progress=False)
+    assert np.load(half).dtype == np.float16
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_cli_encode_with_sidecar_and_bad_utf8(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_bytes("Hallo Welt\nBonjour le monde\n".encode() + b"bad \xff line\n")
+    rc = main(["encode", str(src), "-o", str(tmp_path / "o.npy")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert f"{src}:3: invalid UTF-8" in err
+    assert not (tmp_path / "o.npy").exists()  # no half-written output
+    rc = main(["encode", str(src), "-o", str(tmp_path / "o.npy"), "--on-bad-line", "skip", "--sidecar",
+               str(tmp_path / "o.jsonl"), "--normalize"])
+    assert rc == 0
+    emb = np.load(tmp_path / "o.npy")
+    assert emb.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert (tmp_path / "o.jsonl").read_text().count("\n") == 2
+
+
+def test_data_error_names_file_and_line():
+    assert str(DataError("expected two columns", "a.tsv", 3)) == "a.tsv:3: expected two columns"
+
+
+def test_compare_prints_shape_and_table(capsys):
+    assert main(["compare"]) == 0
+    out = capsys.readouterr().out
+    assert "embeddings (7, 384)" in out
+    assert "zh-Hans" in out and "minilm-en" in out
