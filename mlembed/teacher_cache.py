@@ -1,0 +1,145 @@
+"""A disk cache of teacher embeddings, keyed by teacher fingerprint and sentence hash.
+
+Distillation needs the teacher's embedding of every distinct English sentence, every epoch. The
+cache computes each one once, appends it to a memory-mapped float file, and reuses it across epochs
+and across runs.  Layout under ``DIR/<teacher fingerprint>/``::
+
+    vectors.bin   float32 or float16 rows, appended
+    keys.bin      uint64 sentence hashes (blake2b-64 of the UTF-8 text), one per row, appended
+    meta.json     dimension, dtype, teacher fingerprint
+
+Crash safety: a chunk's vectors are written and fsynced *before* its keys, and on open both files are
+truncated to the number of complete ``(key, row)`` entries, so a kill mid-write loses at most that
+chunk and never yields a key pointing at a half-written row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mlembed.encode import encode
+from mlembed.io import atomic_open
+from mlembed.models import embedding_dim, fingerprint
+
+
+def sentence_key(text: str) -> int:
+    """64-bit hash of a sentence (collision odds ~1e-8 at 1M sentences).
+
+    Example:
+        >>> sentence_key("Hello") == sentence_key("Hello") != sentence_key("hello")
+        True
+    """
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class TeacherCache:
+    """Teacher embeddings of sentences, computed once and memory-mapped from disk.
+
+    Example:
+        >>> import tempfile
+        >>> from mlembed.models import load_model
+        >>> cache = TeacherCache(tempfile.mkdtemp(), load_model("minilm-en"))
+        >>> rows = cache.rows(["Hello world", "Good morning"], show_progress=False)
+        >>> cache.vectors()[rows].shape, cache.computed
+        ((2, 384), 2)
+        >>> _ = cache.rows(["Hello world"], show_progress=False); cache.computed  # reused, not recomputed
+        2
+    """
+
+    def __init__(self, directory: str | os.PathLike, teacher: Any, dtype: str = "float32", batch_size: int = 128):
+        self.teacher = teacher
+        self.fingerprint = fingerprint(teacher)
+        self.dir = Path(directory) / self.fingerprint
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dim = embedding_dim(teacher)
+        self.batch_size = batch_size
+        meta_path = self.dir / "meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta["dim"] != self.dim:
+                raise ValueError(f"{meta_path}: cache holds {meta['dim']}-d vectors, teacher gives {self.dim}-d")
+            dtype = meta["dtype"]
+        else:
+            with atomic_open(meta_path) as fh:
+                json.dump({"dim": self.dim, "dtype": dtype, "teacher": self.fingerprint}, fh)
+        self.dtype = np.dtype(dtype)
+        self._vec_path, self._key_path = self.dir / "vectors.bin", self.dir / "keys.bin"
+        self._recover()
+        keys = np.fromfile(self._key_path, dtype=np.uint64) if self._key_path.exists() else np.zeros(0, np.uint64)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+        self._mmap: np.memmap | None = None
+        self.computed = 0  # sentences this process had to encode with the teacher
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def _recover(self) -> None:
+        """Drop a partially written tail (a kill between or during the two appends)."""
+        row_bytes = self.dim * self.dtype.itemsize
+        n_vec = self._vec_path.stat().st_size // row_bytes if self._vec_path.exists() else 0
+        n_key = self._key_path.stat().st_size // 8 if self._key_path.exists() else 0
+        n = min(n_vec, n_key)
+        for path, size in ((self._vec_path, n * row_bytes), (self._key_path, n * 8)):
+            if path.exists() and path.stat().st_size != size:
+                os.truncate(path, size)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Row index of each key, -1 where missing."""
+        if not len(self._sorted):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        return np.where(self._sorted[pos] == keys, self._order[pos], -1)
+
+    def rows(self, sentences: Iterable[str], show_progress: bool = True, chunk_size: int = 4096) -> np.ndarray:
+        """Row indices (into :meth:`vectors`) of ``sentences``, encoding only those not cached yet.
+
+        New sentences are encoded in chunks and appended; each chunk is durable once written, so an
+        interrupted call resumes where it stopped.
+        """
+        from tqdm.auto import tqdm
+
+        sentences = list(sentences)
+        keys = np.fromiter((sentence_key(s) for s in sentences), dtype=np.uint64, count=len(sentences))
+        rows = self.lookup(keys)
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            uniq_keys, first = np.unique(keys[missing], return_index=True)
+            todo = missing[first]
+            bar = tqdm(total=len(todo), desc="teacher embeddings", unit="sent", disable=not show_progress)
+            for start in range(0, len(todo), chunk_size):
+                idx = todo[start : start + chunk_size]
+                self._append([sentences[i] for i in idx], keys[idx])
+                bar.update(len(idx))
+            bar.close()
+            rows = self.lookup(keys)
+        return rows
+
+    def _append(self, sentences: Sequence[str], keys: np.ndarray) -> None:
+        vectors = encode(list(sentences), self.teacher, batch_size=self.batch_size).astype(self.dtype)
+        for path, data in ((self._vec_path, vectors), (self._key_path, keys.astype(np.uint64))):
+            with open(path, "ab") as fh:
+                fh.write(np.ascontiguousarray(data).tobytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+        start = len(self._sorted)
+        all_keys = np.concatenate([self._sorted, keys.astype(np.uint64)])
+        all_rows = np.concatenate([self._order, np.arange(start, start + len(keys))])
+        order = np.argsort(all_keys, kind="stable")
+        self._sorted, self._order = all_keys[order], all_rows[order]
+        self._mmap = None
+        self.computed += len(sentences)
+
+    def vectors(self) -> np.ndarray:
+        """All cached vectors as a read-only memory map, ``(len(self), dim)``."""
+        if self._mmap is None or len(self._mmap) != len(self):
+            if len(self) == 0:
+                return np.zeros((0, self.dim), self.dtype)
+            self._mmap = np.memmap(self._vec_path, dtype=self.dtype, mode="r", shape=(len(self), self.dim))
+        return self._mmap
