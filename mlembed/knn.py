@@ -1,0 +1,317 @@
+"""k-nearest-neighbour search in both directions between two embedding sets, in bounded memory.
+
+Embeddings stay on disk (``.npy`` memmaps) and are read shard by shard. Two back ends:
+
+* ``flat`` (exact): one inner-product block ``S = X[q-shard] @ Y[d-shard].T`` (BLAS sgemm) feeds
+  both the forward heaps (rows of ``S``) and the backward heaps (columns of ``S``), merged with
+  FAISS's :class:`faiss.ResultHeap`; each block is computed once, so both directions cost what one
+  costs with a FAISS flat index.
+* any other FAISS index (``ivf``, ``hnsw``, ``ivfpq`` or a factory string, see
+  :func:`mlembed.index.factory_string`): built once per direction on the database side (chunks
+  added from the memmap), queried shard by shard.
+
+Peak memory is set by ``memory_budget`` (shard sizes follow from it), not by the number of vectors.
+With a ``workdir`` every finished query shard is saved (atomic files plus a manifest), so a killed
+run continues with ``resume=True`` where it stopped and returns exactly what an uninterrupted run
+returns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from mlembed.io import atomic_open, atomic_path
+
+Embeddings = Union[np.ndarray, str, os.PathLike]
+
+BASELINE_BYTES = 200 << 20  # interpreter + numpy + faiss, measured ~170 MB RSS before any data
+DEFAULT_BUDGET = 2 << 30
+
+
+@dataclass
+class Neighbours:
+    """``k`` nearest neighbours of each query row: ``sims`` (cosine, descending) and ``ids`` (-1 = none)."""
+
+    sims: np.ndarray
+    ids: np.ndarray
+
+
+def parse_size(size: int | str | None) -> int:
+    """Bytes from ``1G``, ``512M``, ``300k``, ``1.5GB`` or an int; ``None`` -> the default (2 GiB).
+
+    Example:
+        >>> parse_size("1G"), parse_size("512M"), parse_size(1000)
+        (1073741824, 536870912, 1000)
+    """
+    if size is None:
+        return DEFAULT_BUDGET
+    if isinstance(size, (int, np.integer)):
+        return int(size)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)i?b?\s*", str(size).lower())
+    if not match:
+        raise ValueError(f"cannot read a memory size from {size!r} (use e.g. 1G, 512M)")
+    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
+
+
+def open_embeddings(emb: Embeddings) -> np.ndarray:
+    """A 2-D float array from an array or a ``.npy`` path (memory-mapped, nothing loaded).
+
+    Example:
+        >>> open_embeddings(np.zeros((3, 4), dtype="float32")).shape
+        (3, 4)
+    """
+    arr = np.load(emb, mmap_mode="r") if isinstance(emb, (str, os.PathLike)) else emb
+    if arr.ndim != 2:
+        raise ValueError(f"embeddings must be 2-D (n, dim), got shape {arr.shape}")
+    return arr
+
+
+def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` as a fresh contiguous float32 array.
+
+    A memmap opened from a file is read with ``np.fromfile`` rather than through the mapping, so
+    pages already read do not stay mapped and count towards this process's resident memory.
+
+    Example:
+        >>> read_rows(np.arange(6, dtype="float32").reshape(3, 2), 1, 3).tolist()
+        [[2.0, 3.0], [4.0, 5.0]]
+    """
+    if isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.flags.c_contiguous and arr.filename:
+        d = arr.shape[1]
+        out = np.fromfile(arr.filename, dtype=arr.dtype, count=(stop - start) * d, offset=arr.offset + start * d * arr.itemsize)
+        return out.reshape(stop - start, d).astype(np.float32, copy=False)
+    return np.ascontiguousarray(arr[start:stop], dtype=np.float32)
+
+
+def shard_sizes(n_query: int, n_db: int, dim: int, k: int, memory_budget: int) -> tuple[int, int]:
+    """Query and database shard sizes so that the working set fits ``memory_budget`` bytes.
+
+    The working set is the result heaps (12 bytes per neighbour, both directions), one query and one
+    database shard of vectors, and the similarity block with its transpose (8 bytes per entry).
+
+    Example:
+        >>> shard_sizes(1_000_000, 1_000_000, 384, 4, 1 << 30)
+        (8192, 8192)
+    """
+    heaps = 12 * k * (n_query + n_db)
+    free = memory_budget - BASELINE_BYTES - heaps
+    if free < 8 << 20:
+        raise ValueError(
+            f"memory budget {memory_budget / 2**20:.0f} MiB is too small for {n_query} x {n_db} vectors "
+            f"(result heaps alone need {heaps / 2**20:.0f} MiB plus ~{BASELINE_BYTES >> 20} MiB of libraries)"
+        )
+    # 8 s^2 (block + transpose) + 8 s d (two shards) <= free
+    s = (-8 * dim + math.sqrt(64 * dim * dim + 32 * free)) / 16
+    s = 1 << max(6, min(14, int(math.log2(max(s, 64)))))  # powers of two: 64 .. 16384
+    return min(s, max(n_query, 1)), min(s, max(n_db, 1))
+
+
+class _Checkpoint:
+    """Per-shard result files plus a manifest in ``workdir``; every file written atomically."""
+
+    def __init__(self, workdir: str | os.PathLike | None, signature: dict, resume: bool):
+        self.dir = Path(workdir) if workdir is not None else None
+        self.signature = signature
+        self.state: dict = {"signature": signature, "done": {}}
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        manifest = self.dir / "manifest.json"
+        if manifest.exists():
+            old = json.loads(manifest.read_text())
+            if not resume:
+                raise FileExistsError(f"{self.dir} holds a previous run (manifest.json): pass resume=True (--resume) or remove it")
+            if old.get("signature") != signature:
+                raise ValueError(
+                    f"{self.dir}/manifest.json was written for different inputs or settings: "
+                    f"{old.get('signature')} != {signature}"
+                )
+            self.state = old
+
+    def done(self, stage: str) -> dict:
+        return self.state["done"].setdefault(stage, {})
+
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> str | None:
+        if self.dir is None:
+            return None
+        with atomic_path(self.dir / name, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        return name
+
+    def load_arrays(self, name: str) -> dict:
+        assert self.dir is not None
+        with np.load(self.dir / name) as data:
+            return {key: data[key] for key in data.files}
+
+    def commit(self, stage: str, shard: int, info: object) -> None:
+        self.done(stage)[str(shard)] = info
+        if self.dir is not None:
+            with atomic_open(self.dir / "manifest.json") as fh:
+                json.dump(self.state, fh)
+
+
+def _signature(src: np.ndarray, tgt: np.ndarray, k: int, index: str, qs: int, ds: int, extra: dict) -> dict:
+    def probe(arr: np.ndarray) -> list:
+        rows = read_rows(arr, 0, min(2, len(arr)))
+        return [int(arr.shape[0]), int(arr.shape[1]), float(np.round(rows.sum(), 4)) if rows.size else 0.0]
+
+    return {"src": probe(src), "tgt": probe(tgt), "k": k, "index": index, "shards": [qs, ds], **extra}
+
+
+def knn_both_ways(
+    src: Embeddings,
+    tgt: Embeddings,
+    k: int = 4,
+    memory_budget: int | str | None = None,
+    index: str = "flat",
+    workdir: str | os.PathLike | None = None,
+    resume: bool = False,
+    shard_size: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    train_size: int | None = None,
+    show_progress: bool = False,
+) -> tuple[Neighbours, Neighbours]:
+    """The ``k`` most similar (inner product) targets of every source row, and sources of every target row.
+
+    Args:
+        src, tgt: L2-normalised ``(n, d)`` float arrays, memmaps or ``.npy`` paths.
+        k: neighbours per row (capped at the other side's size).
+        memory_budget: bytes or ``"1G"``-style size for the working set (default 2 GiB).
+        index: ``flat`` (exact) or an approximate FAISS index (``ivf``, ``hnsw``, ``ivfpq``, factory string).
+        workdir: where per-shard results and the manifest go (needed for ``resume``).
+        resume: continue a killed run from ``workdir``.
+        shard_size: force the query shard size (default: derived from the budget).
+        nprobe, ef_search, train_size: approximate-index settings (see :mod:`mlembed.index`).
+
+    Returns:
+        ``(forward, backward)``: neighbours of each source among targets, of each target among sources.
+
+    Example:
+        >>> x = np.eye(3, dtype="float32"); y = x[[2, 0, 1]]
+        >>> fwd, bwd = knn_both_ways(x, y, k=1)
+        >>> fwd.ids.ravel().tolist(), bwd.ids.ravel().tolist()
+        ([1, 2, 0], [2, 0, 1])
+    """
+    src, tgt = open_embeddings(src), open_embeddings(tgt)
+    if src.shape[1] != tgt.shape[1]:
+        raise ValueError(f"source and target dimensions differ: {src.shape[1]} != {tgt.shape[1]}")
+    budget = parse_size(memory_budget)
+    qs, ds = shard_sizes(len(src), len(tgt), src.shape[1], k, budget)
+    if shard_size:
+        qs = ds = int(shard_size)
+    if index == "flat":
+        sig = _signature(src, tgt, k, index, qs, ds, {})
+        return _exact(src, tgt, k, qs, ds, _Checkpoint(workdir, sig, resume), show_progress)
+    sig = _signature(src, tgt, k, index, qs, ds, {"nprobe": nprobe, "ef_search": ef_search, "train_size": train_size})
+    ckpt = _Checkpoint(workdir, sig, resume)
+    settings = dict(nprobe=nprobe, ef_search=ef_search, train_size=train_size, show_progress=show_progress)
+    fwd = _approximate(src, tgt, k, index, qs, ckpt, "forward", **settings)
+    bwd = _approximate(tgt, src, k, index, qs, ckpt, "backward", **settings)
+    return fwd, bwd
+
+
+def _exact(
+    src: np.ndarray, tgt: np.ndarray, k: int, qs: int, ds: int, ckpt: _Checkpoint, show_progress: bool
+) -> tuple[Neighbours, Neighbours]:
+    import faiss
+    from tqdm.auto import tqdm
+
+    nq, nb = len(src), len(tgt)
+    kf, kb = min(k, nb), min(k, nq)
+    bwd = faiss.ResultHeap(nb, kb, keep_max=True)
+    fwd_sims = np.full((nq, kf), -np.inf, dtype=np.float32)
+    fwd_ids = np.full((nq, kf), -1, dtype=np.int64)
+    q_starts = range(0, nq, qs)
+    done = ckpt.done("exact")
+    for shard, q0 in enumerate(q_starts):  # restore finished shards
+        if str(shard) in done:
+            part = ckpt.load_arrays(done[str(shard)])
+            fwd_sims[q0 : q0 + qs], fwd_ids[q0 : q0 + qs] = part["sims"], part["ids"]
+    if done:
+        state = ckpt.load_arrays(ckpt.state["backward_heap"])
+        bwd.D[:], bwd.I[:] = state["D"], state["I"]  # heap order is kept: the arrays are the heaps' storage
+    todo = [(s, q0) for s, q0 in enumerate(q_starts) if str(s) not in done]
+    bar = tqdm(total=len(q_starts), initial=len(q_starts) - len(todo), unit="shard", desc="k-NN (exact)", disable=not show_progress)
+    for shard, q0 in todo:
+        q1 = min(q0 + qs, nq)
+        xq = read_rows(src, q0, q1)
+        heap = faiss.ResultHeap(q1 - q0, kf, keep_max=True)
+        rows = np.arange(q1 - q0, dtype=np.int64)
+        for b0 in range(0, nb, ds):
+            b1 = min(b0 + ds, nb)
+            block = xq @ read_rows(tgt, b0, b1).T
+            heap.add_result_subset(rows, block, np.arange(b0, b1, dtype=np.int64))
+            bwd.add_result_subset(np.arange(b0, b1, dtype=np.int64), np.ascontiguousarray(block.T), np.arange(q0, q1, dtype=np.int64))
+        heap.finalize()
+        fwd_sims[q0:q1], fwd_ids[q0:q1] = heap.D, heap.I
+        fname = ckpt.save_arrays(f"exact-fwd-{shard:05d}.npz", sims=heap.D, ids=heap.I)
+        previous = ckpt.state.get("backward_heap")
+        ckpt.state["backward_heap"] = ckpt.save_arrays(f"exact-bwd-heap-{shard:05d}.npz", D=bwd.D, I=bwd.I)
+        ckpt.commit("exact", shard, fname)
+        if previous and ckpt.dir is not None:  # only the latest heap state is needed
+            (ckpt.dir / previous).unlink(missing_ok=True)
+        bar.update(1)
+    bar.close()
+    bwd.finalize()
+    return Neighbours(fwd_sims, fwd_ids), Neighbours(bwd.D.copy(), bwd.I.copy())
+
+
+def _approximate(
+    queries: np.ndarray,
+    db: np.ndarray,
+    k: int,
+    index: str,
+    qs: int,
+    ckpt: _Checkpoint,
+    stage: str,
+    nprobe: int | None,
+    ef_search: int | None,
+    train_size: int | None,
+    show_progress: bool,
+) -> Neighbours:
+    import faiss
+    from tqdm.auto import tqdm
+
+    from mlembed.index import build_faiss_index, set_search_params
+
+    kk = min(k, len(db))
+    done = ckpt.done(stage)
+    starts = list(range(0, len(queries), qs))
+    sims = np.full((len(queries), kk), -np.inf, dtype=np.float32)
+    ids = np.full((len(queries), kk), -1, dtype=np.int64)
+    for shard, q0 in enumerate(starts):
+        if str(shard) in done:
+            part = ckpt.load_arrays(done[str(shard)])
+            sims[q0 : q0 + qs], ids[q0 : q0 + qs] = part["sims"], part["ids"]
+    todo = [(s, q0) for s, q0 in enumerate(starts) if str(s) not in done]
+    if not todo:
+        return Neighbours(sims, ids)
+    cached = ckpt.dir / f"{stage}.faiss" if ckpt.dir is not None else None
+    if cached is not None and cached.exists():
+        fidx = faiss.read_index(str(cached))
+    else:
+        fidx = build_faiss_index(db, index, train_size=train_size, show_progress=show_progress, desc=f"index ({stage})")
+        if cached is not None:
+            with atomic_path(cached, suffix=".faiss") as tmp:
+                faiss.write_index(fidx, str(tmp))
+    set_search_params(fidx, nprobe=nprobe, ef_search=ef_search)
+    bar = tqdm(total=len(starts), initial=len(starts) - len(todo), unit="shard", desc=f"k-NN ({stage})", disable=not show_progress)
+    for shard, q0 in todo:
+        q1 = min(q0 + qs, len(queries))
+        d, i = fidx.search(read_rows(queries, q0, q1), kk)
+        sims[q0:q1], ids[q0:q1] = d, i
+        ckpt.commit(stage, shard, ckpt.save_arrays(f"{stage}-{shard:05d}.npz", sims=d, ids=i))
+        bar.update(1)
+    bar.close()
+    return Neighbours(sims, ids)
