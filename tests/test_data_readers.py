@@ -24,7 +24,7 @@ def write(path: Path, text: str | bytes) -> Path:
 def test_unknown_kind_lists_valid_kinds() -> None:
     with pytest.raises(DataError) as err:
         parse_spec("csv:foo.csv")
-    assert all(kind in str(err.value) for kind in ["tsv", "pair", "tatoeba", "ntrex"])
+    assert all(kind in str(err.value) for kind in ["tsv", "pair", "tatoeba", "ntrex", "gettext"])
 
 
 def test_spec_languages_are_normalized() -> None:

@@ -34,8 +34,9 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "pair": ("mlembed.data.moses", "read_moses", False),
     "tatoeba": ("mlembed.data.tatoeba", "read_tatoeba", True),
     "ntrex": ("mlembed.data.ntrex", "read_ntrex", True),
+    "gettext": ("mlembed.data.catalogs", "read_gettext", True),
 }
-_EXAMPLES = "tsv:pairs.tsv, pair:train.en,train.de, tatoeba:DIR:deu, ntrex:DIR:deu"
+_EXAMPLES = "tsv:pairs.tsv, pair:train.en,train.de, tatoeba:DIR:deu, ntrex:DIR:deu, gettext:system:de"
 
 
 @dataclass(frozen=True)

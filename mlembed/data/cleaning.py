@@ -20,6 +20,7 @@ Rules, applied in this order (the first that fails names the reason a pair is dr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -33,7 +34,6 @@ from mlembed.data.base import Pair
 from mlembed.io import read_lines
 
 REASONS = ("empty", "too_short", "too_long", "ratio", "contaminated", "duplicate")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass
@@ -105,7 +105,7 @@ def normalize_text(text: str, nfc: bool = True, fold_whitespace: bool = True) ->
     """
     if nfc:
         text = unicodedata.normalize("NFC", text)
-    return _SPACE.sub(" ", text).strip() if fold_whitespace else text.strip()
+    return " ".join(text.split()) if fold_whitespace else text.strip()
 
 
 def display_width(text: str) -> int:
@@ -115,7 +115,24 @@ def display_width(text: str) -> int:
         >>> display_width("Hello"), display_width("你好")
         (5, 4)
     """
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    if text.isascii():
+        return len(text)
+    return len(text) + len(_wide_chars().findall(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _wide_chars() -> re.Pattern:
+    """A character class of every East Asian Wide/Fullwidth code point (built once from unicodedata)."""
+    ranges, start = [], None
+    for cp in range(0x1100, 0x40000):
+        char = chr(cp)
+        wide = unicodedata.east_asian_width(char) in "WF" and unicodedata.category(char) != "Cn"
+        if wide and start is None:
+            start = cp
+        elif not wide and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+            start = None
+    return re.compile("[" + "".join(ranges) + "]")
 
 
 def _hash(*parts: str) -> int:
@@ -201,9 +218,12 @@ def clean_pairs(
         elif len(src) > o.max_chars or len(tgt) > o.max_chars:
             reason = "too_long"
         elif o.max_len_ratio is not None:
-            short, long = sorted((display_width(src), display_width(tgt)))
-            if long >= o.ratio_min_chars and long > o.max_len_ratio * short:
-                reason = "ratio"
+            short, long = sorted((len(src), len(tgt)))
+            # widths lie in [len, 2 len]: measure them only when the ratio could fail
+            if 2 * long >= o.ratio_min_chars and 2 * long > o.max_len_ratio * short:
+                short, long = sorted((display_width(src), display_width(tgt)))
+                if long >= o.ratio_min_chars and long > o.max_len_ratio * short:
+                    reason = "ratio"
         if reason is None and contaminated and (_hash(src) in contaminated or _hash(tgt) in contaminated):
             reason = "contaminated"
         if reason is None and o.dedupe:
