@@ -21,6 +21,7 @@ Unknown but valid-looking codes pass through with the language subtag lower-case
 
 from __future__ import annotations
 
+import functools
 import re
 
 # ISO 639-1 -> ISO 639-3 (the 184 two-letter codes; from Debian iso-codes' iso_639-3.json).
@@ -110,6 +111,7 @@ def is_known_language(code: str) -> bool:
     return primary in _ISO1_TO_3 or primary in _DEFAULT_SCRIPT
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_lang(code: str) -> str:
     """Map a language code or locale to a short BCP-47 tag (see the module docstring for the rules).
 

@@ -35,8 +35,10 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "tatoeba": ("mlembed.data.tatoeba", "read_tatoeba", True),
     "ntrex": ("mlembed.data.ntrex", "read_ntrex", True),
     "gettext": ("mlembed.data.catalogs", "read_gettext", True),
+    "jsonl": ("mlembed.data.jsonl", "read_jsonl", False),
+    "hf": ("mlembed.data.hf", "read_hf", False),
 }
-_EXAMPLES = "tsv:pairs.tsv, pair:train.en,train.de, tatoeba:DIR:deu, ntrex:DIR:deu, gettext:system:de"
+_EXAMPLES = "tsv:pairs.tsv, pair:train.en,train.de, tatoeba:DIR:deu, ntrex:DIR:deu, gettext:system:de, jsonl:pairs.jsonl, hf:./saved_dataset"
 
 
 @dataclass(frozen=True)
