@@ -24,7 +24,7 @@ def write(path: Path, text: str | bytes) -> Path:
 def test_unknown_kind_lists_valid_kinds() -> None:
     with pytest.raises(DataError) as err:
         parse_spec("csv:foo.csv")
-    assert all(kind in str(err.value) for kind in ["tsv", "pair", "tatoeba", "ntrex", "gettext"])
+    assert all(kind in str(err.value) for kind in ["tsv", "pair", "tatoeba", "ntrex", "gettext", "jsonl", "hf"])
 
 
 def test_spec_languages_are_normalized() -> None:
@@ -147,3 +147,70 @@ def test_ntrex_skips_english_references_unless_asked(shared_data: Path) -> None:
     langs = {p.tgt_lang for p in read_ntrex(str(root), ["en", "fr"])}
     assert langs == {"en-GB", "en-IN", "en-US", "fr", "fr-CA"}
     assert not any(p.tgt_lang.startswith("en") for p in read_ntrex(str(root), ["fr", "fr-CA"]))
+
+
+# --- jsonl ---------------------------------------------------------------------------------------
+
+def test_jsonl_reader_keys_and_suffix(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "p.jsonl",
+        '{"src": "Ja.", "tgt": "Yes.", "src_lang": "deu", "tgt_lang": "eng"}\n\n'
+        '{"src": "No.", "tgt": "Non.", "src_lang": "en", "tgt_lang": "fr", "id": 7}\n',
+    )
+    assert list(read_pairs(f"jsonl:{p}")) == [Pair("Yes.", "Ja.", "en", "de"), Pair("No.", "Non.", "en", "fr")]
+    assert list(read_pairs(f"jsonl:{p}", langs=["fr"])) == [Pair("No.", "Non.", "en", "fr")]
+    bare = write(tmp_path / "bare.jsonl", '{"src": "Yes.", "tgt": "Sí."}\n')
+    assert list(read_pairs(f"jsonl:{bare}@en-es")) == [Pair("Yes.", "Sí.", "en", "es")]
+    with pytest.raises(DataError, match=r"bare\.jsonl:1: bad JSON line: missing language"):
+        list(read_pairs(f"jsonl:{bare}"))
+
+
+def test_jsonl_bad_json_names_file_and_line(tmp_path: Path) -> None:
+    p = write(tmp_path / "x.en-de.jsonl", '{"src": "One.", "tgt": "Eins."}\n{"src": "Two.", "tgt": \n{"tgt": "Drei."}\n')
+    with pytest.raises(DataError, match=r"x\.en-de\.jsonl:2: bad JSON line"):
+        list(read_pairs(f"jsonl:{p}"))
+    assert [x.tgt for x in read_pairs(f"jsonl:{p}", on_bad_line="skip")] == ["Eins."]
+    missing = write(tmp_path / "m.en-de.jsonl", '{"tgt": "Drei."}\n')
+    with pytest.raises(DataError, match=r"m\.en-de\.jsonl:1: bad JSON line: missing key 'src'"):
+        list(read_pairs(f"jsonl:{missing}"))
+
+
+# --- hf (offline, a dataset saved here) ------------------------------------------------------------
+
+def test_hf_layouts_from_saved_datasets(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    trans = tmp_path / "trans"
+    datasets.Dataset.from_dict(
+        {"translation": [{"de": "Hallo.", "en": "Hello.", "fr": "Bonjour."}, {"de": "Ja.", "en": "Yes.", "fr": "Oui."}]}
+    ).save_to_disk(str(trans))
+    assert list(read_pairs(f"hf:{trans}", langs=["fr"])) == [
+        Pair("Hello.", "Bonjour.", "en", "fr"), Pair("Yes.", "Oui.", "en", "fr"),
+    ]
+    assert len(list(read_pairs(f"hf:{trans}"))) == 4
+
+    st = tmp_path / "st"
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict({"english": ["Thanks."], "non_english": ["Danke."]})}
+    ).save_to_disk(str(st))
+    assert list(read_pairs(f"hf:{st}::train@en-de")) == [Pair("Thanks.", "Danke.", "en", "de")]
+    with pytest.raises(DataError, match="missing language"):
+        list(read_pairs(f"hf:{st}"))
+    with pytest.raises(DataError, match="no split 'test'"):
+        list(read_pairs(f"hf:{st}::test@en-de"))
+
+    srctgt = tmp_path / "srctgt"
+    datasets.Dataset.from_dict(
+        {"src": ["Gracias."], "tgt": ["Thanks."], "src_lang": ["spa"], "tgt_lang": ["eng"]}
+    ).save_to_disk(str(srctgt))
+    assert list(read_pairs(f"hf:{srctgt}")) == [Pair("Thanks.", "Gracias.", "en", "es")]
+
+    other = tmp_path / "other"
+    datasets.Dataset.from_dict({"text": ["x"]}).save_to_disk(str(other))
+    with pytest.raises(DataError, match="no known column layout"):
+        list(read_pairs(f"hf:{other}"))
+
+
+def test_hf_hub_name_offline_is_a_clear_error() -> None:
+    pytest.importorskip("datasets")
+    with pytest.raises(DataError, match="cannot load Hugging Face dataset"):
+        list(read_pairs("hf:someone/surely-not-cached-dataset"))

@@ -50,6 +50,7 @@ _PLACEHOLDER = re.compile(
     r"|</?([A-Za-z][A-Za-z0-9]*)\b[^<>]*>"  # markup tags
     r"|&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);"  # entities
 )
+_MAYBE_PLACEHOLDER = re.compile(r"[%{<&]")
 _CJK_ACCEL = re.compile(r"\s*\(\s*[_&][A-Za-z0-9]\s*\)")
 _AMP_ACCEL = re.compile(r"&(?![A-Za-z]+;|#\d+;|#x[0-9A-Fa-f]+;)(?=\w)")
 _UNDERSCORE_ACCEL = re.compile(r"_(?=\w)")
@@ -74,6 +75,12 @@ def placeholders(text: str) -> Counter:
     return found
 
 
+def _same_placeholders(a: str, b: str) -> bool:
+    if not (_MAYBE_PLACEHOLDER.search(a) or _MAYBE_PLACEHOLDER.search(b)):
+        return True  # fast path: no placeholder can be present
+    return placeholders(a) == placeholders(b)
+
+
 def strip_accelerators(text: str) -> str:
     """Remove keyboard accelerator markers: ``_File``, ``&File`` (when single) and a ``(_F)`` suffix.
 
@@ -81,6 +88,8 @@ def strip_accelerators(text: str) -> str:
         >>> strip_accelerators("_Open File"), strip_accelerators("打开(_O)…"), strip_accelerators("Tom & Jerry")
         ('Open File', '打开…', 'Tom & Jerry')
     """
+    if "_" not in text and "&" not in text:
+        return text
     text = _CJK_ACCEL.sub("", text)
     if len(_AMP_ACCEL.findall(text)) == 1:
         text = _AMP_ACCEL.sub("", text)
@@ -135,7 +144,7 @@ def message_pairs(msgid: str, msgstr: str) -> Iterator[tuple[str, str]]:
         candidates = iter([(msgid.strip(), msgstr.strip())])
     for src, tgt in candidates:
         src, tgt = strip_accelerators(src).strip(), strip_accelerators(tgt).strip()
-        if src and tgt and src != tgt and placeholders(src) == placeholders(tgt):
+        if src and tgt and src != tgt and _same_placeholders(src, tgt):
             yield src, tgt
 
 
