@@ -1,0 +1,94 @@
+"""``mlembed distill``: make the English teacher multilingual on parallel data (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from mlembed.distill.train import DistillConfig
+
+    d = DistillConfig()
+    p = sub.add_parser(
+        "distill",
+        help="distil the English teacher into a multilingual student",
+        description="Knowledge distillation (Reimers & Gurevych 2020): the student learns student(English) ~ "
+        "teacher(English) and student(translation) ~ teacher(English) by MSE. With no arguments it trains on the "
+        "gettext catalogs of this machine for a few minutes and saves ./mlembed-student. Interrupted runs continue "
+        "with --resume.",
+    )
+    p.add_argument("--data", action="append", default=None, metavar="SPEC",
+                   help="parallel data spec, repeatable (tsv:, pair:, tatoeba:, ntrex:, gettext:, jsonl:, hf:; see "
+                   "docs/data.md) [gettext:system]")
+    p.add_argument("--teacher", default=d.teacher, help="English teacher [%(default)s]")
+    p.add_argument("--student", default=d.student,
+                   help="'auto' (teacher + multilingual vocabulary learned from the data), a folder or a hub id [%(default)s]")
+    p.add_argument("--langs", default=None, help="comma-separated target languages (de,fr,zh,... or deu,fra,cmn)")
+    p.add_argument("--output", default=d.output, help="output model folder [%(default)s]")
+    p.add_argument("--max-pairs", type=int, default=d.max_pairs,
+                   help="training pairs, balanced across languages; 0 = all [%(default)s]")
+    p.add_argument("--max-pairs-per-lang", type=int, default=None, help="cap per language")
+    p.add_argument("--epochs", type=float, default=d.epochs, help="[%(default)s]")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after this many steps (-1: epochs decide)")
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes,
+                   help="training time budget: stop cleanly, save, report; 0 = none [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="pairs per step [%(default)s]")
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate [%(default)s]")
+    p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
+    p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
+    p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help="[%(default)s]")
+    p.add_argument("--eval-data", default=None, metavar="SPEC", help="held-out dev pairs (default: held out from --data)")
+    p.add_argument("--eval-pairs", type=int, default=d.eval_pairs, help="dev pairs [%(default)s]")
+    p.add_argument("--eval-steps", type=int, default=d.eval_steps, help="dev evaluation every N steps [%(default)s]")
+    p.add_argument("--save-steps", type=int, default=d.save_steps, help="checkpoint every N steps [%(default)s]")
+    p.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH",
+                   help="drop pairs with a side in these evaluation files/folders (e.g. ../shared/data/tatoeba)")
+    p.add_argument("--cache-dir", default=None, help="teacher-embedding cache [$MLEMBED_CACHE or ~/.cache/mlembed]")
+    p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    p.add_argument("--keep-work", action="store_true", help="keep OUTPUT/_distill (checkpoints, prepared data)")
+    p.add_argument("--no-table", action="store_true", help="skip the before/after similarity table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlembed.distill import DistillConfig, distill
+
+    config = DistillConfig(
+        output=args.output,
+        data=tuple(args.data or ["gettext:system"]),
+        teacher=args.teacher,
+        student=args.student,
+        langs=[x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None,
+        max_pairs=args.max_pairs or None,
+        max_pairs_per_lang=args.max_pairs_per_lang,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes or None,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        dim=args.dim,
+        new_tokens=args.new_tokens,
+        max_seq_length=args.max_seq_length,
+        eval_data=args.eval_data,
+        eval_pairs=args.eval_pairs,
+        eval_steps=args.eval_steps,
+        save_steps=args.save_steps,
+        decontaminate=tuple(args.decontaminate),
+        cache_dir=args.cache_dir,
+        seed=args.seed,
+        keep_work=args.keep_work,
+    )
+    result = distill(config, resume=args.resume)
+    print(f"\nsaved {result.output}: {result.steps} steps in {result.train_seconds:.0f} s "
+          f"(+{result.prep_seconds:.0f} s preparation), {sum(result.pairs_per_language.values()):,} pairs in "
+          f"{len(result.pairs_per_language)} language pairs")
+    if result.dev:
+        print("dev: " + ", ".join(f"{k} {v}" for k, v in result.dev.items()))
+    if not args.no_table:
+        from mlembed.models import load_model
+        from mlembed.similarity import similarity_table
+
+        print()
+        print(similarity_table({"teacher": load_model(args.teacher), "student": load_model(result.output)}))
+    return 0

@@ -1,0 +1,62 @@
+"""The model card (README.md) written into a distilled student's folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def model_card(plan: dict, result: Any) -> str:
+    """Markdown describing how the student was made: teacher, data, steps, time, dev figures.
+
+    Example:
+        >>> from mlembed.distill.train import DistillResult
+        >>> plan = {"config": {"teacher": "minilm-en", "student": "auto", "data": ["tsv:x.tsv"], "lr": 1e-4,
+        ...         "batch_size": 8, "dim": None, "max_seq_length": 128}, "train_pairs": 2, "dev_pairs": 0,
+        ...         "pairs_per_language": {"en-de": 2}, "cleaning": "", "vocab": {}}
+        >>> res = DistillResult("out", 1, 1.0, 1.0, False, {"en-de": 2}, {})
+        >>> "en-de" in model_card(plan, res)
+        True
+    """
+    cfg = plan["config"]
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "tags: [sentence-transformers, sentence-similarity, multilingual, knowledge-distillation, mlembed]",
+        "---",
+        "",
+        "# Multilingual student distilled with mlembed",
+        "",
+        f"Teacher `{cfg['teacher']}` distilled into a multilingual student (student: `{cfg['student']}`) with MSE on "
+        "parallel sentences: student(English) and student(translation) both trained toward teacher(English) "
+        "(Reimers & Gurevych, EMNLP 2020).",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        'model = SentenceTransformer("PATH/TO/THIS/FOLDER")',
+        'embeddings = model.encode(["Hello world", "Hallo Welt", "你好，世界"])',
+        "```",
+        "",
+        "## Training",
+        "",
+        f"- data: {', '.join(f'`{d}`' for d in cfg['data'])}",
+        f"- training pairs: {plan['train_pairs']:,}; dev pairs: {plan['dev_pairs']:,}",
+        f"- steps: {result.steps:,} (batch {cfg['batch_size']}, lr {cfg['lr']}, max_seq_length {cfg['max_seq_length']})",
+        f"- time: {result.prep_seconds:.0f} s preparation, {result.train_seconds:.0f} s training"
+        + (" (stopped by the time budget)" if result.stopped_by_budget else ""),
+    ]
+    if cfg.get("dim"):
+        lines.append(f"- dimension reduced to {cfg['dim']} by PCA of teacher embeddings (Dense layer, no bias)")
+    if plan.get("vocab"):
+        v = plan["vocab"]
+        lines.append(
+            f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v['transferred']:,} initialised "
+            f"from the teacher's tokenisation, {v['random']:,} random), {v['vocab_size']:,} in all"
+        )
+    if plan.get("cleaning"):
+        lines.append(f"- cleaning: {plan['cleaning']}")
+    lines += ["", "| language pair | training pairs |", "|---|---:|"]
+    lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
+    if result.dev:
+        lines += ["", "## Dev figures (held-out pairs)", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in result.dev.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,349 @@
+"""The distillation run: prepare data, teacher targets and student, then train with the ST trainer.
+
+Everything a run needs to continue after a kill lives in ``OUTPUT/_distill/``: the plan (arguments,
+pair counts), the training and dev pairs (in their training order), the initial student and the
+trainer checkpoints. ``resume=True`` reuses them, so the data order and the initial weights are the
+same as in the interrupted run and the trainer continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlembed.io import atomic_open
+
+WORK = "_distill"
+
+
+def default_cache_dir() -> Path:
+    """Where teacher embeddings are cached: ``$MLEMBED_CACHE`` or ``~/.cache/mlembed``."""
+    return Path(os.environ.get("MLEMBED_CACHE", Path.home() / ".cache" / "mlembed")) / "teacher"
+
+
+@dataclass
+class DistillConfig:
+    """Arguments of a distillation run (mirrors ``mlembed distill --help``)."""
+
+    output: str = "mlembed-student"
+    data: Sequence[str] = ("gettext:system",)
+    teacher: str = "minilm-en"
+    student: str = "auto"
+    langs: Sequence[str] | None = None
+    max_pairs: int | None = 20000
+    max_pairs_per_lang: int | None = None
+    epochs: float = 1.0
+    max_steps: int = -1
+    max_minutes: float | None = 5.0
+    batch_size: int = 64
+    lr: float = 1e-4
+    embedding_lr: float | None = None
+    warmup_ratio: float = 0.05
+    dim: int | None = None
+    new_tokens: int = 40000
+    max_seq_length: int = 128
+    eval_data: str | None = None
+    eval_pairs: int = 500
+    eval_steps: int = 500
+    save_steps: int = 200
+    decontaminate: Sequence[str] = ()
+    cache_dir: str | None = None
+    seed: int = 42
+    keep_work: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class DistillResult:
+    """What a run produced: the model folder and the figures that go on its card."""
+
+    output: str
+    steps: int
+    train_seconds: float
+    prep_seconds: float
+    stopped_by_budget: bool
+    pairs_per_language: dict[str, int]
+    dev: dict[str, float]
+    vocab: dict[str, int] = field(default_factory=dict)
+    teacher_embeddings_computed: int = 0
+    cleaning: str = ""
+
+
+def distill(config: DistillConfig | None = None, resume: bool = False, **overrides: Any) -> DistillResult:
+    """Distil the teacher into a multilingual student and save it as a sentence-transformers folder.
+
+    Example:
+        >>> from mlembed.distill import distill
+        >>> result = distill(data=["tsv:pairs.tsv"], output="student", max_minutes=1)  # doctest: +SKIP
+        >>> from sentence_transformers import SentenceTransformer
+        >>> SentenceTransformer("student").encode(["Guten Morgen"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+    config = config or DistillConfig()
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise TypeError(f"unknown distill option {key!r}")
+        setattr(config, key, value)
+    from mlembed.models import load_model
+
+    out = Path(config.output)
+    work = out / WORK
+    t0 = time.monotonic()
+    teacher = load_model(config.teacher)
+    plan_path = work / "plan.json"
+    if resume and plan_path.exists():
+        plan = json.loads(plan_path.read_text())
+        _log(f"resuming {out} (prepared {plan['train_pairs']} training pairs)")
+    else:
+        if resume:
+            _log(f"nothing to resume in {out}: starting a new run")
+        if work.exists():
+            shutil.rmtree(work)
+        plan = _prepare(config, teacher, work)
+    prep_seconds = time.monotonic() - t0
+    return _train(config, plan, teacher, work, prep_seconds)
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"[mlembed distill] {message}")
+
+
+def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
+    """Sample pairs, split dev, compute teacher targets, build and save the initial student."""
+    from datasets import Dataset
+
+    from mlembed.data import read_pairs
+    from mlembed.data.cleaning import CleanOptions, CleanStats
+    from mlembed.distill.sampling import balanced_sample
+    from mlembed.teacher_cache import TeacherCache
+
+    work.mkdir(parents=True, exist_ok=True)
+    stats = CleanStats()
+    clean = CleanOptions(decontaminate=tuple(config.decontaminate))
+
+    _log(f"reading {', '.join(config.data)}" + (f" (languages: {', '.join(config.langs)})" if config.langs else ""))
+    reserve = 0 if config.eval_data else config.eval_pairs
+    total = None if config.max_pairs is None else config.max_pairs + reserve
+    pairs = []
+    for spec in config.data:  # every spec gets an equal share, balanced across its languages
+        stream = read_pairs(spec, langs=config.langs, clean=clean, stats=stats)
+        share = None if total is None else max(1, total // len(config.data))
+        pairs += balanced_sample(stream, max_pairs=share, per_language=config.max_pairs_per_lang, seed=config.seed)
+    random.Random(config.seed).shuffle(pairs)
+    if not pairs:
+        raise ValueError(f"no training pairs found in {', '.join(config.data)}" + (f" for {config.langs}" if config.langs else ""))
+    _log(f"cleaning: {stats.summary()}")
+    if config.eval_data:
+        dev = list(_take(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
+        train = pairs
+    else:
+        dev = pairs[:reserve]
+        train = pairs[reserve:]
+    dev_english = {p.src for p in dev}
+    train = [p for p in train if p.src not in dev_english]  # dev English sentences are truly held out
+    if not train:
+        raise ValueError("every pair went to the dev set: give more data or a smaller --eval-pairs")
+    counts = Counter(f"{p.src_lang}-{p.tgt_lang}" for p in train)
+    _log(f"{len(train)} training pairs in {len(counts)} language pairs, {len(dev)} dev pairs")
+
+    cache = TeacherCache(config.cache_dir or default_cache_dir(), teacher)
+    rows = cache.rows([p.src for p in train], show_progress=config.show_progress)
+    dataset = Dataset.from_dict(
+        {"english": [p.src for p in train], "non_english": [p.tgt for p in train], "teacher_row": rows.tolist()}
+    )
+    dataset.save_to_disk(str(work / "train"))
+    with atomic_open(work / "dev.jsonl") as fh:
+        for p in dev:
+            fh.write(json.dumps(p._asdict(), ensure_ascii=False) + "\n")
+
+    student, vocab_stats = _build_student(config, teacher, train)
+    components = None
+    if config.dim:
+        from mlembed.distill.pca import add_projection, fit_pca
+
+        components = fit_pca(cache.vectors()[np.unique(rows)], config.dim)
+        np.save(work / "pca.npy", components)
+        add_projection(student, components)
+    student.save(str(work / "student-init"))
+    plan = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "teacher_fingerprint": cache.fingerprint,
+        "cache_dir": str(cache.dir.parent),
+        "train_pairs": len(train),
+        "dev_pairs": len(dev),
+        "pairs_per_language": dict(sorted(counts.items())),
+        "cleaning": stats.summary(),
+        "vocab": vocab_stats,
+        "teacher_embeddings_computed": cache.computed,
+        "pca": components is not None,
+    }
+    with atomic_open(work / "plan.json") as fh:  # written last: its presence means preparation finished
+        json.dump(plan, fh, indent=1, ensure_ascii=False)
+    return plan
+
+
+def _take(iterable, n: int) -> list:
+    out = []
+    for item in iterable:
+        if len(out) >= n:
+            break
+        out.append(item)
+    return out
+
+
+def _build_student(config: DistillConfig, teacher: Any, train: list) -> tuple[Any, dict]:
+    from mlembed.models import embedding_dim, load_model, resolve_model_path
+
+    if config.student == "auto":
+        from mlembed.vocab import extend_vocabulary
+
+        student = load_model(resolve_model_path(config.teacher))
+        _log(f"learning a {config.new_tokens}-subword vocabulary from the non-English side")
+        vocab_stats = extend_vocabulary(student, (p.tgt for p in train), new_tokens=config.new_tokens, seed=config.seed)
+        _log(
+            f"student vocabulary: +{vocab_stats['added']} subwords ({vocab_stats['transferred']} initialised from the "
+            f"teacher's tokenisation, {vocab_stats['random']} random) = {vocab_stats['vocab_size']}"
+        )
+    else:
+        student = load_model(config.student)
+        vocab_stats = {}
+    student.max_seq_length = config.max_seq_length
+    s_dim, t_dim = embedding_dim(student), embedding_dim(teacher)
+    if s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
+        import torch
+        from sentence_transformers.models import Dense
+
+        student.append(Dense(in_features=s_dim, out_features=t_dim, bias=False, activation_function=torch.nn.Identity()))
+        _log(f"student dimension {s_dim} != teacher {t_dim}: added a trainable Dense projection")
+    return student, vocab_stats
+
+
+def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_seconds: float) -> DistillResult:
+    import torch
+    from datasets import load_from_disk
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+
+    from mlembed.distill.callbacks import TimeBudget
+    from mlembed.distill.collator import TeacherTargetCollator
+    from mlembed.distill.dev import dev_evaluator, run_dev
+    from mlembed.encode import cpu_has_native_bf16
+    from mlembed.teacher_cache import TeacherCache
+
+    student = SentenceTransformer(str(work / "student-init"), device="cpu")
+    dataset = load_from_disk(str(work / "train"))
+    dev = [json.loads(line) for line in (work / "dev.jsonl").read_text().splitlines()]
+    components = np.load(work / "pca.npy") if plan["pca"] else None
+    cache = TeacherCache(plan["cache_dir"], teacher)
+    if cache.fingerprint != plan["teacher_fingerprint"]:
+        raise ValueError(f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}")
+    evaluator = dev_evaluator(dev, teacher, components) if dev else None
+    budget = TimeBudget(config.max_minutes)
+    ckpt_dir = work / "checkpoints"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float < 1 is a ratio
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        eval_strategy="steps" if evaluator else "no",
+        eval_steps=config.eval_steps,
+        logging_steps=max(1, min(50, config.save_steps)),
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=cpu_has_native_bf16(),
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        disable_tqdm=not config.show_progress,
+        dataloader_num_workers=0,
+    )
+    collator = TeacherTargetCollator(preprocess_fn=student.preprocess, targets=cache.vectors(), components=components)
+    trainer = SentenceTransformerTrainer(
+        model=student,
+        args=args,
+        train_dataset=dataset,
+        loss=losses.MSELoss(student),
+        evaluator=evaluator,
+        data_collator=collator,
+        callbacks=[budget],
+        optimizers=(_optimizer(student, config), None),
+    )
+    last = _last_checkpoint(ckpt_dir)
+    if last:
+        _log(f"continuing from {last.name}")
+    t0 = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    train_seconds = time.monotonic() - t0
+    if budget.stopped:
+        _log(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps: saving")
+    dev_scores = run_dev(evaluator, student) if evaluator else {}
+    result = DistillResult(
+        output=str(Path(config.output)),
+        steps=trainer.state.global_step,
+        train_seconds=round(train_seconds, 1),
+        prep_seconds=round(prep_seconds, 1),
+        stopped_by_budget=budget.stopped,
+        pairs_per_language=plan["pairs_per_language"],
+        dev=dev_scores,
+        vocab=plan["vocab"],
+        teacher_embeddings_computed=plan["teacher_embeddings_computed"],
+        cleaning=plan["cleaning"],
+    )
+    _save_final(student, config, plan, result, work)
+    return result
+
+
+def _optimizer(student: Any, config: DistillConfig) -> Any:
+    """AdamW; the word-embedding matrix gets its own learning rate when ``embedding_lr`` is set (new
+    subwords start far from where they need to be, the transformer layers only need small moves)."""
+    import torch
+
+    if not config.embedding_lr:
+        return None
+    emb = student[0].auto_model.get_input_embeddings().weight
+    rest = [p for p in student.parameters() if p.requires_grad and p is not emb]
+    groups = [{"params": [emb], "lr": config.embedding_lr}, {"params": rest, "lr": config.lr}]
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
+
+
+def _last_checkpoint(ckpt_dir: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return Path(get_last_checkpoint(str(ckpt_dir))) if ckpt_dir.is_dir() and get_last_checkpoint(str(ckpt_dir)) else None
+
+
+def _save_final(student: Any, config: DistillConfig, plan: dict, result: DistillResult, work: Path) -> None:
+    """Save into OUTPUT: files land one by one via rename, modules.json last, so the folder only
+    becomes loadable once complete; then the work folder is removed (unless keep_work)."""
+    from mlembed.distill.card import model_card
+
+    out = Path(config.output)
+    staging = work / "final"
+    if staging.exists():
+        shutil.rmtree(staging)
+    student.save(str(staging))
+    (staging / "README.md").write_text(model_card(plan, result), encoding="utf-8")
+    (staging / "mlembed.json").write_text(json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False))
+    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: p.name == "modules.json")
+    for src in files:
+        dst = out / src.relative_to(staging)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    if not config.keep_work:
+        shutil.rmtree(work)

@@ -1,0 +1,181 @@
+"""Distillation: teacher cache reuse, vocabulary extension, PCA, save/load, resume after kill -9.
+
+Runs on a few dozen hand-written translations so it needs no shared data and stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlembed.teacher_cache import TeacherCache
+
+DE = [
+    ("The weather is lovely today.", "Das Wetter ist heute herrlich."),
+    ("I would like a cup of coffee.", "Ich hätte gern eine Tasse Kaffee."),
+    ("Where is the train station?", "Wo ist der Bahnhof?"),
+    ("My brother lives in Berlin.", "Mein Bruder wohnt in Berlin."),
+    ("The children are playing in the garden.", "Die Kinder spielen im Garten."),
+    ("Please close the window.", "Bitte schließ das Fenster."),
+    ("We are going to the cinema tonight.", "Wir gehen heute Abend ins Kino."),
+    ("This book is very interesting.", "Dieses Buch ist sehr interessant."),
+    ("She drinks tea every morning.", "Sie trinkt jeden Morgen Tee."),
+    ("The file could not be opened.", "Die Datei konnte nicht geöffnet werden."),
+    ("He forgot his keys at home.", "Er hat seine Schlüssel zu Hause vergessen."),
+    ("How much does this shirt cost?", "Wie viel kostet dieses Hemd?"),
+    ("The meeting starts at nine o'clock.", "Die Besprechung beginnt um neun Uhr."),
+    ("I am learning to play the piano.", "Ich lerne Klavier spielen."),
+    ("The dog is sleeping under the table.", "Der Hund schläft unter dem Tisch."),
+    ("Save the changes before closing.", "Speichern Sie die Änderungen vor dem Schließen."),
+]
+ZH = [
+    ("The weather is lovely today.", "今天天气很好。"),
+    ("I would like a cup of coffee.", "我想要一杯咖啡。"),
+    ("Where is the train station?", "火车站在哪里？"),
+    ("My brother lives in Berlin.", "我哥哥住在柏林。"),
+    ("The children are playing in the garden.", "孩子们在花园里玩。"),
+    ("Please close the window.", "请关上窗户。"),
+    ("We are going to the cinema tonight.", "我们今晚去看电影。"),
+    ("This book is very interesting.", "这本书很有意思。"),
+    ("She drinks tea every morning.", "她每天早上喝茶。"),
+    ("The file could not be opened.", "无法打开文件。"),
+    ("He forgot his keys at home.", "他把钥匙忘在家里了。"),
+    ("How much does this shirt cost?", "这件衬衫多少钱？"),
+    ("The meeting starts at nine o'clock.", "会议九点开始。"),
+    ("I am learning to play the piano.", "我在学弹钢琴。"),
+    ("The dog is sleeping under the table.", "狗在桌子下面睡觉。"),
+    ("Save the changes before closing.", "关闭前请保存更改。"),
+]
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> list[str]:
+    specs = []
+    for lang, rows in (("deu", DE), ("cmn", ZH)):
+        path = tmp_path / f"pairs.eng-{lang}.tsv"
+        path.write_text(f"eng\t{lang}\n" + "".join(f"{en}\t{xx}\n" for en, xx in rows), encoding="utf-8")
+        specs.append(f"tsv:{path}")
+    return specs
+
+
+def _options(tmp_path, corpus, **extra):
+    opts = dict(
+        data=corpus, output=str(tmp_path / "student"), cache_dir=str(tmp_path / "cache"), max_pairs=None,
+        max_minutes=None, batch_size=8, max_steps=6, eval_pairs=6, eval_steps=3, save_steps=3, new_tokens=300,
+        lr=1e-4, show_progress=False,
+    )
+    opts.update(extra)
+    return opts
+
+
+def test_distill_saves_plain_st_model_with_card_and_reuses_teacher_cache(tmp_path, corpus, teacher):
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+
+    first = distill(**_options(tmp_path, corpus))
+    assert first.teacher_embeddings_computed > 0
+    assert first.steps == 6 and set(first.pairs_per_language) == {"en-de", "en-zh"}
+    assert {"mse_x100", "mean_accuracy", "src2trg_accuracy", "trg2src_accuracy"} <= set(first.dev)
+    out = Path(first.output)
+    assert not (out / "_distill").exists()
+    card = (out / "README.md").read_text()
+    assert "en-de" in card and "minilm-en" in card and "mse_x100" in card
+
+    # plain sentence-transformers loads it; save -> load gives the same embeddings
+    sentences = ["Guten Morgen!", "早上好！", "Good morning!"]
+    loaded = SentenceTransformer(str(out), device="cpu")
+    again = SentenceTransformer(str(out), device="cpu")
+    np.testing.assert_allclose(loaded.encode(sentences), again.encode(sentences), atol=1e-6)
+    assert "[UNK]" not in loaded.tokenizer.tokenize("今天天气很好")
+
+    second = distill(**_options(tmp_path, corpus, output=str(tmp_path / "student2")))
+    assert second.teacher_embeddings_computed == 0  # every English sentence came from the cache
+
+
+def test_teacher_cache_survives_torn_write(tmp_path, teacher):
+    cache = TeacherCache(tmp_path, teacher)
+    rows = cache.rows(["one sentence", "another sentence"], show_progress=False)
+    expected = np.array(cache.vectors()[rows])
+    with open(cache.dir / "vectors.bin", "ab") as fh:  # a kill after half a row of the next chunk
+        fh.write(b"\0" * 100)
+    reopened = TeacherCache(tmp_path, teacher)
+    assert len(reopened) == 2
+    np.testing.assert_array_equal(reopened.vectors()[reopened.rows(["one sentence", "another sentence"])], expected)
+    assert reopened.computed == 0
+
+
+def test_extended_vocabulary_transfers_known_pieces(teacher):
+    from mlembed.models import load_model
+    from mlembed.vocab import extend_vocabulary
+
+    student = load_model("minilm-en")
+    old = student[0].auto_model.get_input_embeddings().weight.detach().clone()
+    stats = extend_vocabulary(student, [zh for _, zh in ZH] * 3 + [de for _, de in DE] * 3, new_tokens=400, min_frequency=1)
+    assert stats["added"] > 0 and stats["transferred"] > 0
+    tok = student.tokenizer
+    assert "[UNK]" not in tok.tokenize("我想要一杯咖啡。")
+    assert "[UNK]" in teacher.tokenizer.tokenize("我想要一杯咖啡。")
+    weight = student[0].auto_model.get_input_embeddings().weight.detach()
+    torch_equal = bool((weight[: len(old)] == old).all())
+    assert torch_equal  # the teacher's rows are untouched
+    # a new token the teacher can spell (e.g. an accented German word) starts at the mean of its pieces
+    vocab = tok.get_vocab()
+    checked = 0
+    for token, idx in vocab.items():
+        if idx < len(old) or token.startswith("##"):
+            continue
+        pieces = teacher.tokenizer(token, add_special_tokens=False)["input_ids"]
+        if pieces and teacher.tokenizer.unk_token_id not in pieces:
+            np.testing.assert_allclose(weight[idx].numpy(), old[pieces].mean(0).numpy(), atol=1e-6)
+            checked += 1
+    assert checked > 0
+
+
+def test_pca_reduces_dimension(tmp_path, corpus):
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+
+    result = distill(**_options(tmp_path, corpus, dim=8, max_steps=3))
+    model = SentenceTransformer(result.output, device="cpu")
+    emb = model.encode(["Hallo Welt", "你好"])
+    assert emb.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
+    env = dict(os.environ, MLEMBED_CACHE=str(tmp_path / "cache"))
+    args = [sys.executable, "-m", "mlembed", "distill", "--max-minutes", "0", "--batch-size", "4", "--max-steps", "16",
+            "--save-steps", "4", "--eval-steps", "100", "--eval-pairs", "6", "--new-tokens", "300", "--max-pairs", "0",
+            "--no-table"]
+    for spec in corpus:
+        args += ["--data", spec]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--output", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = killed / "_distill" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(ckpts.glob("checkpoint-8")) and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "modules.json").exists()
+    done = subprocess.run(args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "continuing from checkpoint-" in done.stderr + done.stdout
+    straight = subprocess.run(args + ["--output", str(tmp_path / "straight")], env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    resumed = json.loads((killed / "mlembed.json").read_text())["result"]
+    plain = json.loads((tmp_path / "straight" / "mlembed.json").read_text())["result"]
+    assert resumed["steps"] == plain["steps"] == 16
+    assert abs(resumed["dev"]["mse_x100"] - plain["dev"]["mse_x100"]) < 0.05 * plain["dev"]["mse_x100"]
