@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlembed.data import Pair, read_pairs
-from mlembed.data.cleaning import CleanOptions, CleanStats, clean_pairs, display_width, normalize_text
+from mlembed.data.cleaning import CleanOptions, CleanStats, clean_pairs, length_units, normalize_text
 
 
 def test_normalisation_nfc_and_whitespace() -> None:
     assert normalize_text("Cafe\u0301\t\tau\u00a0lait \n") == "Café au lait"
     assert normalize_text("Cafe\u0301  x", nfc=False, fold_whitespace=False) == "Cafe\u0301  x"
-    assert display_width("今天天气很好。") == 14 and display_width("Straße") == 6
+    assert length_units("今天天气很好。") == 20 and length_units("Straße") == 6 and length_units("ありがとう") == 10
 
 
 def test_each_rule_counts_its_reason() -> None:

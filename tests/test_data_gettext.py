@@ -44,6 +44,8 @@ ENTRIES = [
         msgstr="  -a, --all     alle zeigen\n  -l            langes Format\n",
     ),
     polib.POEntry(msgid="First line\nsecond line\n\nAnother paragraph", msgstr="Ein einziger Absatz"),
+    polib.POEntry(msgid="--color=WHEN  colorize the output", msgstr="--color=WHEN  die Ausgabe einfärben"),
+    polib.POEntry(msgid="Wrapped prose\nover two lines.", msgstr="Umbrochener Text über\nzwei Zeilen."),
 ]
 EXPECTED = [
     ("Open the file", "Die Datei öffnen"),
@@ -53,6 +55,8 @@ EXPECTED = [
     ("<b>Warning:</b> disk full", "<b>Warnung:</b> Platte voll"),
     ("show all", "alle zeigen"),
     ("long format", "langes Format"),
+    ("colorize the output", "die Ausgabe einfärben"),
+    ("Wrapped prose over two lines.", "Umbrochener Text über zwei Zeilen."),
 ]
 
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-chars", type=int, default=1, help="minimum characters per side [%(default)s]")
     g.add_argument("--max-chars", type=int, default=1000, help="maximum characters per side [%(default)s]")
     g.add_argument("--min-words", type=int, default=1, help="minimum words on the English/source side [%(default)s]")
-    g.add_argument("--max-len-ratio", type=float, default=3.0, help="max length ratio in display columns, 0 = off [%(default)s]")
+    g.add_argument("--max-len-ratio", type=float, default=3.0, help="max length ratio (CJK-aware units), 0 = off [%(default)s]")
     g.add_argument("--no-dedupe", action="store_true", help="keep exact duplicate pairs")
     g.add_argument(
         "--decontaminate", action="append", default=[], metavar="PATH",

@@ -16,8 +16,8 @@ What becomes a pair:
   (starting with ``-``) with its continuation lines is one item, other runs of lines are joined
   into one paragraph -- and the items are paired in order when both sides have the same number;
   otherwise the message is dropped (a misaligned split would teach wrong pairs).  When both sides
-  of an item start with the same option column (``-a, --all``), it is removed, leaving the
-  description;
+  of an item (or of a one-line message) start with the same option column (``-a, --all``), it is
+  removed, leaving the description;
 * accelerator markers are removed: ``_File`` / ``&File`` (a single marker before a letter) and
   the ``(_F)`` suffix style of CJK locales;
 * placeholders must agree: the multisets of printf conversions (``%s``, ``%d``, ``%1$s`` counts as
@@ -135,14 +135,10 @@ def message_pairs(msgid: str, msgstr: str) -> Iterator[tuple[str, str]]:
     """
     if not msgid or not msgstr or msgid == msgstr:
         return
-    if "\n" in msgid.strip() or "\n" in msgstr.strip():
-        items_a, items_b = _items(msgid), _items(msgstr)
-        if len(items_a) != len(items_b):
-            return
-        candidates: Iterator[tuple[str, str]] = _item_texts(items_a, items_b)
-    else:
-        candidates = iter([(msgid.strip(), msgstr.strip())])
-    for src, tgt in candidates:
+    items_a, items_b = _items(msgid), _items(msgstr)
+    if len(items_a) != len(items_b):
+        return
+    for src, tgt in _item_texts(items_a, items_b):
         src, tgt = strip_accelerators(src).strip(), strip_accelerators(tgt).strip()
         if src and tgt and src != tgt and _same_placeholders(src, tgt):
             yield src, tgt

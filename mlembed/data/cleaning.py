@@ -10,9 +10,10 @@ Rules, applied in this order (the first that fails names the reason a pair is dr
   than ``min_words`` words (only the source side is counted: Chinese, Japanese or Thai do not
   separate words by spaces);
 * ``too_long``: a side has more than ``max_chars`` characters;
-* ``ratio``: the longer side is more than ``max_len_ratio`` times the shorter, in display columns
-  (East Asian wide characters count 2, so Chinese is comparable to English); checked only when the
-  longer side has at least ``ratio_min_chars`` columns, as short UI strings vary a lot;
+* ``ratio``: the longer side is more than ``max_len_ratio`` times the shorter, measured by
+  :func:`length_units` (CJK ideographs count 3, kana and Hangul 2, so Chinese and Japanese compare
+  with English); checked only when the longer side has at least ``ratio_min_chars`` units, as
+  short UI strings vary a lot;
 * ``contaminated``: either side equals (after the same normalisation) a line of the
   ``decontaminate`` files;
 * ``duplicate``: the same (source, target, languages) was kept before.
@@ -33,6 +34,7 @@ from typing import Iterable, Iterator, Sequence
 from mlembed.data.base import Pair
 from mlembed.io import read_lines
 
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 REASONS = ("empty", "too_short", "too_long", "ratio", "contaminated", "duplicate")
 
 
@@ -81,8 +83,8 @@ class CleanStats:
 
         Example:
             >>> s = CleanStats(); s.add("en-de", "read"); s.add("en-de", "duplicate")
-            >>> print(s.summary().splitlines()[0])
-            pair          read      kept     empty too_short  too_long     ratio contaminated duplicate
+            >>> s.summary().splitlines()[1].split()
+            ['en-de', '1', '0', '0', '0', '0', '0', '0', '1']
         """
         columns = ("read", "kept", *REASONS)
         width = max([len("pair"), len("total"), *(len(k) for k in self.by_lang)]) + 2
@@ -108,16 +110,19 @@ def normalize_text(text: str, nfc: bool = True, fold_whitespace: bool = True) ->
     return " ".join(text.split()) if fold_whitespace else text.strip()
 
 
-def display_width(text: str) -> int:
-    """Length in display columns: East Asian wide/fullwidth characters count 2.
+def length_units(text: str) -> int:
+    """Length in Latin-letter equivalents, comparable across scripts (used by the ratio filter).
+
+    CJK ideographs count 3 (a Chinese character carries about a word), other East Asian wide or
+    fullwidth characters (kana, Hangul, fullwidth forms) 2, everything else 1.
 
     Example:
-        >>> display_width("Hello"), display_width("你好")
-        (5, 4)
+        >>> length_units("The weather is lovely today."), length_units("今天天气很好。"), length_units("Straße")
+        (28, 20, 6)
     """
     if text.isascii():
         return len(text)
-    return len(text) + len(_wide_chars().findall(text))
+    return len(text) + len(_wide_chars().findall(text)) + len(_HAN.findall(text))
 
 
 @functools.lru_cache(maxsize=1)
@@ -219,9 +224,9 @@ def clean_pairs(
             reason = "too_long"
         elif o.max_len_ratio is not None:
             short, long = sorted((len(src), len(tgt)))
-            # widths lie in [len, 2 len]: measure them only when the ratio could fail
-            if 2 * long >= o.ratio_min_chars and 2 * long > o.max_len_ratio * short:
-                short, long = sorted((display_width(src), display_width(tgt)))
+            # units lie in [len, 3 len]: measure them only when the ratio could fail
+            if 3 * long >= o.ratio_min_chars and 3 * long > o.max_len_ratio * short:
+                short, long = sorted((length_units(src), length_units(tgt)))
                 if long >= o.ratio_min_chars and long > o.max_len_ratio * short:
                     reason = "ratio"
         if reason is None and contaminated and (_hash(src) in contaminated or _hash(tgt) in contaminated):
