@@ -1,0 +1,345 @@
+"""Bitext mining F1: find gold translation pairs hidden among distractor sentences.
+
+Two tasks share the scoring:
+
+* :class:`MiningTask` (``mining:SPEC``): the gold pairs of any parallel data spec (e.g. NTREX) are
+  mixed with distractor sentences on both sides -- sentences of the same languages taken from other
+  data (``distractors``), at ``ratio`` distractors per gold pair on each side where the data allow.
+  English distractors come only from pairs whose other language is not the gold one, and English
+  sentences that occur in any pair with the gold language are dropped, so that a distractor is
+  never the known translation of another distractor.  Sentences are deduplicated; a mined pair is
+  correct when its two texts are a gold pair.
+* :class:`BuccTask` (``bucc:DIR[:langs[:split]]``): the BUCC 2018 layout (``xx-en.SPLIT.xx`` and
+  ``xx-en.SPLIT.en`` as ``id<TAB>sentence``, ``xx-en.SPLIT.gold`` as ``id_xx<TAB>id_en``).
+
+Mining is :func:`mlembed.mining.mine_embeddings` (ratio margin, k=4, ``max`` retrieval as in LASER's
+BUCC script).  The score threshold is the one that maximises F1 on a separate split (``training``
+for BUCC; for ``mining:`` half of the gold documents, the other half being reported), and the
+report gives that threshold, precision, recall and F1 x100, plus the oracle F1 of the reported split.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mlembed.evaluation.base import EmbeddingCache, TaskResult
+from mlembed.io import DataError, read_lines
+
+MINING_MODE = "max"
+
+
+@dataclass
+class Operating:
+    """Precision, recall and F1 (x100) of the candidates scoring ``>= threshold``."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def _cuts(scores: np.ndarray, correct: np.ndarray, n_gold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds (each distinct score) with precision, recall, F1 of keeping scores >= it."""
+    order = np.argsort(-scores, kind="stable")
+    s, c = scores[order], correct[order].astype(np.int64)
+    tp = np.cumsum(c)
+    n_pred = np.arange(1, len(s) + 1)
+    last = np.r_[s[1:] != s[:-1], True]  # a cut keeps whole groups of equal scores
+    tp, n_pred, s = tp[last], n_pred[last], s[last]
+    precision = tp / n_pred
+    recall = tp / max(n_gold, 1)
+    f1 = np.where(tp > 0, 2 * tp / (n_pred + n_gold), 0.0)
+    return s, precision, recall, f1
+
+
+def best_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int) -> Operating:
+    """The score threshold maximising F1 (ties: the highest threshold).
+
+    Example:
+        >>> op = best_threshold(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 1, 0, 1]), n_gold=4)
+        >>> op.threshold, round(op.f1, 1)
+        (0.6, 75.0)
+    """
+    scores, correct = np.asarray(scores, np.float64), np.asarray(correct, bool)
+    if len(scores) == 0:
+        return Operating(float("inf"), 0.0, 0.0, 0.0)
+    s, p, r, f = _cuts(scores, correct, n_gold)
+    i = int(np.argmax(f))
+    return Operating(float(s[i]), float(p[i] * 100), float(r[i] * 100), float(f[i] * 100))
+
+
+def at_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int, threshold: float) -> Operating:
+    """Precision, recall, F1 x100 of the candidates scoring ``>= threshold``.
+
+    Example:
+        >>> at_threshold(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1]), 4, 0.75)
+        Operating(threshold=0.75, precision=50.0, recall=25.0, f1=33.33333333333333)
+    """
+    keep = np.asarray(scores) >= threshold
+    tp = int(np.asarray(correct, bool)[keep].sum())
+    n_pred = int(keep.sum())
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * tp / (n_pred + n_gold) if tp else 0.0
+    return Operating(float(threshold), p * 100, r * 100, f * 100)
+
+
+def mine_candidates(cache: EmbeddingCache, src: list[str], tgt: list[str], mode: str = MINING_MODE):
+    """Mine all candidate pairs between two sentence lists with ratio margin (k=4), best first."""
+    from mlembed.mining import mine_embeddings
+
+    return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin="ratio", mode=mode, threshold=None)
+
+
+def _language(tag: str) -> str:
+    return tag.split("-")[0]
+
+
+def _same_language(tag: str, wanted: str) -> bool:
+    from mlembed.languages import lang_matches
+
+    return lang_matches(tag, wanted) or lang_matches(wanted, tag)
+
+
+@dataclass
+class DistractorPool:
+    """Candidate distractor sentences per side for one gold language pair (deduplicated, in read order)."""
+
+    src: list[str]
+    tgt: list[str]
+
+
+def distractor_pool(specs: Sequence[str], src_lang: str, tgt_lang: str = "en") -> DistractorPool:
+    """Sentences in ``src_lang`` and in ``tgt_lang`` from the pairs of ``specs``, unaligned.
+
+    ``tgt_lang`` sentences are taken only from pairs whose other side is not ``src_lang``, minus
+    those that occur in any pair with ``src_lang`` (so no distractor is another one's translation).
+
+    Example:
+        >>> pool = distractor_pool(["tsv:../shared/data/tatoeba-challenge"], "de")  # doctest: +SKIP
+    """
+    from mlembed.data import read_pairs
+
+    src: dict[str, None] = {}
+    tgt: dict[str, None] = {}
+    linked: set[str] = set()
+    for p in read_pairs(list(specs)):
+        for text, lang, other_text, other_lang in ((p.src, p.src_lang, p.tgt, p.tgt_lang), (p.tgt, p.tgt_lang, p.src, p.src_lang)):
+            if _same_language(lang, src_lang):
+                src.setdefault(text)
+                if _same_language(other_lang, tgt_lang):
+                    linked.add(other_text)
+            elif _same_language(lang, tgt_lang) and not _same_language(other_lang, src_lang):
+                tgt.setdefault(text)
+    return DistractorPool(list(src), [t for t in tgt if t not in linked])
+
+
+class MiningTask:
+    """Gold pairs of ``gold_spec`` hidden among distractors; F1 on one half at the other half's best threshold.
+
+    Args:
+        gold_spec: a :func:`mlembed.data.read_pairs` spec (e.g. ``ntrex:DIR:deu,zho-CN``).
+        distractors: data specs to draw distractor sentences from (e.g. ``tsv:DIR/tatoeba-challenge``).
+        ratio: distractors per gold pair on each side (fewer where the pool is smaller).
+        seed: seed of the sampling.
+        limit: at most this many gold pairs per language.
+
+    The gold pairs are split in two by NTREX document (for ``ntrex:`` specs) or by position: the
+    first half (``dev``) chooses the threshold, the second (``test``) is reported.  Distractor
+    sources are split at random the same way; all sentences are mined together in one run.
+
+    Example:
+        >>> task = MiningTask("ntrex:../shared/data/ntrex128:deu", ["tsv:../shared/data/tatoeba-challenge"])  # doctest: +SKIP
+    """
+
+    name = "mining"
+
+    def __init__(self, gold_spec: str, distractors: Sequence[str] = (), ratio: float = 10.0, seed: int = 0,
+                 limit: int | None = None, spec: str | None = None, mode: str = MINING_MODE):
+        self.gold_spec, self.distractors, self.ratio, self.seed, self.limit = gold_spec, list(distractors), ratio, seed, limit
+        self.spec = spec or f"mining:{gold_spec}"
+        self.mode = mode
+        self._setups: list[dict] | None = None
+
+    def _dev_mask(self, n: int) -> np.ndarray:
+        """True for gold pairs of the threshold (dev) half: by NTREX document where known."""
+        from mlembed.data import parse_spec
+
+        parsed = parse_spec(self.gold_spec)
+        if parsed.kind == "ntrex":
+            from mlembed.data import ntrex_documents
+
+            docs = ntrex_documents(parsed.where)[:n]
+            if len(docs) == n:
+                order = list(dict.fromkeys(docs))
+                dev_docs = set(order[: len(order) // 2])
+                return np.array([d in dev_docs for d in docs])
+        return np.arange(n) < n // 2
+
+    def setups(self) -> list[dict]:
+        """Per language pair: sentences of both sides, gold pairs and the dev/test assignment of sources."""
+        if self._setups is not None:
+            return self._setups
+        from mlembed.data import read_pairs
+        from mlembed.evaluation.retrieval import group_pairs
+
+        rng = np.random.default_rng(self.seed)
+        setups = []
+        for g in group_pairs(read_pairs(self.gold_spec)):
+            src_gold, tgt_gold = g.src[: self.limit], g.tgt[: self.limit]
+            src_lang, tgt_lang = g.key.split("-", 1) if g.key.count("-") == 1 else (g.key, "en")
+            dev_gold = self._dev_mask(len(src_gold))
+            pool = distractor_pool(self.distractors, src_lang, tgt_lang) if self.distractors else DistractorPool([], [])
+            want = int(round(self.ratio * len(src_gold)))
+            gold_src_set, gold_tgt_set = set(src_gold), set(tgt_gold)
+            src_d = [s for s in pool.src if s not in gold_src_set]
+            tgt_d = [t for t in pool.tgt if t not in gold_tgt_set]
+            src_d = [src_d[i] for i in sorted(rng.permutation(len(src_d))[:want])]
+            tgt_d = [tgt_d[i] for i in sorted(rng.permutation(len(tgt_d))[:want])]
+            src_all = list(dict.fromkeys(src_gold + src_d))
+            tgt_all = list(dict.fromkeys(tgt_gold + tgt_d))
+            src_id = {s: i for i, s in enumerate(src_all)}
+            tgt_id = {t: i for i, t in enumerate(tgt_all)}
+            gold = {(src_id[s], tgt_id[t]) for s, t in zip(src_gold, tgt_gold)}
+            src_dev = np.zeros(len(src_all), dtype=bool)
+            src_dev[len(dict.fromkeys(src_gold)):] = rng.random(len(src_all) - len(dict.fromkeys(src_gold))) < 0.5
+            for s, dev in zip(src_gold, dev_gold):
+                src_dev[src_id[s]] = dev
+            setups.append({"key": g.key, "src": src_all, "tgt": tgt_all, "gold": gold, "src_dev": src_dev,
+                           "distractors": {"src": len(src_all) - len(set(src_gold)), "tgt": len(tgt_all) - len(set(tgt_gold))}})
+        self._setups = setups
+        return setups
+
+    def evaluate(self, cache: EmbeddingCache) -> TaskResult:
+        scores, meta_lang = {}, {}
+        for st in self.setups():
+            mined = mine_candidates(cache, st["src"], st["tgt"], self.mode)
+            correct = np.array([(int(i), int(j)) in st["gold"] for i, j in zip(mined.src_idx, mined.tgt_idx)], dtype=bool)
+            on_dev = st["src_dev"][mined.src_idx]
+            gold_dev = sum(1 for i, _ in st["gold"] if st["src_dev"][i])
+            gold_test = len(st["gold"]) - gold_dev
+            dev = best_threshold(mined.scores[on_dev], correct[on_dev], gold_dev)
+            test = at_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test, dev.threshold)
+            oracle = best_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test)
+            scores[st["key"]] = {"f1": test.f1, "precision": test.precision, "recall": test.recall,
+                                 "threshold": dev.threshold, "dev_f1": dev.f1, "oracle_f1": oracle.f1}
+            meta_lang[st["key"]] = {"gold_pairs": len(st["gold"]), "gold_dev": gold_dev, "gold_test": gold_test,
+                                    "source_sentences": len(st["src"]), "target_sentences": len(st["tgt"]),
+                                    "distractors": st["distractors"]}
+        meta = {"languages": meta_lang, "distractors": self.distractors, "ratio": self.ratio, "seed": self.seed,
+                "margin": "ratio, k=4", "mode": self.mode,
+                "threshold_note": "threshold maximises F1 on the dev half (by document), F1 reported on the test half"}
+        return TaskResult(self.name, self.spec, "test", "f1", scores, meta)
+
+
+@dataclass
+class BuccSplit:
+    """One BUCC split of one language pair: id -> sentence on both sides and the gold id pairs."""
+
+    src: dict[str, str]
+    tgt: dict[str, str]
+    gold: set[tuple[str, str]]
+
+
+def _read_id_sentences(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line, text in read_lines(path):
+        if not text:
+            continue
+        sid, sep, sentence = text.partition("\t")
+        if not sep or not sid:
+            raise DataError("expected id<TAB>sentence", path, line)
+        out[sid] = sentence
+    return out
+
+
+def read_bucc_split(directory: str | os.PathLike, lang: str, split: str) -> BuccSplit:
+    """Read ``LANG-en.SPLIT.{LANG,en,gold}`` from ``directory`` (or its ``LANG-en/`` subfolder).
+
+    Example:
+        >>> read_bucc_split("bucc2018", "de", "training")  # doctest: +SKIP
+    """
+    base = Path(directory)
+    if (base / f"{lang}-en").is_dir():
+        base = base / f"{lang}-en"
+    stem = base / f"{lang}-en.{split}"
+    paths = {side: Path(f"{stem}.{side}") for side in (lang, "en", "gold")}
+    for side, path in paths.items():
+        if not path.is_file():
+            raise DataError(f"missing BUCC file {path.name} (expected {lang}-en.{split}.{{{lang},en,gold}})", path)
+    src = _read_id_sentences(paths[lang])
+    tgt = _read_id_sentences(paths["en"])
+    gold = set()
+    for line, text in read_lines(paths["gold"]):
+        if not text:
+            continue
+        cols = text.split("\t")
+        if len(cols) != 2:
+            raise DataError("expected id_xx<TAB>id_en", paths["gold"], line)
+        if cols[0] not in src or cols[1] not in tgt:
+            raise DataError(f"gold pair {cols[0]} / {cols[1]} names an id absent from the sentence files", paths["gold"], line)
+        gold.add((cols[0], cols[1]))
+    return BuccSplit(src, tgt, gold)
+
+
+def bucc_languages(directory: str | os.PathLike) -> list[str]:
+    """Languages with BUCC files in ``directory`` (``de``, ``fr``, ``ru``, ``zh`` in BUCC 2018)."""
+    found = {m.group(1) for p in Path(directory).rglob("*-en.*.gold") if (m := re.match(r"([a-z]+)-en\.", p.name))}
+    if not found:
+        raise DataError("no BUCC files (LANG-en.SPLIT.gold) here", directory)
+    return sorted(found)
+
+
+class BuccTask:
+    """BUCC 2018 mining F1: threshold optimised on ``training``, F1 reported on ``split``.
+
+    Duplicate sentences are encoded and mined once; a mined text pair is correct when any of its id
+    combinations is a gold pair, and it counts as one prediction.
+
+    Example:
+        >>> BuccTask("bucc2018", ["de"]).evaluate(cache).scores["de-en"]["f1"]  # doctest: +SKIP
+    """
+
+    name = "bucc"
+
+    def __init__(self, where: str, langs: Sequence[str] = (), split: str = "test", spec: str | None = None,
+                 tune_split: str = "training", mode: str = MINING_MODE):
+        self.where, self.langs, self.split, self.tune_split, self.mode = where, list(langs), split, tune_split, mode
+        self.spec = spec or f"bucc:{where}"
+
+    def _score(self, cache: EmbeddingCache, data: BuccSplit) -> tuple[np.ndarray, np.ndarray, int]:
+        src_texts = list(dict.fromkeys(data.src.values()))
+        tgt_texts = list(dict.fromkeys(data.tgt.values()))
+        src_ids: dict[str, list[str]] = {}
+        tgt_ids: dict[str, list[str]] = {}
+        for sid, s in data.src.items():
+            src_ids.setdefault(s, []).append(sid)
+        for tid, t in data.tgt.items():
+            tgt_ids.setdefault(t, []).append(tid)
+        mined = mine_candidates(cache, src_texts, tgt_texts, self.mode)
+        correct = np.array([
+            any((a, b) in data.gold for a in src_ids[src_texts[i]] for b in tgt_ids[tgt_texts[j]])
+            for i, j in zip(mined.src_idx, mined.tgt_idx)
+        ], dtype=bool)
+        return mined.scores, correct, len(data.gold)
+
+    def evaluate(self, cache: EmbeddingCache) -> TaskResult:
+        scores, meta_lang = {}, {}
+        for lang in self.langs or bucc_languages(self.where):
+            tune = read_bucc_split(self.where, lang, self.tune_split)
+            dev = best_threshold(*self._score(cache, tune))
+            test_data = read_bucc_split(self.where, lang, self.split)
+            s, c, n = self._score(cache, test_data)
+            test = at_threshold(s, c, n, dev.threshold)
+            scores[f"{lang}-en"] = {"f1": test.f1, "precision": test.precision, "recall": test.recall,
+                                    "threshold": dev.threshold, "tune_f1": dev.f1}
+            meta_lang[f"{lang}-en"] = {"gold_pairs": n, "sentences": [len(test_data.src), len(test_data.tgt)]}
+        meta = {"languages": meta_lang, "margin": "ratio, k=4", "mode": self.mode,
+                "threshold_note": f"threshold maximises F1 on {self.tune_split}, F1 reported on {self.split}"}
+        return TaskResult(self.name, self.spec, self.split, "f1", scores, meta)
