@@ -12,7 +12,7 @@ import sys
 
 from mlembed import __version__
 
-VERBS = ["compare", "data", "distill", "encode", "info"]
+VERBS = ["compare", "data", "distill", "encode", "evaluate", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:
