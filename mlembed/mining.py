@@ -166,3 +166,183 @@ def mine_embeddings(
     )
     pairs = select_pairs(fwd, bwd, margin, mode)
     return pairs if threshold is None else pairs.above(threshold)
+
+
+@dataclass
+class ThresholdChoice:
+    """The threshold maximising F1 on labelled pairs, with its precision, recall and F1."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def best_threshold(pairs: MinedPairs, gold: set[tuple[int, int]]) -> ThresholdChoice:
+    """Sweep thresholds over the mined scores; return the one maximising F1 against ``gold`` pairs.
+
+    Example:
+        >>> p = MinedPairs(np.array([1.3, 1.2, 1.0], "float32"), np.array([0, 1, 2]), np.array([0, 1, 5]))
+        >>> best_threshold(p, {(0, 0), (1, 1), (2, 2)}).threshold
+        1.2
+    """
+    if not gold or not len(pairs):
+        return ThresholdChoice(float("inf"), 0.0, 0.0, 0.0)
+    correct = np.array([(int(i), int(j)) in gold for i, j in zip(pairs.src_idx, pairs.tgt_idx)], dtype=np.float64)
+    tp = np.cumsum(correct)
+    found = np.arange(1, len(correct) + 1)
+    precision, recall = tp / found, tp / len(gold)
+    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    last = np.r_[pairs.scores[1:] != pairs.scores[:-1], True]  # cut only between distinct scores
+    best = int(np.argmax(np.where(last, f1, -1)))
+    return ThresholdChoice(round(float(pairs.scores[best]), 6), float(precision[best]), float(recall[best]), float(f1[best]))
+
+
+def calibrate_threshold(
+    src: np.ndarray, tgt: np.ndarray, k: int = 4, margin: str = "ratio", mode: str = "intersect", seed: int = 0
+) -> ThresholdChoice:
+    """Threshold from a parallel calibration set (row ``i`` of ``src`` translates row ``i`` of ``tgt``).
+
+    Half of the targets (chosen with ``seed``) are withheld, so half of the sources have no true
+    partner and the threshold must reject their best candidates; the F1-best cut is returned.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(200, 32)).astype("float32"); x /= np.linalg.norm(x, axis=1, keepdims=True)
+        >>> y = x + 0.05 * rng.normal(size=x.shape).astype("float32"); y /= np.linalg.norm(y, axis=1, keepdims=True)
+        >>> calibrate_threshold(x, y).f1 > 0.9
+        True
+    """
+    n = len(src)
+    kept = np.sort(np.random.default_rng(seed).permutation(n)[: (n + 1) // 2])
+    pairs = mine_embeddings(np.asarray(src), np.asarray(tgt)[kept], k=k, margin=margin, mode=mode)
+    return best_threshold(pairs, {(int(i), j) for j, i in enumerate(kept)})
+
+
+def calibrate_from_spec(spec: str, model: Any, k: int = 4, margin: str = "ratio", mode: str = "intersect",
+                        langs: list[str] | None = None, limit: int = 5000) -> ThresholdChoice:
+    """:func:`calibrate_threshold` on up to ``limit`` pairs read with :func:`mlembed.data.read_pairs` (e.g. ``ntrex:DIR:deu``)."""
+    from itertools import islice
+
+    from mlembed.data import read_pairs
+    from mlembed.encode import encode
+
+    pairs = list(islice(read_pairs(spec, langs=langs), limit))
+    if len(pairs) < 10:
+        raise DataError(f"calibration needs at least 10 parallel pairs, got {len(pairs)}", spec)
+    src = encode([p.src for p in pairs], model, normalize=True)
+    tgt = encode([p.tgt for p in pairs], model, normalize=True)
+    return calibrate_threshold(src, tgt, k=k, margin=margin, mode=mode)
+
+
+def _embed_unique(
+    text: str | os.PathLike, ids: np.ndarray, n_lines: int, out: Path, model: Any, emb: str | os.PathLike | None,
+    fingerprint: str, show_progress: bool,
+) -> Path:
+    """Embeddings of the deduplicated lines ``ids`` of ``text`` in ``out`` (reused when already complete)."""
+    from tqdm.auto import tqdm
+
+    from mlembed.encode import encode_to_npy
+    from mlembed.textstore import LineStore
+
+    stamp = out.with_suffix(".json")
+    want = {"fingerprint": fingerprint, "rows": int(len(ids)), "source": str(text), "embeddings": str(emb)}
+    if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
+        return out
+    if emb is not None:
+        given = open_embeddings(emb)
+        if len(given) != n_lines:
+            raise DataError(f"{len(given)} embedding rows for {n_lines} lines of {text}", emb)
+        with atomic_open(out, "wb") as fh:  # gather the unique rows in chunks
+            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (len(ids), given.shape[1])})
+            for start in tqdm(range(0, len(ids), 65536), desc=f"gather {out.name}", disable=not show_progress):
+                part = ids[start : start + 65536]
+                fh.write(read_rows(given, int(part[0]), int(part[-1]) + 1)[part - part[0]].tobytes())
+    else:
+        store = LineStore.build(text, offsets=out.with_suffix(".offsets.npy"))
+        lines = (store[int(i)] for i in ids)
+        encode_to_npy(lines, out, model, count=len(ids), normalize=True, show_progress=show_progress)
+    with atomic_open(stamp) as fh:
+        json.dump(want, fh)
+    return out
+
+
+def mine_files(
+    src: str | os.PathLike,
+    tgt: str | os.PathLike,
+    output: str | os.PathLike,
+    model: Any = "minilm-en",
+    k: int = 4,
+    margin: str = "ratio",
+    mode: str = "intersect",
+    threshold: float | None = None,
+    calibrate: str | None = None,
+    memory_budget: int | str | None = None,
+    index: str = "flat",
+    workdir: str | os.PathLike | None = None,
+    resume: bool = False,
+    src_embeddings: str | os.PathLike | None = None,
+    tgt_embeddings: str | os.PathLike | None = None,
+    shard_size: int | None = None,
+    nprobe: int | None = None,
+    show_progress: bool = True,
+) -> tuple[int, float]:
+    """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
+
+    Duplicate (and empty) lines are dropped on each side first; sentences are encoded in streamed
+    chunks to memmaps in ``workdir`` (default ``OUTPUT.work``, kept for ``resume`` until success),
+    or taken from ``src_embeddings``/``tgt_embeddings`` (``.npy`` rows aligned with the lines).
+    The threshold is ``threshold`` if given, else calibrated on ``calibrate`` (a
+    :func:`mlembed.data.read_pairs` spec), else :data:`DEFAULT_THRESHOLDS` for the margin.
+
+    Returns:
+        ``(pairs written, threshold used)``.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp(); s, t = os.path.join(d, "en.txt"), os.path.join(d, "de.txt")
+        >>> _ = open(s, "w").write("The cat sleeps.\\nStocks fell.\\n"); _ = open(t, "w").write("Stocks fell.\\nThe cat sleeps.\\n")
+        >>> mine_files(s, t, os.path.join(d, "out.tsv"), threshold=1.0, show_progress=False)
+        (2, 1.0)
+    """
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from mlembed.models import fingerprint, load_model
+    from mlembed.textstore import LineStore, unique_line_ids
+
+    output = Path(output)
+    work = Path(workdir) if workdir is not None else output.with_name(output.name + ".work")
+    if work.exists() and not resume and (work / "knn" / "manifest.json").exists():
+        raise FileExistsError(f"{work} holds an unfinished run: pass --resume to continue it, or remove it")
+    work.mkdir(parents=True, exist_ok=True)
+    need_model = (src_embeddings is None or tgt_embeddings is None) or (threshold is None and calibrate)
+    if isinstance(model, (str, os.PathLike)):
+        fp = fingerprint(model)
+        model = load_model(model) if need_model else None
+    else:
+        fp = fingerprint(model)
+    sides = []
+    for name, text, emb in (("src", src, src_embeddings), ("tgt", tgt, tgt_embeddings)):
+        ids, n_lines = unique_line_ids(text)
+        if not len(ids):
+            raise DataError("no non-empty lines to mine", text)
+        sides.append((ids, _embed_unique(text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress)))
+    if threshold is None:
+        threshold = calibrate_from_spec(calibrate, model, k, margin, mode).threshold if calibrate else DEFAULT_THRESHOLDS[margin]
+    pairs = mine_embeddings(
+        sides[0][1], sides[1][1], k=k, margin=margin, mode=mode, threshold=threshold, memory_budget=memory_budget,
+        index=index, workdir=work / "knn", resume=resume, shard_size=shard_size, nprobe=nprobe, show_progress=show_progress,
+    )
+    src_store = LineStore.build(src, offsets=work / "src.lines.npy")
+    tgt_store = LineStore.build(tgt, offsets=work / "tgt.lines.npy")
+    src_ids, tgt_ids = sides[0][0], sides[1][0]
+    with atomic_open(output) as fh:
+        for score, i, j in tqdm(zip(pairs.scores.tolist(), pairs.src_idx, pairs.tgt_idx), total=len(pairs),
+                                desc="write", unit="pair", disable=not show_progress):
+            fh.write(f"{score:.6f}\t{src_store[int(src_ids[i])]}\t{tgt_store[int(tgt_ids[j])]}\n")
+    src_store.close()
+    tgt_store.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return len(pairs), float(threshold)

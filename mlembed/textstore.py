@@ -62,12 +62,16 @@ class LineStore:
         return Path(str(path) + ".offsets.npy")
 
     @classmethod
-    def build(cls, source: str | os.PathLike, dest: str | os.PathLike | None = None) -> "LineStore":
-        """Index ``source`` (copied to ``dest`` first when given; both written atomically)."""
+    def build(
+        cls, source: str | os.PathLike, dest: str | os.PathLike | None = None, offsets: str | os.PathLike | None = None
+    ) -> "LineStore":
+        """Index ``source``, copied to ``dest`` first when given; the offsets go to ``offsets``
+        (default: next to the text, ``.offsets.npy`` appended). Every file is written atomically."""
         target = Path(dest) if dest is not None else Path(source)
+        offsets_file = Path(offsets) if offsets is not None else cls.offsets_path(target)
         with contextlib.ExitStack() as stack:
             tmp_text = stack.enter_context(atomic_path(target)) if dest is not None else None
-            tmp_off = stack.enter_context(atomic_path(cls.offsets_path(target), suffix=".npy"))
+            tmp_off = stack.enter_context(atomic_path(offsets_file, suffix=".npy"))
             offsets = array("q")
             end = 0
             for _, offset, line in _scan(source, tmp_text):
@@ -75,12 +79,12 @@ class LineStore:
                 end = offset + len(line) + 1
             offsets.append(end)
             np.save(tmp_off, np.frombuffer(offsets, dtype=np.int64))
-        return cls.open(target)
+        return cls.open(target, offsets_file)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "LineStore":
+    def open(cls, path: str | os.PathLike, offsets: str | os.PathLike | None = None) -> "LineStore":
         """Open a store built earlier (the offsets are memory-mapped)."""
-        offsets_file = cls.offsets_path(path)
+        offsets_file = Path(offsets) if offsets is not None else cls.offsets_path(path)
         if not offsets_file.exists():
             raise FileNotFoundError(f"{offsets_file}: line offsets missing (build the store first)")
         return cls(path, np.load(offsets_file, mmap_mode="r"))

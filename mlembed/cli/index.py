@@ -1,0 +1,38 @@
+"""``mlembed index build``: a FAISS index of a text file's sentences, saved with its sentences and metadata."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build FAISS indexes of sentences", description="Manage sentence indexes.")
+    verbs = p.add_subparsers(dest="index_verb", metavar="SUBVERB", required=True)
+    b = verbs.add_parser(
+        "build",
+        help="encode a text file and index it",
+        description="Encode a text file (one sentence a line; streamed to a memory-mapped .npy) and build a FAISS "
+        "index in folder OUTPUT with the sentences and a meta.json (model fingerprint, dimension, count, source hash).",
+    )
+    b.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
+    b.add_argument("--input", required=True, help="text file, one sentence a line")
+    b.add_argument("--output", "-o", required=True, help="index folder")
+    b.add_argument("--type", default="auto", help="auto, flat, ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]")
+    b.add_argument("--embeddings", default=None, help="ready .npy of normalised embeddings aligned with the lines")
+    b.add_argument("--train-size", type=int, default=None, help="vectors used to train IVF/PQ indexes")
+    b.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query (saved in the index)")
+    b.add_argument("--ef-search", type=int, default=None, help="HNSW efSearch (saved in the index)")
+    b.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
+    b.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlembed.index import SentenceIndex
+
+    idx = SentenceIndex.build(
+        args.input, args.output, model=args.model, kind=args.type, embeddings=args.embeddings,
+        train_size=args.train_size, nprobe=args.nprobe, ef_search=args.ef_search, batch_size=args.batch_size,
+    )
+    m = idx.meta
+    print(f"wrote {args.output}: {m['count']} sentences, {m['factory']} index, dim {m['dimension']}, model {m['model']}")
+    return 0
