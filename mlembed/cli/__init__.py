@@ -12,7 +12,7 @@ import sys
 
 from mlembed import __version__
 
-VERBS = ["compare", "data", "distill", "encode", "evaluate", "info"]
+VERBS = ["compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search"]
 
 
 def build_parser() -> argparse.ArgumentParser:
