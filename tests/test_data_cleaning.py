@@ -71,3 +71,21 @@ def test_dedupe_across_specs(tmp_path: Path) -> None:
     stats = CleanStats()
     kept = list(read_pairs([f"tsv:{a}", f"tsv:{b}"], clean=CleanOptions(), stats=stats))
     assert [p.src for p in kept] == ["Same sentence.", "Other sentence."] and stats.totals["duplicate"] == 1
+
+
+def test_hashset64_matches_a_python_set() -> None:
+    import numpy as np
+
+    from mlembed.data.cleaning import HashSet64
+
+    rng = np.random.default_rng(0)
+    hs, reference = HashSet64(), set()
+    for _ in range(60):
+        keys = rng.integers(0, 3000, size=rng.integers(0, 200)).astype(np.uint64)
+        keys[::7] = np.uint64(2**64 - 1)  # the largest key works too
+        expected = []
+        for k in keys.tolist():
+            expected.append(k not in reference)
+            reference.add(k)
+        assert hs.add(keys).tolist() == expected
+    assert len(hs) == len(reference)
