@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from mlembed.evaluation import EmbeddingCache, TaskResult, evaluate, parse_task
-from mlembed.evaluation.mining import BuccTask, MiningTask, at_threshold, best_threshold, read_bucc_split
+from mlembed.evaluation.mining import (
+    BuccTask,
+    MiningTask,
+    at_threshold,
+    best_threshold,
+    read_bucc_split,
+    select_distractors,
+)
 from mlembed.evaluation.mse import mse_x100
 from mlembed.evaluation.report import markdown, result_entries, write_report
 from mlembed.evaluation.retrieval import RetrievalTask, retrieval_accuracy, top1
@@ -319,3 +326,16 @@ def test_bucc_reader_and_task(tmp_path):
     (d / "de-en.test.en").write_text("en-1 no tab here\n")
     with pytest.raises(DataError, match=r"de-en\.test\.en:1: expected id<TAB>sentence"):
         read_bucc_split(tmp_path, "de", "test")
+
+
+def test_distractors_fill_up_from_later_specs_in_order(tmp_path):
+    first = tmp_path / "first.tsv"
+    first.write_text("eng\tdeu\n" + "".join(f"en:{i} a\tde:{i} a\n" for i in range(5)))
+    second = tmp_path / "second.tsv"
+    second.write_text("eng\tdeu\n" + "".join(f"en:{100 + i} b\tde:{100 + i} b\n" for i in range(20)))
+    third = tmp_path / "eng-fra.tsv"
+    third.write_text("eng\tfra\n" + "".join(f"en:{300 + i} d\tfr:{300 + i} d\n" for i in range(20)))
+    chosen = select_distractors([f"tsv:{first}", f"tsv:{third}", f"tsv:{second}"], "de", "en", 8, 0, set(), set())
+    assert len(chosen.src) == 8 and all(s.endswith(" a") for s in chosen.src[:5])  # all 5 of the first, then 3 more
+    assert sum(s.endswith(" b") for s in chosen.src) == 3
+    assert len(chosen.tgt) == 8 and all(t.endswith(" d") for t in chosen.tgt)  # English only from non-German pairs

@@ -4,7 +4,8 @@ Two tasks share the scoring:
 
 * :class:`MiningTask` (``mining:SPEC``): the gold pairs of any parallel data spec (e.g. NTREX) are
   mixed with distractor sentences on both sides -- sentences of the same languages taken from other
-  data (``distractors``), at ``ratio`` distractors per gold pair on each side where the data allow.
+  data (``distractors``, in order of preference), at ``ratio`` distractors per gold pair on each side
+  where the data allow, sampled by a seeded hash of the text.
   English distractors come only from pairs whose other language is not the gold one, and English
   sentences that occur in any pair with the gold language are dropped, so that a distractor is
   never the known translation of another distractor.  Sentences are deduplicated; a mined pair is
@@ -97,10 +98,6 @@ def mine_candidates(cache: EmbeddingCache, src: list[str], tgt: list[str], mode:
     return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin="ratio", mode=mode, threshold=None)
 
 
-def _language(tag: str) -> str:
-    return tag.split("-")[0]
-
-
 def _same_language(tag: str, wanted: str) -> bool:
     from mlembed.languages import lang_matches
 
@@ -140,13 +137,45 @@ def distractor_pool(specs: Sequence[str], src_lang: str, tgt_lang: str = "en") -
     return DistractorPool(list(src), [t for t in tgt if t not in linked])
 
 
+def hashed_sample(texts: Sequence[str], n: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
+    """``n`` texts chosen by a seeded hash of the text (so overlapping pools give overlapping samples).
+
+    Example:
+        >>> hashed_sample(["a", "b", "c", "d"], 2, seed=0) == hashed_sample(["d", "c", "b", "a"], 2, seed=0)
+        True
+        >>> hashed_sample(["a", "b", "c"], 5, seed=0, exclude={"b"})
+        ['c', 'a']
+    """
+    import hashlib
+
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(f"{seed}\0{text}".encode(), digest_size=8).digest()
+
+    return sorted((t for t in texts if t not in exclude), key=key)[: max(0, n)]
+
+
+def select_distractors(specs: Sequence[str], src_lang: str, tgt_lang: str, n: int, seed: int,
+                       exclude_src: set[str], exclude_tgt: set[str]) -> DistractorPool:
+    """Up to ``n`` distractors per side: from the first spec, then the next ones where it runs short."""
+    src: list[str] = []
+    tgt: list[str] = []
+    for spec in specs:
+        pool = distractor_pool([spec], src_lang, tgt_lang)
+        src += hashed_sample(pool.src, n - len(src), seed, exclude_src | set(src))
+        tgt += hashed_sample(pool.tgt, n - len(tgt), seed, exclude_tgt | set(tgt))
+        if len(src) >= n and len(tgt) >= n:
+            break
+    return DistractorPool(src, tgt)
+
+
 class MiningTask:
     """Gold pairs of ``gold_spec`` hidden among distractors; F1 on one half at the other half's best threshold.
 
     Args:
         gold_spec: a :func:`mlembed.data.read_pairs` spec (e.g. ``ntrex:DIR:deu,zho-CN``).
-        distractors: data specs to draw distractor sentences from (e.g. ``tsv:DIR/tatoeba-challenge``).
-        ratio: distractors per gold pair on each side (fewer where the pool is smaller).
+        distractors: data specs to draw distractor sentences from (e.g. ``tsv:DIR/tatoeba-challenge``),
+            in order of preference: later specs only fill up a side the earlier ones leave short.
+        ratio: distractors per gold pair on each side (fewer where all the specs together have fewer).
         seed: seed of the sampling.
         limit: at most this many gold pairs per language.
 
@@ -193,15 +222,11 @@ class MiningTask:
         setups = []
         for g in group_pairs(read_pairs(self.gold_spec)):
             src_gold, tgt_gold = g.src[: self.limit], g.tgt[: self.limit]
-            src_lang, tgt_lang = g.key.split("-", 1) if g.key.count("-") == 1 else (g.key, "en")
+            src_lang, tgt_lang = g.src_lang, g.tgt_lang
             dev_gold = self._dev_mask(len(src_gold))
-            pool = distractor_pool(self.distractors, src_lang, tgt_lang) if self.distractors else DistractorPool([], [])
             want = int(round(self.ratio * len(src_gold)))
-            gold_src_set, gold_tgt_set = set(src_gold), set(tgt_gold)
-            src_d = [s for s in pool.src if s not in gold_src_set]
-            tgt_d = [t for t in pool.tgt if t not in gold_tgt_set]
-            src_d = [src_d[i] for i in sorted(rng.permutation(len(src_d))[:want])]
-            tgt_d = [tgt_d[i] for i in sorted(rng.permutation(len(tgt_d))[:want])]
+            chosen = select_distractors(self.distractors, src_lang, tgt_lang, want, self.seed, set(src_gold), set(tgt_gold))
+            src_d, tgt_d = chosen.src, chosen.tgt
             src_all = list(dict.fromkeys(src_gold + src_d))
             tgt_all = list(dict.fromkeys(tgt_gold + tgt_d))
             src_id = {s: i for i, s in enumerate(src_all)}

@@ -93,6 +93,8 @@ class PairGroup:
     key: str
     src: list[str]
     tgt: list[str]
+    src_lang: str = ""
+    tgt_lang: str = ""
 
 
 def group_pairs(pairs: Iterable, key_fn=None) -> list[PairGroup]:
@@ -114,7 +116,7 @@ def group_pairs(pairs: Iterable, key_fn=None) -> list[PairGroup]:
             src, tgt, src_lang, tgt_lang = tgt, src, tgt_lang, src_lang
         lk = (src_lang, tgt_lang)
         if lk not in groups:
-            groups[lk] = PairGroup(key_fn(*lk) if key_fn else f"{lk[0]}-{lk[1]}", [], [])
+            groups[lk] = PairGroup(key_fn(*lk) if key_fn else f"{lk[0]}-{lk[1]}", [], [], *lk)
         groups[lk].src.append(src)
         groups[lk].tgt.append(tgt)
     return list(groups.values())
@@ -147,7 +149,7 @@ class RetrievalTask:
             key_fn = _laser_key if self.name == "tatoeba" else None
             groups = group_pairs(read_pairs(self.data_spec), key_fn)
             if self.limit:
-                groups = [PairGroup(g.key, g.src[: self.limit], g.tgt[: self.limit]) for g in groups]
+                groups = [PairGroup(g.key, g.src[: self.limit], g.tgt[: self.limit], g.src_lang, g.tgt_lang) for g in groups]
             self._groups = groups
         return self._groups
 
