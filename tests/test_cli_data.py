@@ -41,7 +41,7 @@ def test_data_bad_input_names_file_and_line(tmp_path: Path, capsys: pytest.Captu
     assert main(["data", f"tsv:{src}", "--on-bad-line", "skip"]) == 0
     assert "1 pairs kept of 1 read" in capsys.readouterr().out
     assert main(["data", "csv:x.csv"]) == 1
-    assert "KIND one of tsv" in capsys.readouterr().err
+    assert "csv:x.csv: unknown kind of data spec: expected KIND:WHERE with KIND one of tsv" in capsys.readouterr().err
 
 
 def test_data_shared_tatoeba_no_clean(shared_data: Path, capsys: pytest.CaptureFixture) -> None:

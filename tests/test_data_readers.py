@@ -212,5 +212,5 @@ def test_hf_layouts_from_saved_datasets(tmp_path: Path) -> None:
 
 def test_hf_hub_name_offline_is_a_clear_error() -> None:
     pytest.importorskip("datasets")
-    with pytest.raises(DataError, match="cannot load Hugging Face dataset"):
+    with pytest.raises(DataError, match="surely-not-cached-dataset: cannot load this Hugging Face dataset"):
         list(read_pairs("hf:someone/surely-not-cached-dataset"))

@@ -70,8 +70,8 @@ def parse_spec(spec: str) -> DataSpec:
     kind, sep, where = spec.partition(":")
     if not sep or kind not in KINDS:
         raise DataError(
-            f"unknown data spec {spec!r}: expected KIND:WHERE with KIND one of {', '.join(KINDS)} "
-            f"(e.g. {_EXAMPLES})"
+            f"unknown kind of data spec: expected KIND:WHERE with KIND one of {', '.join(KINDS)} (e.g. {_EXAMPLES})",
+            spec,
         )
     langs: tuple[str, ...] = ()
     if KINDS[kind][2] and ":" in where:
@@ -81,9 +81,9 @@ def parse_spec(spec: str) -> DataSpec:
             try:
                 langs = tuple(normalize_lang(code) for code in tail.split(",") if code.strip())
             except ValueError as exc:
-                raise DataError(f"bad language list {tail!r} in spec {spec!r}: {exc}") from None
+                raise DataError(f"bad language list {tail!r}: {exc}", spec) from None
     if not where:
-        raise DataError(f"data spec {spec!r} names no path")
+        raise DataError("data spec names no path", spec)
     return DataSpec(kind, where, langs)
 
 
@@ -96,7 +96,7 @@ def _combine(spec_langs: tuple[str, ...], langs: Sequence[str] | None) -> tuple[
     # both given: keep the more specific of every matching combination
     both = {s if lang_matches(s, w) else w for s in spec_langs for w in wanted if lang_matches(s, w) or lang_matches(w, s)}
     if not both:
-        raise DataError(f"languages {list(wanted)} do not overlap the spec's {list(spec_langs)}")
+        raise DataError(f"languages {list(wanted)} do not overlap the spec's {list(spec_langs)}", "--langs")
     return tuple(sorted(both))
 
 

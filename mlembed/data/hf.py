@@ -42,7 +42,7 @@ def _load(name: str, config: str | None, split: str) -> tuple[Iterable[dict[str,
         raise
     except Exception as exc:  # datasets raises many types (offline, missing config, ...)
         raise DataError(
-            f"cannot load Hugging Face dataset {name!r}: {exc} (offline, pass a folder saved with save_to_disk)"
+            f"cannot load this Hugging Face dataset: {exc} (offline, pass a folder saved with save_to_disk)", name
         ) from None
     columns = list(data.column_names or [])
     if not columns:  # streaming datasets may only know their columns once read
@@ -66,7 +66,7 @@ def read_hf(target: str, langs: Sequence[str] | None = None, on_bad_line: OnBadL
     parts = where.split(":")
     name, config, split = parts[0], (parts[1] or None) if len(parts) > 1 else None, parts[2] if len(parts) > 2 else "train"
     if len(parts) > 3 or not name:
-        raise DataError(f"hf: expected NAME[:config][:split], got {target!r}")
+        raise DataError("expected hf:NAME[:config][:split]", f"hf:{target}")
     default = parse_lang_pair(suffix) if suffix else (parse_lang_pair(config) if config else None)
     data, columns = _load(name, config, split)
     if "translation" in columns:
@@ -84,12 +84,10 @@ def read_hf(target: str, langs: Sequence[str] | None = None, on_bad_line: OnBadL
         keys = ("english", "non_english")
         default = ("en", default[1]) if default else None
     else:
-        raise DataError(f"no known column layout in {name!r} (columns: {columns}; understood: {', '.join(LAYOUTS)})")
+        raise DataError(f"no known column layout (columns: {columns}; understood: {', '.join(LAYOUTS)})", name)
     per_row = "src_lang" in columns and "tgt_lang" in columns
     if not per_row and default is None:
-        raise DataError(
-            f"missing language for {name!r}: no src_lang/tgt_lang columns; name it with @src-tgt (hf:{name}@en-de)"
-        )
+        raise DataError(f"missing language: no src_lang/tgt_lang columns; name it with @src-tgt (hf:{name}@en-de)", name)
     for row in data:
         src_lang, tgt_lang = (normalize_lang(row["src_lang"]), normalize_lang(row["tgt_lang"])) if per_row else default
         pair = oriented(row[keys[0]], row[keys[1]], src_lang, tgt_lang)

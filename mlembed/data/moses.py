@@ -19,7 +19,7 @@ def _path_and_lang(item: str) -> tuple[str, str]:
     if lang is None:
         ext = Path(path).suffix.lstrip(".")
         if not ext or not looks_like_lang(ext):
-            raise DataError(f"missing language: name it with a suffix (x.{'de'}) or @lang after the path", path)
+            raise DataError("missing language: name it with a suffix (x.de) or @lang after the path", path)
         lang = ext
     return path, normalize_lang(lang)
 
@@ -37,7 +37,7 @@ def read_moses(target: str, langs: Sequence[str] | None = None, on_bad_line: OnB
     """
     items = target.split(",")
     if len(items) != 2:
-        raise DataError(f"pair: expects two comma-separated paths, got {len(items)}: {target!r}")
+        raise DataError(f"expected two comma-separated paths, got {len(items)}", f"pair:{target}")
     (path_a, lang_a), (path_b, lang_b) = (_path_and_lang(i) for i in items)
     for path in (path_a, path_b):
         if not Path(path).is_file():
