@@ -23,8 +23,8 @@ What becomes a pair:
 * placeholders must agree: the multisets of printf conversions (``%s``, ``%d``, ``%1$s`` counts as
   ``%s``, ``%(name)s``), Qt ``%1``, Python ``{0}`` / ``{name}``, markup tags (``<b>``, ``</b>``) and
   entities (``&amp;``) must be equal on both sides, else the pair is dropped;
-* the locale comes from the folder above ``LC_MESSAGES``, else the file name (``po/de.po``), else
-  its folder, and is normalized (``zh_CN`` -> ``zh-Hans``, ``sr@latin`` -> ``sr-Latn``).
+* the locale comes from the folder above ``LC_MESSAGES`` (or another ``LC_*`` category), else the
+  file name (``po/de.po``), else its folder, and is normalized (``zh_CN`` -> ``zh-Hans``, ``sr@latin`` -> ``sr-Latn``).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def locale_of(path: Path) -> str:
         >>> locale_of(Path("/usr/share/locale/pt_BR/LC_MESSAGES/apt.mo")), locale_of(Path("po/de.po"))
         ('pt_BR', 'de')
     """
-    if path.parent.name == "LC_MESSAGES":
+    if path.parent.name.startswith("LC_"):  # LC_MESSAGES, LC_TIME (coreutils' date formats)
         return path.parent.parent.name
     if looks_like_lang(path.stem) and len(path.stem.split("_")[0].split("@")[0]) <= 3:
         return path.stem
