@@ -41,7 +41,8 @@ def _tables(results: Results) -> dict[str, tuple[str, list[str], dict[str, dict[
     """Per task spec: (title, language keys, {model: {lang: score}}, {model: mean}, one result for metadata)."""
     tables: dict[str, Any] = {}
     for model, r in results:
-        title, langs, rows, means, _ = tables.setdefault(r.spec, (f"{r.task}: {r.spec}", [], {}, {}, r))
+        title = r.spec if r.spec.startswith(f"{r.task}:") else f"{r.task}: {r.spec}"
+        title, langs, rows, means, _ = tables.setdefault(r.spec, (title, [], {}, {}, r))
         for lang in r.scores:
             if lang not in langs:
                 langs.append(lang)
@@ -87,18 +88,19 @@ def chart(title: str, langs: list[str], rows: dict[str, dict[str, float]], means
     keys = langs + ["mean"]
     models = list(rows)
     width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(keys) * max(1, len(models)) * 0.6 + 2), 4.8), dpi=150)
+    fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.32 * len(keys) * max(2, len(models))), 4.6), dpi=150)
     x = np.arange(len(keys))
     for i, model in enumerate(models):
         values = [rows[model].get(k, np.nan) for k in langs] + [means[model]]
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, values, width, label=model)
         ax.bar_label(bars, labels=[f"{v:.0f}" if np.isfinite(v) else "" for v in values], fontsize=7, padding=1)
-    ax.set_xticks(x, keys)
-    ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=10)
+    ax.set_xticks(x, keys, fontsize=9)
+    ax.set_ylabel(metric, fontsize=10)
+    ax.set_title(title, fontsize=11, pad=24)
     ax.axvline(len(langs) - 0.5, color="grey", linewidth=0.8, linestyle=":")
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=9, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(models))
     ax.spines[["top", "right"]].set_visible(False)
+    ax.margins(y=0.08)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
@@ -107,6 +109,30 @@ def chart(title: str, langs: list[str], rows: dict[str, dict[str, float]], means
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60] or "task"
+
+
+def read_results(path: str | os.PathLike) -> list[tuple[str, TaskResult]]:
+    """Read a ``results.json`` back into ``(model, TaskResult)`` pairs (to redraw or merge reports).
+
+    Example:
+        >>> import tempfile
+        >>> r = TaskResult("sts", "sts:D:en", "test", "spearman", {"en": {"spearman": 80.0}}, {"pairs": 3})
+        >>> out = tempfile.mkdtemp(); _ = write_report([("m", r)], out)
+        >>> read_results(out + "/results.json") == [("m", r)]
+        True
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    results: dict[tuple[str, str], TaskResult] = {}
+    for meta in data["metadata"]:
+        meta = dict(meta)
+        model, task, spec = meta.pop("model"), meta.pop("task"), meta.pop("spec")
+        results[(model, spec)] = TaskResult(task, spec, "", "", {}, meta)
+    for e in data["results"]:
+        r = results[(e["model"], e["spec"])]
+        r.split, r.main_metric = e["split"], e["main_metric"]
+        if e["language"] != "mean":
+            r.scores[e["language"]] = e["scores"]
+    return [(model, r) for (model, _), r in results.items()]
 
 
 def write_report(results: Results, output: str | os.PathLike, command: str | None = None, extra: dict | None = None) -> list[Path]:
