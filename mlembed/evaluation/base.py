@@ -6,6 +6,7 @@ A task turns sentences into vectors only through an :class:`EmbeddingCache`, so 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -96,7 +97,7 @@ class EmbeddingCache:
         new = list(dict.fromkeys(s for s in sentences if s not in self._rows))
         if new:
             if self.show_progress:
-                print(f"[{self.name}] encoding {len(new):,} sentences", flush=True)
+                print(f"[{self.name}] encoding {len(new):,} sentences", file=sys.stderr, flush=True)
             vectors = encode(new, self.model, batch_size=self.batch_size, show_progress=self.show_progress)
             for i, text in enumerate(new):
                 self._rows[text] = self.encoded + i
@@ -115,7 +116,7 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero).
 
     Example:
-        >>> normalize(np.array([[3.0, 4.0]])).tolist()
+        >>> normalize(np.array([[3.0, 4.0]])).round(6).tolist()
         [[0.6, 0.8]]
     """
     vectors = np.asarray(vectors, dtype=np.float32)
