@@ -116,8 +116,8 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero).
 
     Example:
-        >>> normalize(np.array([[3.0, 4.0]])).round(6).tolist()
-        [[0.6, 0.8]]
+        >>> [round(float(v), 6) for v in normalize(np.array([[3.0, 4.0]]))[0]]
+        [0.6, 0.8]
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
