@@ -74,8 +74,8 @@ def test_locales_and_language_filter(tmp_path: Path) -> None:
     build_catalog(tmp_path / "sr@latin" / "LC_MESSAGES" / "app.mo", one)
     build_catalog(tmp_path / "po" / "pt_BR.po", one)
     build_catalog(tmp_path / "en_GB" / "LC_MESSAGES" / "app.mo", one)
-    build_catalog(tmp_path / "fi" / "LC_TIME" / "app.mo", one)
-    assert sorted(p.tgt_lang for p in read_pairs(f"gettext:{tmp_path}")) == ["fi", "pt-BR", "sr-Latn", "zh-Hans"]
+    build_catalog(tmp_path / "fi" / "LC_TIME" / "app.mo", one)  # a category other than LC_MESSAGES: skipped
+    assert sorted(p.tgt_lang for p in read_pairs(f"gettext:{tmp_path}")) == ["pt-BR", "sr-Latn", "zh-Hans"]
     assert [p.tgt_lang for p in read_pairs(f"gettext:{tmp_path}:zh")] == ["zh-Hans"]
     assert [p.tgt_lang for p in read_pairs(f"gettext:{tmp_path}", langs=["por"])] == ["pt-BR"]
     assert [p.tgt_lang for p in read_pairs(f"gettext:{tmp_path}:en")] == ["en-GB"]

@@ -23,8 +23,9 @@ What becomes a pair:
 * placeholders must agree: the multisets of printf conversions (``%s``, ``%d``, ``%1$s`` counts as
   ``%s``, ``%(name)s``), Qt ``%1``, Python ``{0}`` / ``{name}``, markup tags (``<b>``, ``</b>``) and
   entities (``&amp;``) must be equal on both sides, else the pair is dropped;
-* the locale comes from the folder above ``LC_MESSAGES`` (or another ``LC_*`` category), else the
-  file name (``po/de.po``), else its folder, and is normalized (``zh_CN`` -> ``zh-Hans``, ``sr@latin`` -> ``sr-Latn``).
+* the locale comes from the folder above ``LC_MESSAGES``, else the file name (``po/de.po``), else
+  its folder, and is normalized (``zh_CN`` -> ``zh-Hans``, ``sr@latin`` -> ``sr-Latn``); catalogs in
+  other categories (``LC_TIME/coreutils.mo``, a copy of the ``LC_MESSAGES`` one) are skipped.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def locale_of(path: Path) -> str:
         >>> locale_of(Path("/usr/share/locale/pt_BR/LC_MESSAGES/apt.mo")), locale_of(Path("po/de.po"))
         ('pt_BR', 'de')
     """
-    if path.parent.name.startswith("LC_"):  # LC_MESSAGES, LC_TIME (coreutils' date formats)
+    if path.parent.name == "LC_MESSAGES":
         return path.parent.parent.name
     if looks_like_lang(path.stem) and len(path.stem.split("_")[0].split("@")[0]) <= 3:
         return path.stem
@@ -171,7 +172,12 @@ def catalog_files(directory: str | Path, langs: Sequence[str] | None = None) -> 
     if root.is_file():
         files = [root]
     elif root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.suffix in (".mo", ".po") and p.is_file())
+        files = sorted(
+            p for p in root.rglob("*")
+            if p.suffix in (".mo", ".po") and p.is_file()
+            # other categories (coreutils installs a copy of its catalog as LC_TIME/coreutils.mo) would repeat pairs
+            and not (p.parent.name.startswith("LC_") and p.parent.name != "LC_MESSAGES")
+        )
     else:
         raise FileNotFoundError(f"no such catalog folder: {directory}")
     wants_english = any(lang_matches(w, "en") for w in langs or ())
