@@ -34,7 +34,7 @@ import gettext as stdlib_gettext
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from mlembed.data.base import Pair
 from mlembed.io import DataError, OnBadLine
@@ -136,10 +136,15 @@ def message_pairs(msgid: str, msgstr: str) -> Iterator[tuple[str, str]]:
     """
     if not msgid or not msgstr or msgid == msgstr:
         return
-    items_a, items_b = _items(msgid), _items(msgstr)
-    if len(items_a) != len(items_b):
-        return
-    for src, tgt in _item_texts(items_a, items_b):
+    a, b = msgid.strip(), msgstr.strip()
+    if "\n" not in a and "\n" not in b and not (a.startswith("-") and b.startswith("-")):
+        candidates: Iterable[tuple[str, str]] = ((a, b),)  # fast path: one line, no option column
+    else:
+        items_a, items_b = _items(msgid), _items(msgstr)
+        if len(items_a) != len(items_b):
+            return
+        candidates = _item_texts(items_a, items_b)
+    for src, tgt in candidates:
         src, tgt = strip_accelerators(src).strip(), strip_accelerators(tgt).strip()
         if src and tgt and src != tgt and _same_placeholders(src, tgt):
             yield src, tgt
