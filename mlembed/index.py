@@ -112,8 +112,10 @@ def build_faiss_index(
     emb = open_embeddings(emb)
     n, dim = emb.shape
     index = faiss.index_factory(dim, factory_string(kind, n, dim), faiss.METRIC_INNER_PRODUCT)
+    ivf = _ivf(index)
+    if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
+        ivf.by_residual = False  # SQ8 of the vectors themselves: as accurate here, and big_batch_search supports it
     if not index.is_trained:
-        ivf = _ivf(index)
         size = train_size or max(40 * (ivf.nlist if ivf is not None else 256), 10_000)
         index.train(_training_sample(emb, min(size, n)))
     bar = tqdm(total=n, unit="vec", desc=desc, disable=not show_progress)
@@ -277,15 +279,15 @@ class SentenceIndex:
         meta = json.loads(meta_path.read_text())
         loaded = None
         if model is not None:
-            loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
-            got = fingerprint(loaded)
+            got = fingerprint(model)  # from the folder or alias when given by name: no need to load it first
             if got != meta["fingerprint"]:
+                name = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
                 raise ModelMismatchError(
-                    f"index built with model {meta['model']!r} (fingerprint {meta['fingerprint']}), "
-                    f"but model {str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__!r} "
-                    f"has fingerprint {got}: search with the index's model or rebuild the index",
+                    f"index built with model {meta['model']!r} (fingerprint {meta['fingerprint']}), but model "
+                    f"{name!r} has fingerprint {got}: search with the index's model or rebuild the index",
                     meta_path,
                 )
+            loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(folder / FAISS_FILE), flags)
         set_search_params(index, nprobe=meta.get("nprobe"), ef_search=meta.get("ef_search"))

@@ -315,7 +315,7 @@ def mine_files(
     output = Path(output)
     work = Path(workdir) if workdir is not None else output.with_name(output.name + ".work")
     if work.exists() and not resume and (work / "knn" / "manifest.json").exists():
-        raise FileExistsError(f"{work} holds an unfinished run: pass --resume to continue it, or remove it")
+        raise DataError("holds an unfinished run: pass --resume (resume=True) to continue it, or remove it", work)
     work.mkdir(parents=True, exist_ok=True)
     need_model = (src_embeddings is None or tgt_embeddings is None) or (threshold is None and calibrate)
     if isinstance(model, (str, os.PathLike)):

@@ -1,0 +1,288 @@
+"""Bitext-mining benchmark: scale (time / peak RSS vs an in-RAM reference), quality (NTREX in noise), search.
+
+Parts (each updates its key in ``benchmarks/results/mining.json`` and rewrites ``mining.md``):
+
+* ``scale``: clustered synthetic pairs (half of the targets are a source plus noise, cosine ~0.8;
+  the rest random) at several N, d=384. Every run is a separate process measuring its own wall
+  time and peak RSS (``ru_maxrss``): ``mlembed`` = :func:`mlembed.mining.mine_embeddings` on
+  ``.npy`` memmaps; ``reference`` = the in-RAM recipe written below from the algorithm's
+  description (whole arrays loaded, FAISS ``IndexFlatIP`` both ways, full k-NN lists, ratio margin,
+  intersect). Also the sgemm rate of this machine and the exact-k-NN floor ``2 N^2 d / rate``.
+* ``quality``: NTREX-128 English->deu/cmn gold pairs hidden among Tatoeba-Challenge distractors
+  (English on the source side, the target language on the target side), split by NTREX document:
+  the threshold is calibrated on one half and F1 measured on the other; every mode x margin.
+* ``search``: p50/p99 latency and recall@10 vs exact of each index type.
+
+Run with ``nice -n 15 python benchmarks/mining.py scale|quality|search [options]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# ---------------------------------------------------------------- reference (in-RAM recipe)
+
+
+def reference_mine(x_path: str, y_path: str, k: int = 4, query_limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Margin mining as usually written: everything in RAM, FAISS flat index searched both ways.
+
+    ``query_limit`` searches only the first rows of each side (to time a part of an exact run
+    that would take hours); pairs are then returned for that part only.
+    """
+    import faiss
+
+    x, y = np.load(x_path), np.load(y_path)
+    qx, qy = (x, y) if query_limit is None else (x[:query_limit], y[:query_limit])
+    index_y = faiss.IndexFlatIP(y.shape[1])
+    index_y.add(y)
+    x2y_sim, x2y_ind = index_y.search(qx, k)
+    index_x = faiss.IndexFlatIP(x.shape[1])
+    index_x.add(x)
+    y2x_sim, y2x_ind = index_x.search(qy, k)
+    if query_limit is not None:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    x2y_mean, y2x_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
+    fwd = x2y_sim / ((x2y_mean[:, None] + y2x_mean[x2y_ind]) / 2)
+    bwd = y2x_sim / ((y2x_mean[:, None] + x2y_mean[y2x_ind]) / 2)
+    fwd_best = x2y_ind[np.arange(len(x)), fwd.argmax(axis=1)]
+    bwd_best = y2x_ind[np.arange(len(y)), bwd.argmax(axis=1)]
+    src = np.nonzero(bwd_best[fwd_best] == np.arange(len(x)))[0]
+    return fwd.max(axis=1)[src].astype(np.float32), src.astype(np.int64), fwd_best[src].astype(np.int64)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(args: list[str]) -> dict:
+    """Run this script's ``child`` part in a fresh process; return its JSON line."""
+    cmd = [sys.executable, __file__, "child", *args]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sgemm_gflops(dim: int = 384, n: int = 8192, repeat: int = 5) -> float:
+    a = np.random.default_rng(0).random((n, dim), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, dim), dtype=np.float32)
+    a @ b.T
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b.T
+    return 2 * n * n * dim * repeat / (time.perf_counter() - t) / 1e9
+
+
+def synthetic(n: int, dim: int, cache: Path, noise: float = 0.038, spread: float = 0.06, clusters: int = 1000,
+              seed: int = 0) -> tuple[Path, Path, Path]:
+    """``src``, ``tgt`` (.npy, unit rows) and ``gold`` (tgt row t < n/2 pairs src row gold[t]), written in chunks.
+
+    Vectors are clustered (random centre + ``spread`` noise, cosine ~0.65 to the centre) as real
+    embeddings are; a paired target is its source + ``noise`` (cosine ~0.8); other targets are new
+    clustered vectors.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = cache / f"synth2-{n}-src.npy", cache / f"synth2-{n}-tgt.npy", cache / f"synth2-{n}-gold.npy"
+    if all(p.exists() for p in paths):
+        return paths
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def clustered(m: int) -> np.ndarray:
+        return centres[rng.integers(0, clusters, m)] + spread * rng.standard_normal((m, dim), dtype=np.float32)
+
+    src = np.lib.format.open_memmap(paths[0], "w+", np.float32, (n, dim))
+    tgt = np.lib.format.open_memmap(paths[1], "w+", np.float32, (n, dim))
+    step = 65536
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        v = clustered(b - a)
+        src[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    gold = rng.permutation(n)[: n // 2]
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        rows = np.arange(a, b)
+        v = clustered(b - a)
+        paired = rows < n // 2
+        v[paired] = src[gold[rows[paired]]] + noise * rng.standard_normal((int(paired.sum()), dim), dtype=np.float32)
+        tgt[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    src.flush(), tgt.flush()
+    del src, tgt
+    np.save(paths[2], gold)
+    return paths
+
+
+def child(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    if args.impl == "reference":
+        scores, i, j = reference_mine(args.src, args.tgt, args.k, args.query_limit)
+    else:
+        from mlembed.mining import mine_embeddings
+
+        with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+            p = mine_embeddings(args.src, args.tgt, k=args.k, memory_budget=args.memory_budget, index=args.index,
+                                nprobe=args.nprobe, workdir=work)
+        scores, i, j = p.scores, p.src_idx, p.tgt_idx
+    wall = time.perf_counter() - t0
+    if args.pairs_out:
+        np.savez(args.pairs_out, scores=scores, src=i, tgt=j)
+    print(json.dumps({"wall_s": round(wall, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "pairs": int(len(i))}))
+
+
+def pair_set(path: Path) -> set[tuple[int, int]]:
+    with np.load(path) as d:
+        return set(zip(d["src"].tolist(), d["tgt"].tolist()))
+
+
+def update_results(key: str, value: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "mining.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    from mlembed.io import atomic_open
+
+    with atomic_open(path) as fh:
+        json.dump(data, fh, indent=2)
+    with atomic_open(RESULTS / "mining.md") as fh:
+        fh.write(render_md(data))
+
+
+# ---------------------------------------------------------------- scale
+
+
+def scale(args: argparse.Namespace) -> None:
+    cache = Path(args.cache_dir)
+    rate = sgemm_gflops()
+    rows = []
+    out = {"machine": {"cpus": os.cpu_count(), "sgemm_gflops": round(rate, 1)}, "k": 4, "dim": args.dim, "runs": rows}
+    for n in args.sizes:
+        src, tgt, gold_path = synthetic(n, args.dim, cache)
+        gold = {(int(s), t) for t, s in enumerate(np.load(gold_path))}
+        res = {"n": n, "index": "flat", "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1)}
+        for impl in ("mlembed", "reference"):
+            pairs = cache / f"pairs-{n}-{impl}-flat.npz"
+            r = run_child(["--impl", impl, "--src", str(src), "--tgt", str(tgt), "--memory-budget", args.memory_budget,
+                           "--pairs-out", str(pairs), "--workdir", str(cache)])
+            found = pair_set(pairs)
+            r["gold_recall"] = round(len(found & gold) / len(gold), 4)
+            res[impl] = r
+            print(n, impl, r, flush=True)
+        res["identical_pairs"] = pair_set(cache / f"pairs-{n}-mlembed-flat.npz") == pair_set(cache / f"pairs-{n}-reference-flat.npz")
+        res["time_ratio"] = round(res["mlembed"]["wall_s"] / res["reference"]["wall_s"], 3)
+        res["rss_ratio"] = round(res["mlembed"]["peak_rss_mb"] / res["reference"]["peak_rss_mb"], 3)
+        rows.append(res)
+        update_results("scale", out)
+    for n in args.approx_sizes:
+        src, tgt, gold_path = synthetic(n, args.dim, cache)
+        gold = {(int(s), t) for t, s in enumerate(np.load(gold_path))}
+        res = {"n": n, "index": args.approx_index, "nprobe": args.nprobe, "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1)}
+        pairs = cache / f"pairs-{n}-mlembed-{args.approx_index}.npz"
+        r = run_child(["--impl", "mlembed", "--src", str(src), "--tgt", str(tgt), "--memory-budget", args.approx_budget,
+                       "--index", args.approx_index, "--nprobe", str(args.nprobe), "--pairs-out", str(pairs), "--workdir", str(cache)])
+        found = pair_set(pairs)
+        r["gold_recall"] = round(len(found & gold) / len(gold), 4)
+        exact = cache / f"pairs-{n}-mlembed-flat.npz"
+        if exact.exists():
+            ex = pair_set(exact)
+            r["recall_vs_exact"] = round(len(found & ex) / len(ex), 4)
+        res["mlembed"] = r
+        print(n, "mlembed", args.approx_index, r, flush=True)
+        if args.reference_limit:
+            part = run_child(["--impl", "reference", "--src", str(src), "--tgt", str(tgt), "--query-limit", str(args.reference_limit)])
+            part["query_limit"] = args.reference_limit
+            part["estimated_full_wall_s"] = round(part["wall_s"] * n / args.reference_limit, 0)
+            part["note"] = (f"searched only the first {args.reference_limit} queries each way (all data loaded and "
+                            "indexed, so peak RSS is measured); wall time of a full run ESTIMATED by scaling the search")
+            res["reference_partial"] = part
+            res["rss_ratio"] = round(r["peak_rss_mb"] / part["peak_rss_mb"], 3)
+            print(n, "reference (partial)", part, flush=True)
+        rows.append(res)
+        update_results("scale", out)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_md(data: dict) -> str:
+    lines = ["# Bitext mining benchmark", "", "Produced by `benchmarks/mining.py` (see its docstring for the method).", ""]
+    if "scale" in data:
+        s = data["scale"]
+        lines += [f"## Scale (synthetic pairs, d={s['dim']}, k={s['k']}, ratio margin, intersect)", "",
+                  f"Machine: {s['machine']['cpus']} CPUs shared with other jobs, measured sgemm {s['machine']['sgemm_gflops']} GFLOP/s.", "",
+                  "| N | index | mlembed wall s | mlembed peak RSS MB | reference wall s | reference peak RSS MB | time ratio | RSS ratio | identical pairs | gold recall (mlembed) | exact floor s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in s["runs"]:
+            m = r["mlembed"]
+            ref = r.get("reference") or r.get("reference_partial") or {}
+            ref_wall = ref.get("wall_s", "-") if "reference" in r else f"~{ref.get('estimated_full_wall_s', '-')} (estimate)"
+            extra = f" (recall vs exact {m['recall_vs_exact']})" if "recall_vs_exact" in m else ""
+            lines.append(f"| {r['n']:,} | {r['index']} | {m['wall_s']} | {m['peak_rss_mb']} | {ref_wall} | {ref.get('peak_rss_mb', '-')} | "
+                         f"{r.get('time_ratio', '-')} | {r.get('rss_ratio', '-')} | {r.get('identical_pairs', '-')} | {m['gold_recall']}{extra} | {r['floor_s']} |")
+        lines.append("")
+    if "quality" in data:
+        q = data["quality"]
+        lines += ["## Quality: NTREX-128 gold pairs among distractors", "", q["setup"], "",
+                  "| model | lang | margin | mode | threshold (calibrated) | precision | recall | F1 |", "|---|---|---|---|---|---|---|---|"]
+        for r in q["runs"]:
+            lines.append(f"| {r['model']} | {r['lang']} | {r['margin']} | {r['mode']} | {r['threshold']} | {r['precision']} | {r['recall']} | {r['f1']} |")
+        lines.append("")
+    if "search" in data:
+        s = data["search"]
+        lines += [f"## Search: {s['n']:,} vectors (d={s['dim']}), {s['queries']} queries one at a time", "",
+                  "| index | factory | build s | p50 ms | p99 ms | recall@10 vs exact |", "|---|---|---|---|---|---|"]
+        for r in s["runs"]:
+            lines.append(f"| {r['kind']} | {r['factory']} | {r['build_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_10']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="part", required=True)
+    c = sub.add_parser("child")
+    c.add_argument("--impl", choices=["mlembed", "reference"], required=True)
+    c.add_argument("--src", required=True)
+    c.add_argument("--tgt", required=True)
+    c.add_argument("--k", type=int, default=4)
+    c.add_argument("--memory-budget", default="1G")
+    c.add_argument("--index", default="flat")
+    c.add_argument("--nprobe", type=int, default=None)
+    c.add_argument("--query-limit", type=int, default=None)
+    c.add_argument("--pairs-out", default=None)
+    c.add_argument("--workdir", default=None)
+    s = sub.add_parser("scale")
+    s.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000])
+    s.add_argument("--approx-sizes", type=int, nargs="*", default=[1_000_000])
+    s.add_argument("--approx-index", default="ivfsq")
+    s.add_argument("--nprobe", type=int, default=16)
+    s.add_argument("--dim", type=int, default=384)
+    s.add_argument("--memory-budget", default="2G")
+    s.add_argument("--approx-budget", default="1G")
+    s.add_argument("--reference-limit", type=int, default=20_000)
+    s.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "mlembed-bench"))
+    args = ap.parse_args()
+    {"child": child, "scale": scale}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()

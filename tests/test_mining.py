@@ -1,0 +1,192 @@
+"""Margin mining: every mode and margin against a literal LASER-style implementation, a hand-checked toy,
+calibration, dedupe and atomic TSV output, and kill -9 + --resume giving the uninterrupted output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlembed.knn import knn_both_ways, shard_sizes
+from mlembed.mining import MARGINS, MODES, best_threshold, calibrate_threshold, mine_embeddings, mine_files
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+
+def laser_mine(x: np.ndarray, y: np.ndarray, k: int, margin: str, mode: str) -> set[tuple[int, int, float]]:
+    """LASER mine_bitexts.py, transcribed literally (loops, brute-force k-NN)."""
+    sim = x @ y.T
+    x2y_ind = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    y2x_ind = np.argsort(-sim.T, axis=1, kind="stable")[:, :k]
+    x2y_mean = np.take_along_axis(sim, x2y_ind, 1).mean(1)
+    y2x_mean = np.take_along_axis(sim.T, y2x_ind, 1).mean(1)
+    f = {"ratio": lambda a, b: a / b, "distance": lambda a, b: a - b, "absolute": lambda a, b: a}[margin]
+
+    def scores(a, b, ind, fm, bm):
+        out = np.zeros(ind.shape)
+        for i in range(ind.shape[0]):
+            for j in range(ind.shape[1]):
+                out[i, j] = f(a[i].dot(b[ind[i, j]]), (fm[i] + bm[ind[i, j]]) / 2)
+        return out
+
+    fs = scores(x, y, x2y_ind, x2y_mean, y2x_mean)
+    bs = scores(y, x, y2x_ind, y2x_mean, x2y_mean)
+    fwd_best = x2y_ind[np.arange(len(x)), fs.argmax(1)]
+    bwd_best = y2x_ind[np.arange(len(y)), bs.argmax(1)]
+    if mode == "forward":
+        return {(i, int(j), round(fs[i].max(), 4)) for i, j in enumerate(fwd_best)}
+    if mode == "backward":
+        return {(int(i), j, round(bs[j].max(), 4)) for j, i in enumerate(bwd_best)}
+    if mode == "intersect":
+        return {(i, int(j), round(fs[i].max(), 4)) for i, j in enumerate(fwd_best) if bwd_best[j] == i}
+    idx = np.stack((np.concatenate((np.arange(len(x)), bwd_best)), np.concatenate((fwd_best, np.arange(len(y))))), 1)
+    sc = np.concatenate((fs.max(1), bs.max(1)))
+    seen_s, seen_t, out = set(), set(), set()
+    for i in np.argsort(-sc, kind="stable"):
+        s, t = idx[i]
+        if s not in seen_s and t not in seen_t:
+            seen_s.add(s), seen_t.add(t)
+            out.add((int(s), int(t), round(sc[i], 4)))
+    return out
+
+
+@pytest.mark.parametrize("margin", MARGINS)
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_and_margin_matches_laser(mode, margin):
+    rng = np.random.default_rng(1)
+    x = unit(rng.normal(size=(40, 16)))
+    y = unit(np.vstack([x[:25] + 0.4 * rng.normal(size=(25, 16)), rng.normal(size=(12, 16))]))
+    got = mine_embeddings(x, y, k=3, margin=margin, mode=mode, shard_size=7)  # several shards both ways
+    assert np.all(np.diff(got.scores) <= 0)
+    mine = {(int(i), int(j), round(float(s), 4)) for s, i, j in zip(got.scores, got.src_idx, got.tgt_idx)}
+    assert mine == laser_mine(x, y, 3, margin, mode)
+
+
+def test_hand_checked_toy():
+    # x0 ~ y1 strongly; x1 ~ y0; x2 has no partner but its nearest target is y0 (a hub)
+    x = unit(np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0.05]]))
+    y = unit(np.array([[0.1, 1, 0], [1, 0.1, 0]]))
+    fwd = mine_embeddings(x, y, k=1, margin="absolute", mode="forward")
+    assert list(zip(fwd.src_idx, fwd.tgt_idx)) == [(2, 0), (0, 1), (1, 0)] or set(zip(fwd.src_idx, fwd.tgt_idx)) == {(0, 1), (1, 0), (2, 0)}
+    inter = mine_embeddings(x, y, k=1, margin="absolute", mode="intersect")
+    assert set(zip(inter.src_idx.tolist(), inter.tgt_idx.tolist())) == {(0, 1), (1, 0)}
+    assert mine_embeddings(x, y, k=1, mode="max").src_idx.size == 2  # each target used once
+    # ratio with k=1: a mutual nearest pair scores exactly 1 / ... = cos / ((cos + cos) / 2) = 1
+    ratio = mine_embeddings(x, y, k=1, margin="ratio", mode="intersect")
+    assert np.allclose(ratio.scores, 1.0)
+    assert len(mine_embeddings(x, y, k=1, margin="absolute", threshold=0.999)) == 0
+
+
+def test_exact_knn_shards_and_memmap_match_faiss(tmp_path):
+    import faiss
+
+    rng = np.random.default_rng(0)
+    x, y = unit(rng.normal(size=(300, 32))), unit(rng.normal(size=(170, 32)))
+    np.save(tmp_path / "x.npy", x)
+    fwd, bwd = knn_both_ways(tmp_path / "x.npy", y, k=5, shard_size=64, db_shard_size=50)
+    d, i = faiss.knn(x, y, 5, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.array_equal(fwd.ids, i) and np.allclose(fwd.sims, d, atol=1e-5)
+    d, i = faiss.knn(y, x, 5, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.array_equal(bwd.ids, i) and np.allclose(bwd.sims, d, atol=1e-5)
+
+
+def test_shard_sizes_follow_budget_not_n():
+    small = shard_sizes(1_000_000, 1_000_000, 384, 4, 1 << 30)
+    assert small == shard_sizes(300_000, 300_000, 384, 4, 1 << 30)
+    assert shard_sizes(1_000_000, 1_000_000, 384, 4, 4 << 30)[0] > small[0]
+    with pytest.raises(ValueError, match="too small"):
+        shard_sizes(10_000_000, 10_000_000, 384, 4, 300 << 20)
+
+
+def test_approximate_index_finds_the_pairs():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(20, 32)))
+    x = unit(centres[rng.integers(0, 20, 3000)] + 0.15 * rng.normal(size=(3000, 32)))
+    y = unit(x + 0.05 * rng.normal(size=x.shape))
+    got = mine_embeddings(x, y, index="ivf", nprobe=8)
+    assert np.mean(got.src_idx == got.tgt_idx) > 0.98 and len(got) > 2900
+
+
+def test_calibration_and_best_threshold():
+    rng = np.random.default_rng(0)
+    x = unit(rng.normal(size=(300, 32)))
+    y = unit(x + 0.05 * rng.normal(size=x.shape))
+    choice = calibrate_threshold(x, y)
+    assert choice.f1 > 0.95 and 1.0 < choice.threshold < 2.0
+    pairs = mine_embeddings(x, y, mode="forward")
+    assert best_threshold(pairs, set()).f1 == 0.0
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_mine_files_dedupes_and_writes_sorted_tsv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    src = _write(tmp_path / "src.txt", [f"source {i}" for i in range(n)] + ["source 3", ""])
+    tgt = _write(tmp_path / "tgt.txt", [f"target {i}" for i in range(n)] + ["target 5"])
+    x = unit(rng.normal(size=(n, 24)))
+    y = unit(x + 0.05 * rng.normal(size=x.shape))
+    np.save(tmp_path / "x.npy", np.vstack([x, x[3], x[0]]))  # rows for the duplicate and the empty line
+    np.save(tmp_path / "y.npy", np.vstack([y, y[5]]))
+    out = tmp_path / "out.tsv"
+    count, thr = mine_files(src, tgt, out, threshold=1.0, src_embeddings=tmp_path / "x.npy",
+                            tgt_embeddings=tmp_path / "y.npy", show_progress=False)
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert count == len(rows) == n and thr == 1.0
+    assert all(r[1].split()[1] == r[2].split()[1] for r in rows)  # source i <-> target i
+    scores = [float(r[0]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert not (tmp_path / "out.tsv.work").exists()
+
+
+def _mine_cmd(tmp: Path, out: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mlembed", "mine", "--src", str(tmp / "src.txt"), "--tgt", str(tmp / "tgt.txt"),
+            "--src-embeddings", str(tmp / "x.npy"), "--tgt-embeddings", str(tmp / "y.npy"), "--output", str(tmp / out),
+            "--threshold", "1.0", "--shard-size", "250", "--workdir", str(tmp / f"{out}.work"), *extra]
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
+    rng = np.random.default_rng(0)
+    n, d = 12_000, 128
+    x = unit(rng.normal(size=(n, d)))
+    y = unit(np.vstack([x[: n // 2] + 0.05 * rng.normal(size=(n // 2, d)), rng.normal(size=(n // 2, d))]))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    _write(tmp_path / "src.txt", [f"s{i}" for i in range(n)])
+    _write(tmp_path / "tgt.txt", [f"t{i}" for i in range(n)])
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    subprocess.run(_mine_cmd(tmp_path, "full.tsv"), check=True, env=env, capture_output=True)
+
+    proc = subprocess.Popen(_mine_cmd(tmp_path, "killed.tsv"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "killed.tsv.work" / "knn" / "manifest.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if len(json.loads(manifest.read_text())["done"].get("exact", {})) >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "mining finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(manifest.read_text())["done"]["exact"])
+    assert 3 <= done < n // 250 and not (tmp_path / "killed.tsv").exists()
+
+    again = subprocess.run(_mine_cmd(tmp_path, "killed.tsv"), env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "unfinished run: pass --resume" in again.stderr and "Traceback" not in again.stderr  # refuses to silently restart
+    subprocess.run(_mine_cmd(tmp_path, "killed.tsv", "--resume"), check=True, env=env, capture_output=True)
+    assert (tmp_path / "killed.tsv").read_bytes() == (tmp_path / "full.tsv").read_bytes()
+    assert len((tmp_path / "full.tsv").read_text().splitlines()) > n // 3
