@@ -214,3 +214,12 @@ def test_hf_hub_name_offline_is_a_clear_error() -> None:
     pytest.importorskip("datasets")
     with pytest.raises(DataError, match="surely-not-cached-dataset: cannot load this Hugging Face dataset"):
         list(read_pairs("hf:someone/surely-not-cached-dataset"))
+
+
+def test_spec_languages_and_langs_argument_combine(shared_data: Path) -> None:
+    root = shared_data / "ntrex128"
+    assert {p.tgt_lang for p in read_pairs(f"ntrex:{root}:deu,fra", langs=["de"])} == {"de"}
+    assert {p.tgt_lang for p in read_pairs(f"ntrex:{root}:zho-TW", langs="zh,de")} == {"zh-Hant"}
+    assert {p.tgt_lang for p in read_pairs(f"ntrex:{root}:zh", langs=["zho-CN"])} == {"zh-Hans"}
+    with pytest.raises(DataError, match="do not overlap"):
+        list(read_pairs(f"ntrex:{root}:deu", langs=["fr"]))

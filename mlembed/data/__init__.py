@@ -87,8 +87,10 @@ def parse_spec(spec: str) -> DataSpec:
     return DataSpec(kind, where, langs)
 
 
-def _combine(spec_langs: tuple[str, ...], langs: Sequence[str] | None) -> tuple[str, ...] | None:
-    wanted = tuple(normalize_lang(code) for code in langs or ())
+def _combine(spec_langs: tuple[str, ...], langs: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if isinstance(langs, str):  # "de,fr" as well as ["de", "fr"]
+        langs = langs.split(",")
+    wanted = tuple(normalize_lang(code) for code in langs or () if code.strip())
     if not spec_langs:
         return wanted or None
     if not wanted:
@@ -102,7 +104,7 @@ def _combine(spec_langs: tuple[str, ...], langs: Sequence[str] | None) -> tuple[
 
 def read_pairs(
     spec: str | Sequence[str],
-    langs: Sequence[str] | None = None,
+    langs: Sequence[str] | str | None = None,
     on_bad_line: OnBadLine = "error",
     clean: "CleanOptions | None" = None,
     stats: "CleanStats | None" = None,
@@ -110,7 +112,8 @@ def read_pairs(
     """Stream :class:`Pair` s from one spec (or several, chained), optionally cleaned.
 
     ``langs`` keeps pairs whose target language matches one of them (``"zh"`` matches ``zh-Hans``;
-    ISO 639-3 codes and locales work).  ``on_bad_line="skip"`` drops invalid UTF-8 / malformed rows
+    ISO 639-3 codes and locales work; a comma-separated string is split).  When the spec lists
+    languages too, both filters apply.  ``on_bad_line="skip"`` drops invalid UTF-8 / malformed rows
     instead of raising :class:`DataError`.  ``clean`` applies :func:`mlembed.data.cleaning.clean_pairs`
     (dedupe across all the specs given); ``stats`` collects counts per reason and language.
 
