@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from mlembed.data.base import Pair, oriented, read_aligned, split_at_suffix
+from mlembed.data.base import Pair, read_aligned, split_at_suffix, wanted_target
 from mlembed.io import DataError, OnBadLine
-from mlembed.languages import looks_like_lang, matches_any, normalize_lang
+from mlembed.languages import looks_like_lang, normalize_lang
 
 
 def _path_and_lang(item: str) -> tuple[str, str]:
@@ -42,5 +42,5 @@ def read_moses(target: str, langs: Sequence[str] | None = None, on_bad_line: OnB
     for path in (path_a, path_b):
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such file: {path}")
-    if matches_any(oriented("", "", lang_a, lang_b).tgt_lang, langs):
+    if wanted_target((lang_a, lang_b), langs):
         yield from read_aligned(path_a, path_b, lang_a, lang_b, on_bad_line)

@@ -13,7 +13,15 @@ import itertools
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from mlembed.data.base import Pair, expand_paths, langs_from_filename, oriented, parse_lang_pair, split_at_suffix
+from mlembed.data.base import (
+    Pair,
+    expand_paths,
+    langs_from_filename,
+    oriented,
+    parse_lang_pair,
+    split_at_suffix,
+    wanted_target,
+)
 from mlembed.io import DataError, OnBadLine, read_lines
 from mlembed.languages import is_known_language, looks_like_lang, matches_any, normalize_lang
 
@@ -68,7 +76,7 @@ def _read_file(
         return
     if not header:
         src_lang, tgt_lang = pair_langs
-        if not matches_any(oriented("", "", src_lang, tgt_lang).tgt_lang, langs):
+        if not wanted_target((src_lang, tgt_lang), langs):
             return
     expected = len(columns) or None
     for number, text in itertools.chain(pending, lines):
