@@ -323,9 +323,19 @@ def _optimizer(student: Any, config: DistillConfig) -> Any:
 
 
 def _last_checkpoint(ckpt_dir: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return Path(get_last_checkpoint(str(ckpt_dir))) if ckpt_dir.is_dir() and get_last_checkpoint(str(ckpt_dir)) else None
+    """The newest complete checkpoint. The trainer writes ``trainer_state.json`` last, so a folder
+    without it was cut off by a kill mid-save: it is removed and the previous one is used."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted(
+        (p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    for ckpt in reversed(found):
+        if (ckpt / "trainer_state.json").exists():
+            return ckpt
+        shutil.rmtree(ckpt)
+    return None
 
 
 def _save_final(student: Any, config: DistillConfig, plan: dict, result: DistillResult, work: Path) -> None:
