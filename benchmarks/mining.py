@@ -399,7 +399,8 @@ def render_md(data: dict) -> str:
     if "scale" in data:
         s = data["scale"]
         lines += [f"## Scale (synthetic pairs, d={s['dim']}, k={s['k']}, ratio margin, intersect)", "",
-                  f"Machine: {s['machine']['cpus']} CPUs shared with other jobs, measured sgemm {s['machine']['sgemm_gflops']} GFLOP/s.", "",
+                  f"Machine: {s['machine']['cpus']} CPUs shared with other jobs; sgemm measured at the start of the latest scale run: "
+                  f"{s['machine']['sgemm_gflops']} GFLOP/s (each row's exact floor uses the rate measured in its own run).", "",
                   "Wall times are disturbed by the other jobs; CPU seconds (user+sys of the run) are the steadier comparison. "
                   "`reference` rows marked (estimate) searched only a part of the queries: its peak RSS is measured, its time scaled.", "",
                   "| N | index | mlembed wall s | mlembed CPU s | mlembed peak RSS MB | reference wall s | reference CPU s | reference peak RSS MB | time ratio | CPU ratio | RSS ratio | identical pairs | gold recall (mlembed) | exact floor s |",
