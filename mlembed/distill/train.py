@@ -236,6 +236,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
+    from mlembed.distill.batching import LengthGroupedBatchSampler
     from mlembed.distill.callbacks import TimeBudget
     from mlembed.distill.collator import TeacherTargetCollator
     from mlembed.distill.dev import dev_evaluator, run_dev
@@ -272,6 +273,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         report_to="none",
         disable_tqdm=not config.show_progress,
         dataloader_num_workers=0,
+        batch_sampler=LengthGroupedBatchSampler,
     )
     collator = TeacherTargetCollator(preprocess_fn=student.preprocess, targets=cache.vectors(), components=components)
     trainer = SentenceTransformerTrainer(
