@@ -52,10 +52,10 @@ def model_card(plan: dict, result: Any) -> str:
             f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v['transferred']:,} initialised "
             f"from the teacher's tokenisation, {v['random']:,} random), {v['vocab_size']:,} in all"
         )
-    if plan.get("cleaning"):
-        lines.append(f"- cleaning: {plan['cleaning']}")
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
+    if plan.get("cleaning"):
+        lines += ["", "## Data cleaning (pairs read and dropped per rule)", "", "```", plan["cleaning"], "```"]
     if result.dev:
         lines += ["", "## Dev figures (held-out pairs)", "", "| metric | value |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in result.dev.items()]

@@ -143,7 +143,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
     random.Random(config.seed).shuffle(pairs)
     if not pairs:
         raise ValueError(f"no training pairs found in {', '.join(config.data)}" + (f" for {config.langs}" if config.langs else ""))
-    _log(f"cleaning: {stats.summary()}")
+    _log("cleaning:\n" + _short_summary(stats.summary()))
     if config.eval_data:
         dev = list(_take(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
         train = pairs
@@ -191,6 +191,14 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
     with atomic_open(work / "plan.json") as fh:  # written last: its presence means preparation finished
         json.dump(plan, fh, indent=1, ensure_ascii=False)
     return plan
+
+
+def _short_summary(table: str, rows: int = 12) -> str:
+    """The cleaning table, cut to its header, first rows and total when there are many languages."""
+    lines = table.splitlines()
+    if len(lines) <= rows + 2:
+        return table
+    return "\n".join(lines[: rows + 1] + [f"... ({len(lines) - rows - 2} more language pairs in the model card)", lines[-1]])
 
 
 def _take(iterable, n: int) -> list:
