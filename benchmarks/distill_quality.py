@@ -60,10 +60,13 @@ def evaluate(models: dict[str, str], shared: Path, out: Path) -> dict[str, dict[
     """Tatoeba accuracy (mean of both directions) per model and language, all models in one run."""
     from mlembed.evaluation import evaluate as run_tasks
     from mlembed.evaluation import parse_task
-    from mlembed.evaluation.report import write_report
+    from mlembed.evaluation.report import read_results, write_report
 
-    results = run_tasks(models, [parse_task(f"tatoeba:{shared}/tatoeba")])
-    write_report(results, out, command="benchmarks/distill_quality.py (tatoeba stage)")
+    if (out / "results.json").exists():  # an interrupted benchmark keeps its finished evaluation
+        results = read_results(out / "results.json")
+    else:
+        results = run_tasks(models, [parse_task(f"tatoeba:{shared}/tatoeba")])
+        write_report(results, out, command="benchmarks/distill_quality.py (tatoeba stage)")
     return {name: {"mean": round(r.main_score, 2), **{k: round(v, 2) for k, v in r.per_language.items()}}
             for name, r in results}
 
@@ -76,7 +79,7 @@ def english_fidelity(student_path: str, shared: Path) -> dict:
     from mlembed.evaluation.sts import read_stsb_multi_mt
 
     sts = read_stsb_multi_mt(shared / "stsb-multi-mt", "en", "test")
-    sentences = sorted(set(sts.sentences1) | set(sts.sentences2))
+    sentences = sorted(set(sts.sentence1) | set(sts.sentence2))
     t = encode(sentences, "minilm-en")
     s = encode(sentences, student_path)
     cos = (t * s).sum(1) / np.linalg.norm(t, axis=1) / np.linalg.norm(s, axis=1)
