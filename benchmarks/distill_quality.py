@@ -71,8 +71,9 @@ def evaluate(models: dict[str, str], shared: Path, out: Path) -> dict[str, dict[
             for name, r in results}
 
 
-def english_fidelity(student_path: str, shared: Path) -> dict:
-    """MSE x100 between student and teacher embeddings of English sentences never trained on."""
+def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
+    """MSE x100 between each student's and the teacher's embeddings of English sentences never trained on
+    (the teacher encodes them once for all students)."""
     import numpy as np
 
     from mlembed.encode import encode
@@ -81,11 +82,13 @@ def english_fidelity(student_path: str, shared: Path) -> dict:
     sts = read_stsb_multi_mt(shared / "stsb-multi-mt", "en", "test")
     sentences = sorted(set(sts.sentence1) | set(sts.sentence2))
     t = encode(sentences, "minilm-en")
-    s = encode(sentences, student_path)
-    cos = (t * s).sum(1) / np.linalg.norm(t, axis=1) / np.linalg.norm(s, axis=1)
-    return {"sentences": len(sentences), "mse_x100": round(float(((t - s) ** 2).mean() * 100), 4),
-            "mean_cosine": round(float(cos.mean()), 4)}
-
+    out = {}
+    for name, path in students.items():
+        s = encode(sentences, path)
+        cos = (t * s).sum(1) / np.linalg.norm(t, axis=1) / np.linalg.norm(s, axis=1)
+        out[name] = {"sentences": len(sentences), "mse_x100": round(float(((t - s) ** 2).mean() * 100), 4),
+                     "mean_cosine": round(float(cos.mean()), 4)}
+    return out
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,7 +117,7 @@ def main() -> None:
             models[name] = str(args.work / name)
         args.max_pairs_per_lang = cap
     tatoeba = evaluate(models, shared, args.work / "eval")
-    fidelity = {name: english_fidelity(path, shared) for name, path in models.items() if name not in ("teacher", "muse")}
+    fidelity = english_fidelity({n: p for n, p in models.items() if n not in ("teacher", "muse")}, shared)
 
     langs = [k for k in tatoeba["student"] if k != "mean"]
     head = "| model | " + " | ".join(langs) + " | mean |\n|---|" + "---:|" * (len(langs) + 1)

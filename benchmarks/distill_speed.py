@@ -53,7 +53,8 @@ def make_recompute_collator(student: Any, teacher: Any):
 
 def train(variant: str, pairs: list, teacher: Any, epochs: int, batch_size: int, workdir: str) -> dict:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, losses
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     from mlembed.distill.collator import TeacherTargetCollator
