@@ -140,6 +140,48 @@ def test_extended_vocabulary_transfers_known_pieces(teacher):
     assert checked > 0
 
 
+def _nearest_teacher_tokens(student, teacher, token: str, n: int = 3) -> list[str]:
+    rows = student[0].auto_model.get_input_embeddings().weight.detach()
+    old = rows[: len(teacher.tokenizer)]
+    row = rows[student.tokenizer.convert_tokens_to_ids(token)]
+    cos = (old @ row) / (old.norm(dim=1) * row.norm())
+    return teacher.tokenizer.convert_ids_to_tokens(cos.topk(n).indices.tolist())
+
+
+def test_translation_transfer_starts_new_subwords_at_their_english_translation(teacher):
+    from mlembed.models import load_model
+    from mlembed.vocab import extend_vocabulary
+
+    pairs = [
+        ("the cat sleeps", "die katze schläft"), ("a black cat", "eine schwarze katze"),
+        ("my cat eats fish", "meine katze frisst fisch"), ("the dog sleeps", "der hund schläft"),
+        ("a black dog", "ein schwarzer hund"), ("my dog eats meat", "mein hund frisst fleisch"),
+    ] * 2
+    student = load_model("minilm-en")
+    stats = extend_vocabulary(student, [p[1] for p in pairs], new_tokens=150, min_frequency=1, pairs=pairs)
+    assert stats["aligned"] > 0
+    assert _nearest_teacher_tokens(student, teacher, "katze", 1) == ["cat"]
+    assert _nearest_teacher_tokens(student, teacher, "hund", 1) == ["dog"]
+    spelled = load_model("minilm-en")
+    extend_vocabulary(spelled, [p[1] for p in pairs], new_tokens=150, min_frequency=1)  # no pairs: spelling only
+    assert _nearest_teacher_tokens(spelled, teacher, "katze", 1) != ["cat"]
+
+
+def test_translation_transfer_on_real_chinese_pairs(shared_data, teacher):
+    from mlembed.data import read_pairs
+    from mlembed.models import load_model
+    from mlembed.vocab import extend_vocabulary
+
+    pairs = [(p.src, p.tgt) for p in read_pairs(f"tsv:{shared_data}/tatoeba-challenge/eng-cmn_Hans.tsv")]
+    student = load_model("minilm-en")
+    stats = extend_vocabulary(student, [p[1] for p in pairs], new_tokens=3000, pairs=pairs)
+    assert stats["aligned"] > 500, stats
+    expected = {"猫": "cat", "狗": "dog", "书": "book", "茶": "tea"}  # characters the teacher's vocabulary lacks
+    found = {zh: _nearest_teacher_tokens(student, teacher, zh) for zh in expected}
+    for zh, english in expected.items():
+        assert english in found[zh], found
+
+
 def test_pca_reduces_dimension(tmp_path, corpus):
     from sentence_transformers import SentenceTransformer
 
@@ -179,3 +221,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     plain = json.loads((tmp_path / "straight" / "mlembed.json").read_text())["result"]
     assert resumed["steps"] == plain["steps"] == 8
     assert abs(resumed["dev"]["mse_x100"] - plain["dev"]["mse_x100"]) < 0.05 * plain["dev"]["mse_x100"]
+
+
+def test_bad_options_fail_before_any_work(tmp_path):
+    from mlembed.distill import distill
+
+    with pytest.raises(ValueError, match="vocab_init must be 'translation' or 'spelling', got 'meaning'"):
+        distill(output=str(tmp_path / "s"), vocab_init="meaning")
+    with pytest.raises(TypeError, match="unknown distill option 'epoch'"):
+        distill(output=str(tmp_path / "s"), epoch=2)
+    assert not (tmp_path / "s").exists()

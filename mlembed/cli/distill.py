@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate [%(default)s]")
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
+    p.add_argument("--vocab-init", choices=["translation", "spelling"], default=d.vocab_init,
+                   help="initial rows of new subwords (--student auto): 'translation' = mean of the English subwords "
+                   "they co-occur with in the pairs, 'spelling' = mean of the teacher's pieces of the string [%(default)s]")
+    p.add_argument("--embedding-lr", type=float, default=None,
+                   help="learning rate of the word-embedding matrix (default: --lr)")
     p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help="[%(default)s]")
     p.add_argument("--eval-data", default=None, metavar="SPEC", help="held-out dev pairs (default: held out from --data)")
     p.add_argument("--eval-pairs", type=int, default=d.eval_pairs, help="dev pairs [%(default)s]")
@@ -69,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         dim=args.dim,
         new_tokens=args.new_tokens,
+        vocab_init=args.vocab_init,
+        embedding_lr=args.embedding_lr,
         max_seq_length=args.max_seq_length,
         eval_data=args.eval_data,
         eval_pairs=args.eval_pairs,

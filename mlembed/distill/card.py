@@ -49,8 +49,9 @@ def model_card(plan: dict, result: Any) -> str:
     if plan.get("vocab"):
         v = plan["vocab"]
         lines.append(
-            f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v['transferred']:,} initialised "
-            f"from the teacher's tokenisation, {v['random']:,} random), {v['vocab_size']:,} in all"
+            f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v.get('aligned', 0):,} initialised "
+            f"from their English translations, {v['transferred']:,} from the teacher's tokenisation, {v['random']:,} "
+            f"random), {v['vocab_size']:,} in all"
         )
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]

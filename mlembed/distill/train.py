@@ -50,6 +50,7 @@ class DistillConfig:
     warmup_ratio: float = 0.05
     dim: int | None = None
     new_tokens: int = 40000
+    vocab_init: str = "translation"
     max_seq_length: int = 128
     eval_data: str | None = None
     eval_pairs: int = 500
@@ -93,6 +94,8 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
         if not hasattr(config, key):
             raise TypeError(f"unknown distill option {key!r}")
         setattr(config, key, value)
+    if config.vocab_init not in ("translation", "spelling"):
+        raise ValueError(f"vocab_init must be 'translation' or 'spelling', got {config.vocab_init!r}")
     from mlembed.models import load_model
 
     out = Path(config.output)
@@ -218,10 +221,14 @@ def _build_student(config: DistillConfig, teacher: Any, train: list) -> tuple[An
 
         student = load_model(resolve_model_path(config.teacher))
         _log(f"learning a {config.new_tokens}-subword vocabulary from the non-English side")
-        vocab_stats = extend_vocabulary(student, (p.tgt for p in train), new_tokens=config.new_tokens, seed=config.seed)
+        pairs = [(p.src, p.tgt) for p in train] if config.vocab_init == "translation" else None
+        vocab_stats = extend_vocabulary(
+            student, (p.tgt for p in train), new_tokens=config.new_tokens, seed=config.seed, pairs=pairs
+        )
         _log(
-            f"student vocabulary: +{vocab_stats['added']} subwords ({vocab_stats['transferred']} initialised from the "
-            f"teacher's tokenisation, {vocab_stats['random']} random) = {vocab_stats['vocab_size']}"
+            f"student vocabulary: +{vocab_stats['added']} subwords ({vocab_stats['aligned']} initialised from their "
+            f"English translations, {vocab_stats['transferred']} from the teacher's tokenisation, "
+            f"{vocab_stats['random']} random) = {vocab_stats['vocab_size']}"
         )
     else:
         student = load_model(config.student)
@@ -329,7 +336,8 @@ def _optimizer(student: Any, config: DistillConfig) -> Any:
     emb = student[0].auto_model.get_input_embeddings().weight
     rest = [p for p in student.parameters() if p.requires_grad and p is not emb]
     groups = [{"params": [emb], "lr": config.embedding_lr}, {"params": rest, "lr": config.lr}]
-    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
+    # fused: one kernel per step instead of a loop over tensors (measured ~9x faster on 33M CPU parameters)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0, fused=True)
 
 
 def _last_checkpoint(ckpt_dir: Path) -> Path | None:
