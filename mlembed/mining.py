@@ -56,7 +56,8 @@ def _margin(a: np.ndarray, b: np.ndarray, margin: str) -> np.ndarray:
 
 def _mean_sims(nn: Neighbours) -> np.ndarray:
     valid = nn.ids >= 0
-    return np.where(valid, nn.sims, 0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    total = np.where(valid, nn.sims, np.float32(0)).sum(axis=1, dtype=np.float32)
+    return (total / np.maximum(valid.sum(axis=1), 1)).astype(np.float32)
 
 
 def candidate_scores(nn: Neighbours, own_mean: np.ndarray, other_mean: np.ndarray, margin: str) -> np.ndarray:
@@ -69,7 +70,8 @@ def candidate_scores(nn: Neighbours, own_mean: np.ndarray, other_mean: np.ndarra
     """
     valid = nn.ids >= 0
     other = other_mean[np.where(valid, nn.ids, 0)]
-    scores = _margin(nn.sims.astype(np.float64), (own_mean[:, None] + other) / 2, margin)
+    # float32 throughout, as LASER computes it: near-ties then break the same way (towards the nearer neighbour)
+    scores = _margin(nn.sims.astype(np.float32), (own_mean[:, None] + other) / np.float32(2), margin)
     return np.where(valid, scores, -np.inf)
 
 
