@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -253,6 +253,37 @@ def knn_both_ways(
     return fwd, bwd
 
 
+def _add_columns(heap: Any, b0: int, block: np.ndarray, query_ids: np.ndarray) -> None:
+    """Add the columns of ``block`` (queries x database rows ``b0..``) to the database rows' heaps.
+
+    That is adding ``block.T``, but transposing a large block costs more than the matrix product that
+    made it. Once a heap row is full, only entries above its current k-th best (the heap top) can
+    enter it, and after the first query shard these are few: they are found in one row-major pass and
+    added as a small padded matrix (queries in increasing order, as the transposed add would see them).
+    """
+    cols = np.arange(b0, b0 + block.shape[1], dtype=np.int64)
+    top = heap.D[b0 : b0 + block.shape[1], 0]  # a min-heap of the k best: its top is the k-th best
+    full = bool((heap.I[b0 : b0 + block.shape[1], 0] >= 0).all())  # empty slots hold id -1 (and -FLT_MAX)
+    above = block > top if full else None
+    if above is None or np.count_nonzero(above) > block.size // 16:  # filling up: the plain transposed add
+        heap.add_result_subset(cols, np.ascontiguousarray(block.T), query_ids)
+        return
+    qi, dj = np.nonzero(above)
+    if len(qi) == 0:
+        return
+    order = np.argsort(dj, kind="stable")  # by column, queries ascending within a column
+    qi, dj = qi[order], dj[order]
+    starts = np.flatnonzero(np.r_[True, dj[1:] != dj[:-1]])
+    counts = np.diff(np.r_[starts, len(dj)])
+    group = np.repeat(np.arange(len(starts)), counts)
+    pos = np.arange(len(dj)) - np.repeat(starts, counts)
+    sims = np.full((len(starts), counts.max()), -np.inf, dtype=np.float32)  # -inf never enters a full heap
+    ids = np.full(sims.shape, -1, dtype=np.int64)
+    sims[group, pos] = block[qi, dj]
+    ids[group, pos] = query_ids[qi]
+    heap.add_result_subset(cols[dj[starts]], sims, ids)
+
+
 def _exact(
     src: np.ndarray, tgt: np.ndarray, k: int, qs: int, ds: int, ckpt: _Checkpoint, show_progress: bool
 ) -> tuple[Neighbours, Neighbours]:
@@ -284,7 +315,7 @@ def _exact(
             b1 = min(b0 + ds, nb)
             block = xq @ read_rows(tgt, b0, b1).T
             heap.add_result_subset(rows, block, np.arange(b0, b1, dtype=np.int64))
-            bwd.add_result_subset(np.arange(b0, b1, dtype=np.int64), np.ascontiguousarray(block.T), np.arange(q0, q1, dtype=np.int64))
+            _add_columns(bwd, b0, block, np.arange(q0, q1, dtype=np.int64))
         heap.finalize()
         fwd_sims[q0:q1], fwd_ids[q0:q1] = heap.D, heap.I
         fname = ckpt.save_arrays(f"exact-fwd-{shard:05d}.npz", sims=heap.D, ids=heap.I)

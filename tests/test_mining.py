@@ -99,6 +99,28 @@ def test_exact_knn_shards_and_memmap_match_faiss(tmp_path):
     assert np.array_equal(bwd.ids, i) and np.allclose(bwd.sims, d, atol=1e-5)
 
 
+def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch):
+    """Past the first query shards the backward heaps are full and only entries above their k-th best
+    are gathered (no transpose): the result must still equal FAISS's own exact search."""
+    import faiss
+
+    import mlembed.knn as knn
+
+    rng = np.random.default_rng(1)
+    x, y = unit(rng.normal(size=(3000, 16))), unit(rng.normal(size=(1200, 16)))
+    transposed = []
+    real = np.ascontiguousarray
+    monkeypatch.setattr(knn.np, "ascontiguousarray", lambda a, *args, **kw: transposed.append(a.shape) or real(a, *args, **kw))
+    fwd, bwd = knn_both_ways(x, y, k=4, shard_size=200, db_shard_size=400)
+    monkeypatch.undo()
+    blocks = transposed.count((400, 200))  # block.T of a 200-query x 400-row block
+    assert 0 < blocks < (3000 // 200) * 3 // 2  # most of the 45 blocks took the gathered path
+    d, i = faiss.knn(x, y, 4, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.array_equal(fwd.ids, i) and np.allclose(fwd.sims, d, atol=1e-5)
+    d, i = faiss.knn(y, x, 4, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.array_equal(bwd.ids, i) and np.allclose(bwd.sims, d, atol=1e-5)
+
+
 def test_shard_sizes_follow_budget_not_n():
     small = shard_sizes(1_000_000, 1_000_000, 384, 4, 1 << 30)
     assert small == shard_sizes(300_000, 300_000, 384, 4, 1 << 30)
