@@ -32,6 +32,7 @@ def machine() -> dict:
         "native_bf16": cpu_has_native_bf16(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # > cpu_count: other jobs shared the CPU
     }
 
 
