@@ -78,8 +78,10 @@ def peak_rss_mb() -> float:
 def run_child(args: list[str]) -> dict:
     """Run this script's ``child`` part in a fresh process; return its JSON line."""
     cmd = [sys.executable, __file__, "child", *args]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"child run failed ({' '.join(args)}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def sgemm_gflops(dim: int = 384, n: int = 8192, repeat: int = 5) -> float:
