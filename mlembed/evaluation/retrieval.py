@@ -65,6 +65,9 @@ def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, margin: bool = False) -
     """
     if len(src) != len(tgt) or len(src) == 0:
         raise ValueError(f"need the same positive number of source and target rows, got {len(src)} and {len(tgt)}")
+    if src.shape[1] != tgt.shape[1]:
+        raise ValueError(f"the two sides have different dimensions ({src.shape[1]} and {tgt.shape[1]}): cross-model "
+                         "retrieval needs a model distilled into the other model's space")
     src, tgt = normalize(src), normalize(tgt)
     gold = np.arange(len(src))
     if margin:
@@ -130,14 +133,19 @@ class RetrievalTask:
         name: ``tatoeba`` (keys are LASER's 3-letter codes) or ``translation`` (keys ``xx-en``).
         margin: choose neighbours by ratio margin instead of cosine.
         limit: use at most this many pairs per language pair (the first ones).
+        english: encode the English side with this cache (another model, e.g. the teacher) instead of the
+            evaluated one: *cross-model* retrieval, an English index built with the teacher queried in other
+            languages by a student distilled into the teacher's space.
 
     Example:
         >>> task = RetrievalTask("tatoeba:../shared/data/tatoeba:deu", name="tatoeba")  # doctest: +SKIP
         >>> task.evaluate(EmbeddingCache(load_model("muse"))).scores["deu"]  # doctest: +SKIP
     """
 
-    def __init__(self, spec: str, name: str = "translation", margin: bool = False, limit: int | None = None):
+    def __init__(self, spec: str, name: str = "translation", margin: bool = False, limit: int | None = None,
+                 english: EmbeddingCache | None = None):
         self.data_spec, self.name, self.margin, self.limit = spec, name, margin, limit
+        self.english = english
         self.spec = spec if name == "tatoeba" else f"{name}:{spec}"
         self._groups: list[PairGroup] | None = None
 
@@ -146,7 +154,7 @@ class RetrievalTask:
         if self._groups is None:
             from mlembed.data import read_pairs
 
-            key_fn = _laser_key if self.name == "tatoeba" else None
+            key_fn = _laser_key if self.data_spec.startswith("tatoeba:") else None
             groups = group_pairs(read_pairs(self.data_spec), key_fn)
             if self.limit:
                 groups = [PairGroup(g.key, g.src[: self.limit], g.tgt[: self.limit], g.src_lang, g.tgt_lang) for g in groups]
@@ -157,10 +165,12 @@ class RetrievalTask:
         scores: dict[str, dict[str, float]] = {}
         sizes: dict[str, int] = {}
         for g in self.groups():
-            acc = retrieval_accuracy(cache.encode(g.src), cache.encode(g.tgt), margin=self.margin)
+            tgt_cache = self.english if self.english is not None and g.tgt_lang == "en" else cache
+            acc = retrieval_accuracy(cache.encode(g.src), tgt_cache.encode(g.tgt), margin=self.margin)
             scores[g.key] = {"xx2en": acc["src2tgt"], "en2xx": acc["tgt2src"], "accuracy": acc["accuracy"]}
             sizes[g.key] = len(g.src)
         meta = {"pairs": sizes, "similarity": "ratio margin (k=4)" if self.margin else "cosine",
+                **({"english_side": self.english.name} if self.english is not None else {}),
                 "note": "xx2en: non-English (or first) side queries the other side; accuracy = mean of both"}
         return TaskResult(self.name, self.spec, "test", "accuracy", scores, meta)
 
