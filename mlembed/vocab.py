@@ -15,10 +15,18 @@ teacher's rows are untouched), and initialises each new row from what the teache
 
 The student keeps accents (``strip_accents=False``; the teacher strips them, which erases Vietnamese
 tones and Devanagari vowel signs) but lower-cases like the teacher.
+
+No character of a script seen in the data becomes ``[UNK]``: :func:`script_alphabet` adds every letter,
+mark and digit of each such script (the first word of its Unicode name: ``CJK``, ``CYRILLIC``, ``HANGUL``,
+...; Basic Multilingual Plane), as a word-initial piece and, outside CJK ideographs (which BERT's
+pre-tokeniser splits one by one), as a ``##`` continuation, so a Chinese character that the training data
+never showed, or a rare Cyrillic letter inside a word, still gets a row of its own.
 """
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -57,6 +65,54 @@ def learn_subwords(texts: Iterable[str], vocab_size: int = 40000, min_frequency:
     return [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in SPECIAL_TOKENS]
 
 
+def _is_cjk_ideograph(cp: int) -> bool:
+    """The ranges BERT's pre-tokeniser splits into single characters (``handle_chinese_chars``)."""
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+def _script(char: str) -> str | None:
+    """A character's script, as the first word of its Unicode name, for letters, marks and digits."""
+    if not unicodedata.category(char).startswith(("L", "M", "N")):
+        return None
+    name = unicodedata.name(char, "")
+    return name.split(" ", 1)[0] if name else None
+
+
+@functools.lru_cache(maxsize=1)
+def _script_table() -> dict[str, tuple[str, ...]]:
+    """Script -> its normalised letters, marks and digits in the Basic Multilingual Plane (built once)."""
+    norm = _normalizer()
+    table: dict[str, list[str]] = {}
+    for cp in range(0x80, 0x10000):
+        char = chr(cp)
+        script = _script(char)
+        if script and norm.normalize_str(char).strip() == char:
+            table.setdefault(script, []).append(char)
+    return {k: tuple(v) for k, v in table.items()}
+
+
+def script_alphabet(texts: Iterable[str]) -> list[str]:
+    """Pieces covering every character of each non-ASCII script seen in ``texts``: the character itself and,
+    except for CJK ideographs, its ``##`` continuation.
+
+    Example:
+        >>> pieces = script_alphabet(["Привет"])
+        >>> "ё" in pieces and "##ё" in pieces, "猫" in script_alphabet(["今天"])
+        (True, True)
+    """
+    seen = {c for text in texts for c in _normalizer().normalize_str(text) if ord(c) >= 0x80}
+    scripts = sorted({s for s in map(_script, seen) if s})
+    table = _script_table()
+    pieces = []
+    for script in scripts:
+        for char in table.get(script, ()):
+            pieces.append(char)
+            if not _is_cjk_ideograph(ord(char)):
+                pieces.append("##" + char)
+    return pieces
+
+
 def extend_vocabulary(
     model: Any,
     texts: Iterable[str],
@@ -69,9 +125,10 @@ def extend_vocabulary(
 
     ``new_tokens`` is the size of the vocabulary learned from ``texts``; the subwords the model
     already has are skipped, so fewer rows than that may be added. ``pairs`` (English, translation)
-    enable translation transfer (see the module docstring). Returns statistics: ``added``,
+    enable translation transfer (see the module docstring). Every character of each script seen in
+    ``texts`` gets a piece too (:func:`script_alphabet`). Returns statistics: ``added``,
     ``aligned`` (rows from translation transfer), ``transferred`` (rows from the teacher's
-    tokenisation), ``random``.
+    tokenisation), ``random``, ``alphabet`` (rows added only for script coverage).
 
     Example:
         >>> from mlembed.models import load_model
@@ -86,8 +143,12 @@ def extend_vocabulary(
     transformer = model[0]
     old_tok = transformer.tokenizer
     old_vocab = old_tok.get_vocab()
+    texts = list(texts)
     learned = learn_subwords(texts, vocab_size=new_tokens, min_frequency=min_frequency)
     added = [t for t in learned if t not in old_vocab]
+    have = set(old_vocab) | set(added)
+    coverage = [t for t in script_alphabet(texts) if t not in have]
+    added += coverage
     merged = [t for t, _ in sorted(old_vocab.items(), key=lambda kv: kv[1])] + added
     new_tok = BertTokenizer(
         vocab={token: i for i, token in enumerate(merged)},
@@ -128,6 +189,7 @@ def extend_vocabulary(
         "aligned": len(aligned),
         "transferred": transferred,
         "random": len(added) - transferred - len(aligned),
+        "alphabet": len(coverage),
         "vocab_size": len(merged),
     }
 

@@ -70,7 +70,7 @@ def _options(tmp_path, corpus, **extra):
     opts = dict(
         data=corpus, output=str(tmp_path / "student"), cache_dir=str(tmp_path / "cache"), max_pairs=None,
         max_minutes=None, batch_size=8, max_steps=6, eval_pairs=6, eval_steps=3, save_steps=3, new_tokens=300,
-        lr=1e-4, show_progress=False,
+        lr=1e-4, show_progress=False, student="auto",
     )
     opts.update(extra)
     return opts
@@ -148,6 +148,24 @@ def _nearest_teacher_tokens(student, teacher, token: str, n: int = 3) -> list[st
     return teacher.tokenizer.convert_ids_to_tokens(cos.topk(n).indices.tolist())
 
 
+def test_every_character_of_a_seen_script_gets_a_piece(teacher):
+    """Characters the training text never showed, of a script it did show, are not [UNK]: a Chinese
+    character absent from the data, a Cyrillic letter inside a word; the coverage costs rows, counted."""
+    from mlembed.models import load_model
+    from mlembed.vocab import extend_vocabulary
+
+    student = load_model("minilm-en")
+    texts = [zh for _, zh in ZH] * 3 + [de for _, de in DE] * 3 + ["Привет, как дела?"] * 3
+    assert not any("猫" in t or "ё" in t for t in texts)
+    stats = extend_vocabulary(student, texts, new_tokens=400, min_frequency=1)
+    tok = student.tokenizer
+    assert "[UNK]" not in tok.tokenize("猫在沙发上睡觉。")
+    assert "[UNK]" not in tok.tokenize("Всё хорошо, ёжик")
+    assert "[UNK]" in tok.tokenize("ქართული")  # a script the data never showed stays unknown
+    assert 20000 < stats["alphabet"] < 40000  # CJK ideographs are most of it
+    assert stats["vocab_size"] == len(tok.get_vocab())
+
+
 def test_translation_transfer_starts_new_subwords_at_their_english_translation(teacher):
     from mlembed.models import load_model
     from mlembed.vocab import extend_vocabulary
@@ -198,7 +216,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     env = dict(os.environ, MLEMBED_CACHE=str(tmp_path / "cache"))
     args = [sys.executable, "-m", "mlembed", "distill", "--max-minutes", "0", "--batch-size", "4", "--max-steps", "8",
             "--save-steps", "4", "--eval-steps", "100", "--eval-pairs", "6", "--new-tokens", "300", "--max-pairs", "0",
-            "--no-table"]
+            "--no-table", "--student", "auto"]
     for spec in corpus:
         args += ["--data", spec]
     killed = tmp_path / "killed"

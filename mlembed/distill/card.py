@@ -51,7 +51,17 @@ def model_card(plan: dict, result: Any) -> str:
         lines.append(
             f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v.get('aligned', 0):,} initialised "
             f"from their English translations, {v['transferred']:,} from the teacher's tokenisation, {v['random']:,} "
-            f"random), {v['vocab_size']:,} in all"
+            f"random; {v.get('alphabet', 0):,} of them only so that no character of a script seen becomes [UNK]), "
+            f"{v['vocab_size']:,} in all"
+        )
+    if plan.get("student_map"):
+        m = plan["student_map"]
+        lines.append(
+            f"- start: {cfg['student']} with a linear map into the teacher's space fitted by least squares on "
+            f"{m['pairs']:,} pairs (cosine to the teacher before training: {m['english_cosine']} English, "
+            f"{m['translation_cosine']} translations); word embeddings "
+            + ("frozen" if cfg.get("freeze_embeddings") else "trained")
+            + f", head lr {cfg.get('head_lr')}"
         )
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]

@@ -31,10 +31,12 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
 
     targets: Any = None
     components: np.ndarray | None = None
+    prompt: str | None = None  # prepended to every text, as the student's encode() does (e5: "query: ")
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = np.array([f[ROW_COLUMN] for f in features], dtype=np.int64)
-        batch = super().__call__([{k: v for k, v in f.items() if k != ROW_COLUMN} for f in features])
+        pre = self.prompt or ""
+        batch = super().__call__([{k: pre + v for k, v in f.items() if k != ROW_COLUMN} for f in features])
         labels = np.asarray(self.targets[rows], dtype=np.float32)
         if self.components is not None:
             labels = labels @ self.components

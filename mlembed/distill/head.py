@@ -1,0 +1,96 @@
+"""The start of a pretrained student: a linear map into the teacher's space, fitted in closed form.
+
+A multilingual pretrained student (multilingual-e5-small) already aligns languages, but in its own
+vector space. Trained straight onto the teacher's targets, its first steps tear that alignment apart
+(measured: Tatoeba 88.6 -> 63.2 after 247 steps). Fitted by least squares on pairs (student(English)
+and student(translation) both -> teacher(English)), one ``Dense`` layer carries the student's space into
+the teacher's before any training, keeping nearly all of the alignment; distillation then starts from
+there. The fit is ridge-regularised so a few thousand sentences suffice for a 384 x 384 map.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def fit_linear_map(
+    sources: np.ndarray, targets: np.ndarray, ridge: float = 1e-2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares ``W, b`` with ``sources @ W + b ~ targets`` (ridge on ``W``, not on ``b``).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(500, 8)); true = rng.normal(size=(8, 4))
+        >>> w, b = fit_linear_map(x, x @ true + 1.0, ridge=0.0)
+        >>> bool(np.allclose(w, true, atol=1e-6)), bool(np.allclose(b, 1.0, atol=1e-6))
+        (True, True)
+    """
+    x = np.asarray(sources, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        raise ValueError(f"need matching rows (>= 2) of sources and targets, got {x.shape[0]} and {y.shape[0]}")
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc
+    gram[np.diag_indices_from(gram)] += ridge * max(np.trace(gram) / gram.shape[0], 1e-12)
+    w = np.linalg.solve(gram, xc.T @ yc)
+    return w.astype(np.float32), (y_mean - x_mean @ w).astype(np.float32)
+
+
+def add_linear_map(student: Any, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Append ``Dense(weight, bias)`` and a ``Normalize`` to a sentence-transformers student (in place).
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> m = load_model("minilm-en")
+        >>> add_linear_map(m, np.eye(384, dtype=np.float32), np.zeros(384, dtype=np.float32))
+        >>> m.encode(["Hello"]).shape
+        (1, 384)
+    """
+    import torch
+    from sentence_transformers.models import Dense, Normalize
+
+    dense = Dense(in_features=weight.shape[0], out_features=weight.shape[1], bias=True,
+                  activation_function=torch.nn.Identity())
+    with torch.no_grad():
+        dense.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
+        dense.linear.bias.copy_(torch.from_numpy(bias))
+    student.append(dense)
+    student.append(Normalize())
+
+
+def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.ndarray,
+                    show_progress: bool = False) -> dict[str, float]:
+    """Encode both sides of ``pairs`` with ``student``, fit the map to the teacher vectors ``targets``
+    (one row per pair: teacher(English)) and append it; returns the fit's mean cosine before training.
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> m, t = load_model("minilm-en"), load_model("minilm-en")
+        >>> pairs = [(f"Sentence number {i}.", f"Satz Nummer {i}.") for i in range(50)]
+        >>> stats = fit_student_map(m, pairs, t.encode([p[0] for p in pairs]))
+        >>> stats["english_cosine"] > 0.9
+        True
+    """
+    from mlembed.encode import encode
+
+    english = encode([p[0] for p in pairs], student, show_progress=show_progress)
+    other = encode([p[1] for p in pairs], student, show_progress=show_progress)
+    targets = np.asarray(targets, dtype=np.float32)
+    weight, bias = fit_linear_map(np.concatenate([english, other]), np.concatenate([targets, targets]))
+
+    def cosine(x: np.ndarray) -> float:
+        y = x @ weight + bias
+        num = (y * targets).sum(1)
+        return float((num / np.linalg.norm(y, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)).mean())
+
+    add_linear_map(student, weight, bias)
+    stats = {"pairs": len(pairs), "english_cosine": round(cosine(english), 4), "translation_cosine": round(cosine(other), 4)}
+    logger.info("linear map fitted on %d pairs: cosine to the teacher %.3f (English), %.3f (translations)",
+                len(pairs), stats["english_cosine"], stats["translation_cosine"])
+    return stats
