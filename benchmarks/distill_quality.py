@@ -21,6 +21,7 @@ Each stage is skipped when its output exists in --work, so an interrupted benchm
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -121,17 +122,25 @@ def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def _teacher_english(shared: Path) -> tuple[list[str], "np.ndarray"]:
+    """The STS-b test English sentences and their teacher vectors, encoded once per benchmark run."""
+    from mlembed.encode import encode
+    from mlembed.evaluation.sts import read_stsb_multi_mt
+
+    sts = read_stsb_multi_mt(shared / "stsb-multi-mt", "en", "test")
+    sentences = sorted(set(sts.sentence1) | set(sts.sentence2))
+    return sentences, encode(sentences, "minilm-en")
+
+
 def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
     """MSE x100 and cosine between each model's and the teacher's embeddings of English sentences never
     trained on (the teacher encodes them once for all models)."""
     import numpy as np
 
     from mlembed.encode import encode
-    from mlembed.evaluation.sts import read_stsb_multi_mt
 
-    sts = read_stsb_multi_mt(shared / "stsb-multi-mt", "en", "test")
-    sentences = sorted(set(sts.sentence1) | set(sts.sentence2))
-    t = encode(sentences, "minilm-en")
+    sentences, t = _teacher_english(shared)
     out = {}
     for name, path in students.items():
         s = encode(sentences, path)

@@ -65,9 +65,10 @@ def add_linear_map(student: Any, weight: np.ndarray, bias: np.ndarray) -> None:
 
 
 def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.ndarray,
-                    show_progress: bool = False) -> dict[str, float]:
+                    show_progress: bool = False, precision: str = "auto") -> dict[str, float]:
     """Encode both sides of ``pairs`` with ``student``, fit the map to the teacher vectors ``targets``
     (one row per pair: teacher(English)) and append it; returns the fit's mean cosine before training.
+    ``precision`` is that of the student's encoding (``auto``: bf16 where the CPU has it natively).
 
     Example:
         >>> from mlembed.models import load_model
@@ -79,8 +80,8 @@ def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.
     """
     from mlembed.encode import encode
 
-    english = encode([p[0] for p in pairs], student, show_progress=show_progress)
-    other = encode([p[1] for p in pairs], student, show_progress=show_progress)
+    english = encode([p[0] for p in pairs], student, show_progress=show_progress, precision=precision)
+    other = encode([p[1] for p in pairs], student, show_progress=show_progress, precision=precision)
     targets = np.asarray(targets, dtype=np.float32)
     weight, bias = fit_linear_map(np.concatenate([english, other]), np.concatenate([targets, targets]))
 

@@ -203,7 +203,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         for p in dev:
             fh.write(json.dumps(p._asdict(), ensure_ascii=False) + "\n")
 
-    student, vocab_stats, map_stats = _build_student(config, teacher, train, cache.vectors()[rows])
+    student, vocab_stats, map_stats = _build_student(config, teacher, train, cache.vectors(), rows)
     components = None
     if config.dim:
         from mlembed.distill.pca import add_projection, fit_pca
@@ -247,8 +247,11 @@ def _take(iterable, n: int) -> list:
     return out
 
 
-def _build_student(config: DistillConfig, teacher: Any, train: list, targets: np.ndarray) -> tuple[Any, dict, dict]:
-    """The initial student, its vocabulary figures (``auto``) and its linear-map figures (pretrained)."""
+def _build_student(
+    config: DistillConfig, teacher: Any, train: list, cached: np.ndarray, rows: np.ndarray
+) -> tuple[Any, dict, dict]:
+    """The initial student, its vocabulary figures (``auto``) and its linear-map figures (pretrained);
+    ``cached[rows[i]]`` is the teacher vector of training pair i (only the map's pairs are read)."""
     from mlembed.models import embedding_dim, load_model, resolve_model_path
 
     if config.student == "auto":
@@ -276,7 +279,7 @@ def _build_student(config: DistillConfig, teacher: Any, train: list, targets: np
 
         picked = random.Random(config.seed).sample(range(len(train)), min(config.map_pairs, len(train)))
         _log(f"fitting a linear map from the student's space into the teacher's on {len(picked)} pairs")
-        stats = fit_student_map(student, [(train[i].src, train[i].tgt) for i in picked], targets[picked],
+        stats = fit_student_map(student, [(train[i].src, train[i].tgt) for i in picked], cached[rows[picked]],
                                 show_progress=config.show_progress)
         _log(f"mapped start: cosine to the teacher {stats['english_cosine']:.3f} (English), "
              f"{stats['translation_cosine']:.3f} (translations)")
