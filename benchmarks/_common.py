@@ -24,7 +24,7 @@ def machine() -> dict:
     """Where a result was measured."""
     import torch
 
-    from mlembed.encode import cpu_has_native_bf16
+    from mlembed.encoding import cpu_has_native_bf16
 
     return {
         "cpu_count": os.cpu_count(),

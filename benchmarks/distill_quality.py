@@ -125,7 +125,7 @@ def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int
 @functools.lru_cache(maxsize=1)
 def _teacher_english(shared: Path) -> tuple[list[str], "np.ndarray"]:
     """The STS-b test English sentences and their teacher vectors, encoded once per benchmark run."""
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
     from mlembed.evaluation.sts import read_stsb_multi_mt
 
     sts = read_stsb_multi_mt(shared / "stsb-multi-mt", "en", "test")
@@ -138,7 +138,7 @@ def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
     trained on (the teacher encodes them once for all models)."""
     import numpy as np
 
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
 
     sentences, t = _teacher_english(shared)
     out = {}

@@ -2,7 +2,7 @@
 
 Both are timed in alternation (``--repeats`` rounds, best of each) so machine noise hits both alike:
 - ``sentence-transformers``: ``SentenceTransformer(teacher).encode(sentences, batch_size=64)``;
-- ``mlembed``: ``mlembed.encode.encode_to_npy`` (streamed in chunks to a ``.npy`` file, precision
+- ``mlembed``: ``mlembed.encoding.encode_to_npy`` (streamed in chunks to a ``.npy`` file, precision
   ``auto``), i.e. what ``mlembed encode`` runs.
 
     python benchmarks/encode_speed.py --sentences 5000
@@ -29,7 +29,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from mlembed.encode import encode_to_npy, resolve_precision
+    from mlembed.encoding import encode_to_npy, resolve_precision
     from mlembed.models import load_model, teacher_path
 
     sentences: list[str] = []

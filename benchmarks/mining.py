@@ -290,7 +290,7 @@ def distractor_pools(data: Path, size: int) -> tuple[list[str], dict[str, list[s
 def cached_encode(sentences: list[str], model_name: str, cache: Path, tag: str) -> np.ndarray:
     import hashlib
 
-    from mlembed.encode import encode_to_npy
+    from mlembed.encoding import encode_to_npy
 
     key = hashlib.sha256(("\n".join(sentences) + model_name).encode()).hexdigest()[:16]
     path = cache / f"emb-{model_name.replace('/', '_')}-{tag}-{key}.npy"

@@ -16,7 +16,7 @@ __all__ = ["__version__", "encode", "load_model", "read_pairs"]
 
 def __getattr__(name: str) -> Any:  # lazy re-exports keep `import mlembed` and `mlembed --help` fast
     if name == "encode":
-        from mlembed.encode import encode
+        from mlembed.encoding import encode
 
         return encode
     if name == "load_model":

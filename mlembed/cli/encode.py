@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mlembed.encode import encode_to_npy, read_sentences, write_sidecar
+    from mlembed.encoding import encode_to_npy, read_sentences, write_sidecar
     from mlembed.models import load_model
 
     model = load_model(args.model)

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mlembed import __version__
-    from mlembed.encode import cpu_has_native_bf16
+    from mlembed.encoding import cpu_has_native_bf16
     from mlembed.models import teacher_path
 
     print(f"mlembed {__version__}")

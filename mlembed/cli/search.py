@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlembed.encode import read_sentences
+    from mlembed.encoding import read_sentences
     from mlembed.index import SentenceIndex, iter_batches, set_search_params
     from mlembed.io import DataError
 

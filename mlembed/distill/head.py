@@ -78,7 +78,7 @@ def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.
         >>> stats["english_cosine"] > 0.9
         True
     """
-    from mlembed.encode import encode
+    from mlembed.encoding import encode
 
     english = encode([p[0] for p in pairs], student, show_progress=show_progress, precision=precision)
     other = encode([p[1] for p in pairs], student, show_progress=show_progress, precision=precision)

@@ -304,7 +304,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from mlembed.distill.callbacks import TimeBudget
     from mlembed.distill.collator import TeacherTargetCollator
     from mlembed.distill.dev import dev_evaluator, run_dev
-    from mlembed.encode import cpu_has_native_bf16
+    from mlembed.encoding import resolve_precision
     from mlembed.teacher_cache import TeacherCache
 
     student = SentenceTransformer(str(work / "student-init"), device="cpu")
@@ -332,7 +332,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         logging_steps=max(1, min(50, config.save_steps)),
         seed=config.seed,
         data_seed=config.seed,
-        bf16=cpu_has_native_bf16(),
+        bf16=resolve_precision("auto") == "bf16",  # native bf16 CPUs, or $MLEMBED_PRECISION
         use_cpu=not torch.cuda.is_available(),
         report_to="none",
         disable_tqdm=not config.show_progress,

@@ -92,7 +92,7 @@ class EmbeddingCache:
 
     def encode(self, sentences: Sequence[str]) -> np.ndarray:
         """Vectors for ``sentences`` (rows in order), encoding only those not seen before."""
-        from mlembed.encode import encode
+        from mlembed.encoding import encode
 
         new = list(dict.fromkeys(s for s in sentences if s not in self._rows))
         if new:

@@ -39,10 +39,30 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+#: Environment variable that decides ``auto`` (``fp32`` or ``bf16``) whatever the CPU: tests and CI run
+#: both numeric paths on any machine, and a user can force one everywhere (encode, evaluate, distill).
+PRECISION_ENV = "MLEMBED_PRECISION"
+
+
 def resolve_precision(precision: Precision, device: str = "cpu") -> str:
-    """``auto`` -> ``bf16`` on CPUs with native bf16, else ``fp32`` (bf16 emulation is ~5x slower)."""
+    """``auto`` -> ``$MLEMBED_PRECISION`` when set, else ``bf16`` on CPUs with native bf16 and ``fp32``
+    elsewhere (bf16 emulation is ~5x slower).
+
+    Example:
+        >>> resolve_precision("fp32")
+        'fp32'
+        >>> resolve_precision("auto") in ("fp32", "bf16")
+        True
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     if precision != "auto":
         return precision
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("fp32", "bf16"):
+            raise ValueError(f"{PRECISION_ENV} must be fp32 or bf16, got {forced!r}")
+        return forced
     return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
