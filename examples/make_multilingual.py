@@ -25,7 +25,8 @@ for pair in islice(read_pairs("gettext:system", langs=LANGS, clean=CleanOptions(
     print(pair)
 
 # 2. distil: 10,000 pairs balanced across the five languages, 5 minutes of training
-result = distill(data=["gettext:system"], langs=LANGS, output="example-student", max_pairs=10_000, max_minutes=5)
+result = distill(data=["gettext:system"], langs=LANGS, output="example-student", max_pairs=10_000, max_minutes=5,
+                 overwrite=True)
 print(f"{result.steps} steps, dev: {result.dev}")
 
 # 3. before / after

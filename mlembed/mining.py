@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mlembed.data.output import tsv_field
 from mlembed.io import DataError, atomic_open
 from mlembed.knn import Embeddings, Neighbours, knn_both_ways, open_embeddings, read_rows
 
@@ -247,8 +248,11 @@ def _embed_unique(
     from mlembed.encoding import encode_to_npy
     from mlembed.textstore import LineStore
 
-    stamp = out.with_suffix(".json")
-    want = {"fingerprint": fingerprint, "rows": int(len(ids)), "source": str(text), "embeddings": str(emb)}
+    from mlembed.index import file_sha256
+
+    stamp = out.with_suffix(".json")  # inputs stamped by content: an edited file at the same path is re-encoded
+    want = {"fingerprint": fingerprint, "rows": int(len(ids)), "source_sha256": file_sha256(text),
+            "embeddings_sha256": None if emb is None else file_sha256(emb)}
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return out
     if emb is not None:
@@ -314,6 +318,19 @@ def mine_files(
     from mlembed.models import fingerprint, load_model
     from mlembed.textstore import LineStore, unique_line_ids
 
+    from mlembed.knn import parse_size
+
+    try:  # options are checked before minutes of encoding
+        parse_size(memory_budget)
+    except ValueError as exc:
+        raise ValueError(f"--memory-budget: {exc}") from None
+    if margin not in ("ratio", "distance", "absolute") or mode not in ("forward", "backward", "intersect", "max"):
+        raise ValueError(f"margin {margin!r} / mode {mode!r}: expected ratio|distance|absolute / forward|backward|intersect|max")
+    if k < 1:
+        raise ValueError(f"--k {k}: expected a positive neighbourhood size")
+    for path in (src, tgt):
+        if not Path(path).is_file():
+            raise DataError("no such file (expected a text file, one sentence a line)", path)
     output = Path(output)
     work = Path(workdir) if workdir is not None else output.with_name(output.name + ".work")
     if work.exists() and not resume and (work / "knn" / "manifest.json").exists():
@@ -343,7 +360,7 @@ def mine_files(
     with atomic_open(output) as fh:
         for score, i, j in tqdm(zip(pairs.scores.tolist(), pairs.src_idx, pairs.tgt_idx), total=len(pairs),
                                 desc="write", unit="pair", disable=not show_progress):
-            fh.write(f"{score:.6f}\t{src_store[int(src_ids[i])]}\t{tgt_store[int(tgt_ids[j])]}\n")
+            fh.write(f"{score:.6f}\t{tsv_field(src_store[int(src_ids[i])])}\t{tsv_field(tgt_store[int(tgt_ids[j])])}\n")
     src_store.close()
     tgt_store.close()
     shutil.rmtree(work, ignore_errors=True)

@@ -68,6 +68,54 @@ def _offline() -> bool:
     return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def locate_model(name_or_path: str | os.PathLike) -> str:
+    """The folder (or hub id) :func:`load_model` would load, checked without loading any weights, so a
+    command can refuse a bad ``--model``/``--student`` before minutes of preparation.
+
+    Raises:
+        ModelNotFoundError: a missing folder, a folder that holds no model, or a hub id not cached while offline.
+
+    Example:
+        >>> locate_model("minilm-en") == teacher_path()
+        True
+        >>> locate_model("./no/such/model")
+        Traceback (most recent call last):
+        ...
+        mlembed.models.ModelNotFoundError: ./no/such/model: no such model folder
+    """
+    name = str(name_or_path)
+    if name in (MUSE_ALIAS, E5Q4_ALIAS):
+        return name
+    path = resolve_model_path(name)
+    local = Path(path)
+    if local.exists():
+        if not (local / "modules.json").exists() and not (local / "config.json").exists():
+            raise ModelNotFoundError(
+                f"{path}: not a sentence-transformers or transformers model folder (no modules.json or config.json)"
+            )
+    elif path.startswith((".", "/", "~")) or os.sep in path.strip("/").replace("/", "", 1):
+        raise ModelNotFoundError(f"{path}: no such model folder")
+    elif _offline():
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(path, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not in the local hub cache
+            raise ModelNotFoundError(_unreachable(path)) from exc
+    return path
+
+
+def _unreachable(path: str) -> str:
+    return (
+        f"'{path}' is not a local folder and could not be loaded from the Hugging Face hub"
+        + (" (offline mode is on: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)" if _offline() else "")
+        + ". On a machine with internet run `huggingface-cli download "
+        + path
+        + "` (or load it once there), copy the folder here and pass its path with --model PATH; "
+        + f"the packaged English model is available offline as '{TEACHER_ALIAS}'."
+    )
+
+
 def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | None = None) -> Encoder:
     """Load a model for encoding.
 
@@ -90,32 +138,15 @@ def load_model(name_or_path: str | os.PathLike = TEACHER_ALIAS, device: str | No
         return MuseModel()
     if name == E5Q4_ALIAS:
         return E5Q4Model()
-    path = resolve_model_path(name)
-    local = Path(path)
-    if local.exists():
-        if not (local / "modules.json").exists() and not (local / "config.json").exists():
-            raise ModelNotFoundError(
-                f"{path}: not a sentence-transformers or transformers model folder (no modules.json or config.json)"
-            )
-    elif path.startswith((".", "/", "~")) or os.sep in path.strip("/").replace("/", "", 1):
-        raise ModelNotFoundError(f"{path}: no such model folder")
-
+    path = locate_model(name)
     from sentence_transformers import SentenceTransformer
 
     try:
         model = SentenceTransformer(path, device=device)
     except (OSError, ValueError) as exc:
-        if local.exists():
+        if Path(path).exists():
             raise
-        how = (
-            f"'{path}' is not a local folder and could not be loaded from the Hugging Face hub"
-            + (" (offline mode is on: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)" if _offline() else "")
-            + ". On a machine with internet run `huggingface-cli download "
-            + path
-            + "` (or load it once there), copy the folder here and pass its path with --model PATH; "
-            + f"the packaged English model is available offline as '{TEACHER_ALIAS}'."
-        )
-        raise ModelNotFoundError(how) from exc
+        raise ModelNotFoundError(_unreachable(path)) from exc
     from mlembed.e5 import E5_HUB_ID, QUERY_PROMPT
 
     if path == E5_HUB_ID and not getattr(model, "default_prompt_name", None):  # as the offline conversion: "query: "
@@ -154,16 +185,54 @@ def fingerprint(model_or_path: Any) -> str:
 
 
 def _folder_fingerprint(folder: Path) -> str:
+    """Hash of every file's name and content (weights included: retrained weights of the same shape must
+    not pass for the old ones); the model card and hidden files do not count."""
     digest = hashlib.sha256()
     for file in sorted(folder.rglob("*")):
         if not file.is_file() or file.name.startswith(".") or file.name == "README.md":
             continue
-        rel = file.relative_to(folder).as_posix()
-        if file.suffix == ".json" or file.name.endswith(("vocab.txt", "tokenizer.json")):
-            digest.update(rel.encode() + b"\0" + file.read_bytes())
-        else:
-            digest.update(f"{rel}\0{file.stat().st_size}".encode())
+        rel = file.relative_to(folder)
+        if any(part.startswith(("_", ".")) for part in rel.parts[:-1]):  # e.g. a kept _distill/ work folder
+            continue
+        digest.update(f"{rel.as_posix()}\0{file_sha256_cached(file)}\0".encode())
     return digest.hexdigest()[:16]
+
+
+def file_sha256_cached(path: Path) -> str:
+    """SHA-256 of a file's content, remembered in ``$MLEMBED_CACHE/file-hashes.json`` by path, size and
+    modification time, so a 470 MB model is read once, not at every fingerprint.
+
+    Example:
+        >>> import tempfile; p = Path(tempfile.mktemp()); _ = p.write_text("a")
+        >>> file_sha256_cached(p)[:12]
+        'ca978112ca1b'
+    """
+    import json
+
+    from mlembed.io import atomic_open, cache_root
+
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    store = cache_root() / "file-hashes.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known and known[key][:2] == stamp:
+        return known[key][2]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    known = {k: v for k, v in known.items() if os.path.exists(k)}  # forget files that are gone
+    known[key] = [*stamp, digest.hexdigest()]
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(store) as fh:
+            json.dump(known, fh)
+    except OSError:  # a read-only cache only costs speed
+        pass
+    return digest.hexdigest()
 
 
 def _module_fingerprint(model: Any) -> str:

@@ -11,15 +11,21 @@ and across runs.  Layout under ``DIR/<teacher fingerprint>/``::
 Crash safety: a chunk's vectors are written and fsynced *before* its keys, and on open both files are
 truncated to the number of complete ``(key, row)`` entries, so a kill mid-write loses at most that
 chunk and never yields a key pointing at a half-written row.
+
+Concurrency: appends and that repair happen under an exclusive ``flock`` on ``lock``, and a writer
+re-reads ``keys.bin`` under it, so two ``distill`` runs sharing a cache never interleave rows or number
+them from a stale view (encoding itself runs outside the lock).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,15 +76,31 @@ class TeacherCache:
                 json.dump({"dim": self.dim, "dtype": dtype, "teacher": self.fingerprint}, fh)
         self.dtype = np.dtype(dtype)
         self._vec_path, self._key_path = self.dir / "vectors.bin", self.dir / "keys.bin"
-        self._recover()
-        keys = np.fromfile(self._key_path, dtype=np.uint64) if self._key_path.exists() else np.zeros(0, np.uint64)
-        self._order = np.argsort(keys, kind="stable")
-        self._sorted = keys[self._order]
         self._mmap: np.memmap | None = None
+        with self._locked():
+            self._recover()
+            self._reload()
         self.computed = 0  # sentences this process had to encode with the teacher
 
     def __len__(self) -> int:
         return len(self._sorted)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive lock on the cache folder (other processes wait)."""
+        with open(self.dir / "lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _reload(self) -> None:
+        """Read every key on disk (including rows other processes appended) into the sorted lookup."""
+        keys = np.fromfile(self._key_path, dtype=np.uint64) if self._key_path.exists() else np.zeros(0, np.uint64)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+        self._mmap = None
 
     def _recover(self) -> None:
         """Drop a partially written tail (a kill between or during the two appends)."""
@@ -123,17 +145,14 @@ class TeacherCache:
 
     def _append(self, sentences: Sequence[str], keys: np.ndarray) -> None:
         vectors = encode(list(sentences), self.teacher, batch_size=self.batch_size).astype(self.dtype)
-        for path, data in ((self._vec_path, vectors), (self._key_path, keys.astype(np.uint64))):
-            with open(path, "ab") as fh:
-                fh.write(np.ascontiguousarray(data).tobytes())
-                fh.flush()
-                os.fsync(fh.fileno())
-        start = len(self._sorted)
-        all_keys = np.concatenate([self._sorted, keys.astype(np.uint64)])
-        all_rows = np.concatenate([self._order, np.arange(start, start + len(keys))])
-        order = np.argsort(all_keys, kind="stable")
-        self._sorted, self._order = all_keys[order], all_rows[order]
-        self._mmap = None
+        with self._locked():
+            self._recover()  # a writer killed mid-append
+            for path, data in ((self._vec_path, vectors), (self._key_path, keys.astype(np.uint64))):
+                with open(path, "ab") as fh:
+                    fh.write(np.ascontiguousarray(data).tobytes())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._reload()  # row numbers come from the file, whoever appended before us
         self.computed += len(sentences)
 
     def vectors(self) -> np.ndarray:

@@ -29,18 +29,18 @@ def test_data_folder_output_per_language_pair(tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "out"
     assert main(["data", f"tsv:{src}", "--output", str(out), "--limit", "5"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["en-de.tsv", "en-fr.tsv"]
-    assert main(["data", f"tsv:{src}", "--output", str(tmp_path / "one.tsv")]) == 1
+    assert main(["data", f"tsv:{src}", "--output", str(tmp_path / "one.tsv")]) == 2
     assert "several language pairs" in capsys.readouterr().err and not (tmp_path / "one.tsv").exists()
 
 
 def test_data_bad_input_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "eng-deu.tsv"
     src.write_bytes(b"One.\tEins.\nTwo.\tZw\xffei.\n")
-    assert main(["data", f"tsv:{src}"]) == 1
+    assert main(["data", f"tsv:{src}"]) == 2
     assert f"{src}:2: invalid UTF-8" in capsys.readouterr().err
     assert main(["data", f"tsv:{src}", "--on-bad-line", "skip"]) == 0
     assert "1 pairs kept of 1 read" in capsys.readouterr().out
-    assert main(["data", "csv:x.csv"]) == 1
+    assert main(["data", "csv:x.csv"]) == 2
     assert "csv:x.csv: unknown kind of data spec: expected KIND:WHERE with KIND one of tsv" in capsys.readouterr().err
 
 

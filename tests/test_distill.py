@@ -101,6 +101,27 @@ def test_distill_saves_plain_st_model_with_card_and_reuses_teacher_cache(tmp_pat
     assert second.teacher_embeddings_computed == 0  # every English sentence came from the cache
 
 
+def test_two_processes_filling_one_teacher_cache_do_not_mix_rows(tmp_path, teacher, numerics):
+    from mlembed.encoding import encode
+
+    script = (
+        "import sys\n"
+        "from mlembed.models import load_model\n"
+        "from mlembed.teacher_cache import TeacherCache\n"
+        "cache = TeacherCache(sys.argv[1], load_model('minilm-en'))\n"
+        "own = [f'{sys.argv[2]} sentence number {i}.' for i in range(150)]\n"
+        "cache.rows(own + [f'A shared sentence {i}.' for i in range(40)], show_progress=False, chunk_size=8)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), tag]) for tag in ("Alpha", "Beta")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    sentences = [f"{tag} sentence number {i}." for tag in ("Alpha", "Beta") for i in range(150)]
+    sentences += [f"A shared sentence {i}." for i in range(40)]
+    cache = TeacherCache(tmp_path, teacher)
+    rows = cache.rows(sentences, show_progress=False)
+    assert cache.computed == 0 and 340 <= len(cache) <= 380  # shared ones at most twice
+    numerics.assert_embeddings_close(cache.vectors()[rows], encode(sentences, teacher))
+
+
 def test_teacher_cache_survives_torn_write(tmp_path, teacher):
     cache = TeacherCache(tmp_path, teacher)
     rows = cache.rows(["one sentence", "another sentence"], show_progress=False)
@@ -229,6 +250,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "modules.json").exists()
+    kept = sorted(p.name for p in ckpts.iterdir())
+    refused = subprocess.run(args + ["--output", str(killed)], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"--output {killed}: already holds an interrupted run (_distill/); pass --resume" in refused.stderr
+    assert sorted(p.name for p in ckpts.iterdir()) == kept  # nothing deleted
     done = subprocess.run(args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "continuing from checkpoint-" in done.stderr + done.stdout
@@ -244,8 +270,38 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
 def test_bad_options_fail_before_any_work(tmp_path):
     from mlembed.distill import distill
 
-    with pytest.raises(ValueError, match="vocab_init must be 'translation' or 'spelling', got 'meaning'"):
-        distill(output=str(tmp_path / "s"), vocab_init="meaning")
+    from mlembed.io import DataError
+    from mlembed.models import ModelNotFoundError
+
+    out = str(tmp_path / "s")
+    with pytest.raises(ValueError, match="--vocab-init 'meaning': expected one of translation, spelling"):
+        distill(output=out, vocab_init="meaning")
     with pytest.raises(TypeError, match="unknown distill option 'epoch'"):
-        distill(output=str(tmp_path / "s"), epoch=2)
+        distill(output=out, epoch=2)
+    with pytest.raises(ValueError, match="--batch-size 0: expected a positive number of pairs per step"):
+        distill(output=out, batch_size=0)
+    with pytest.raises(ValueError, match="--dim 0: expected a positive dimension"):
+        distill(output=out, dim=0)
+    with pytest.raises(ValueError, match="--langs '@': not a language code"):
+        distill(output=out, langs=["de", "@"])
+    with pytest.raises(DataError, match="unknown kind of data spec"):
+        distill(output=out, data=["csv:pairs.csv"])
+    with pytest.raises(ModelNotFoundError, match="no/such/student: no such model folder"):
+        distill(output=out, student="./no/such/student")
+    empty = tmp_path / "empty.eng-deu.tsv"
+    empty.write_text("eng\tdeu\n")
+    with pytest.raises(ValueError, match=f"--eval-data tsv:{empty}: no pairs"):
+        distill(output=out, eval_data=f"tsv:{empty}")
     assert not (tmp_path / "s").exists()
+
+
+def test_distill_refuses_an_output_holding_a_model(tmp_path, capsys):
+    from mlembed.cli import main
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "modules.json").write_text("[]")
+    assert main(["distill", "--output", str(tmp_path / "s"), "--student", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlembed distill: error: --output {tmp_path / 's'}: already holds a model; pass --resume" in err
+    assert "--overwrite" in err and "Traceback" not in err
+    assert (tmp_path / "s" / "modules.json").read_text() == "[]"

@@ -84,7 +84,7 @@ def test_cli_build_and_search(tmp_path, capsys):
 
 def test_cli_search_refuses_other_model(built, tmp_path, capsys):
     d, _ = built
-    assert main(["search", "--index", str(d / "index"), "--model", "muse", "hello"]) == 1
+    assert main(["search", "--index", str(d / "index"), "--model", "muse", "hello"]) == 2
     assert "index built with model" in capsys.readouterr().err
 
 
@@ -121,3 +121,32 @@ def test_line_store_and_dedupe(tmp_path):
 
     with pytest.raises(DataError, match="bad.txt:2: invalid UTF-8"):
         unique_line_ids(tmp_path / "bad.txt")
+
+
+def test_failed_rebuild_keeps_the_previous_index_and_load_checks_content(tmp_path, teacher):
+    from mlembed.io import DataError
+
+    src = tmp_path / "s.txt"
+    src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    SentenceIndex.build(src, tmp_path / "index", model=teacher, kind="flat", show_progress=False)
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "index").iterdir())
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("\n".join(SENTENCES[:4]).encode() + b"\nbroken \xff line\n")
+    with pytest.raises(DataError, match="bad.txt:5: invalid UTF-8"):
+        SentenceIndex.build(bad, tmp_path / "index", model=teacher, kind="flat", show_progress=False)
+    with pytest.raises(ValueError, match="needs at least 256 vectors to train"):
+        SentenceIndex.build(src, tmp_path / "index", model=teacher, kind="ivfpq", show_progress=False)
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "index").iterdir()) == before  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "index", "s.txt"]  # no staging left
+    assert SentenceIndex.load(tmp_path / "index").search("A kitten naps on the couch.", k=1)[0].id == 0
+
+    stored = tmp_path / "index" / "sentences.txt"
+    original = stored.read_text()
+    stored.write_text(original.replace("violin", "guitar"))  # same line count, other content
+    with pytest.raises(DataError, match="sentences.txt was changed after the index was built"):
+        SentenceIndex.load(tmp_path / "index")
+    stored.write_text(original)
+    meta = json.loads((tmp_path / "index" / "meta.json").read_text())
+    (tmp_path / "index" / "meta.json").write_text(json.dumps({**meta, "count": 9}))
+    with pytest.raises(DataError, match="inconsistent index folder: 8 vectors, 8 sentences, meta.json says 9"):
+        SentenceIndex.load(tmp_path / "index")

@@ -208,7 +208,29 @@ def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
     assert 3 <= done < n // 250 and not (tmp_path / "killed.tsv").exists()
 
     again = subprocess.run(_mine_cmd(tmp_path, "killed.tsv"), env=env, capture_output=True, text=True)
-    assert again.returncode == 1 and "unfinished run: pass --resume" in again.stderr and "Traceback" not in again.stderr  # refuses to silently restart
+    assert again.returncode == 2 and "unfinished run: pass --resume" in again.stderr and "Traceback" not in again.stderr  # refuses to silently restart
     subprocess.run(_mine_cmd(tmp_path, "killed.tsv", "--resume"), check=True, env=env, capture_output=True)
     assert (tmp_path / "killed.tsv").read_bytes() == (tmp_path / "full.tsv").read_bytes()
     assert len((tmp_path / "full.tsv").read_text().splitlines()) > n // 3
+
+
+def test_mined_sentences_with_tabs_stay_three_columns_and_edited_inputs_are_re_encoded(tmp_path, teacher):
+    from mlembed.mining import _embed_unique
+    from mlembed.models import fingerprint
+    from mlembed.textstore import unique_line_ids
+
+    src, tgt = tmp_path / "en.txt", tmp_path / "de.txt"
+    src.write_text("The cat\tsleeps.\nStocks fell.\n", encoding="utf-8")
+    tgt.write_text("Die Aktien fielen.\nDie Katze schläft.\n", encoding="utf-8")
+    n, _ = mine_files(src, tgt, tmp_path / "out.tsv", model=teacher, threshold=1.0, show_progress=False)
+    rows = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()
+    assert n == 2 and all(len(r.split("\t")) == 3 for r in rows) and any("The cat sleeps." in r for r in rows)
+
+    # a resumed run stamps its inputs by content: the same path with other lines is encoded again
+    ids, lines = unique_line_ids(src)
+    out = tmp_path / "work" / "src.npy"
+    out.parent.mkdir()
+    first = np.load(_embed_unique(src, ids, lines, out, teacher, None, fingerprint(teacher), False)).copy()
+    src.write_text("A completely different line.\nAnd another one.\n", encoding="utf-8")
+    second = np.load(_embed_unique(src, ids, lines, out, teacher, None, fingerprint(teacher), False))
+    assert first.shape == second.shape and not np.allclose(first, second)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -74,6 +79,24 @@ def test_fingerprint_is_stable_and_distinguishes_models(tmp_path, teacher):
     assert fingerprint(tmp_path / "copy") != before
 
 
+def test_fingerprint_sees_retrained_weights_of_the_same_shape(tmp_path, teacher):
+    import os
+
+    import torch
+
+    teacher.save(str(tmp_path / "m"))
+    weights = next((tmp_path / "m").glob("model.safetensors"))
+    before, size = fingerprint(tmp_path / "m"), weights.stat().st_size
+    retrained = load_model(tmp_path / "m")
+    with torch.no_grad():
+        next(retrained.parameters()).mul_(1.01)
+    retrained.save(str(tmp_path / "m"))
+    assert weights.stat().st_size == size and fingerprint(tmp_path / "m") != before
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched only: the content decides
+    assert fingerprint(tmp_path / "m") == fingerprint(tmp_path / "m")
+
+
 @pytest.mark.precision
 def test_encode_to_npy_streams_same_vectors_and_float16(tmp_path, teacher, numerics):
     sentences = [f"Sentence number {i} about topic {i % 7}." for i in range(50)]
@@ -90,7 +113,7 @@ def test_cli_encode_with_sidecar_and_bad_utf8(tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_bytes("Hallo Welt\nBonjour le monde\n".encode() + b"bad \xff line\n")
     rc = main(["encode", str(src), "-o", str(tmp_path / "o.npy")])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert f"{src}:3: invalid UTF-8" in err
     assert not (tmp_path / "o.npy").exists()  # no half-written output
@@ -112,3 +135,23 @@ def test_compare_prints_shape_and_table(capsys):
     out = capsys.readouterr().out
     assert "embeddings (7, 384)" in out
     assert "zh-Hans" in out and "minilm-en" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(5000)))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out / "e.npy"), "--batch-size", "8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".*")) and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the encoding loop
+    assert proc.poll() is None, "encode ended before it could be signalled"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err[-1000:]
+    assert "Traceback" not in err
+    assert list(out.iterdir()) == []  # neither the output nor a hidden .npy/.raw temporary

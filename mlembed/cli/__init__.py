@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from mlembed import __version__
 
@@ -23,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then encode, evaluate, index and mine parallel sentences across languages.",
     )
     parser.add_argument("--version", action="version", version=f"mlembed {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         importlib.import_module(f"mlembed.cli.{verb.replace('-', '_')}").register(sub)
@@ -30,28 +33,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mlembed`` console script.
+    """Entry point of the ``mlembed`` console script: 0 on success, 2 on an error (one line on stderr
+    naming the file or option and what was expected; ``--debug`` shows the traceback), 130 when interrupted.
 
     Example:
         >>> main(["info", "--short"])  # doctest: +SKIP
         0
     """
-    from mlembed.io import DataError
-    from mlembed.models import ModelNotFoundError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args) or 0)
-    except (DataError, ModelNotFoundError, FileNotFoundError) as exc:
-        print(f"mlembed {args.verb}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C; temporary files were removed on the way out
         print(f"mlembed {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"mlembed {args.verb}: terminated", file=sys.stderr)
+        return 143
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place where every error becomes one line
+        if args.debug:
+            raise
+        print(f"mlembed {args.verb}: error: {error_line(exc)}", file=sys.stderr)
+        if not isinstance(exc, _expected()):
+            print(f"mlembed {args.verb}: this looks like a bug in mlembed: rerun with --debug and report the traceback",
+                  file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """Raised on SIGTERM so that, as on Ctrl-C, every ``with`` block unwinds and removes its temporary files."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _expected() -> tuple[type[BaseException], ...]:
+    """Errors a user can cause (bad input, options, files, memory); anything else is reported as a bug."""
+    from mlembed.io import DataError
+    from mlembed.models import ModelNotFoundError
+
+    return (DataError, ModelNotFoundError, OSError, ValueError, RuntimeError, MemoryError, LookupError)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for ``exc``: file errors name the file; FAISS's multi-line messages keep their reason.
+
+    Example:
+        >>> error_line(IsADirectoryError(21, "Is a directory", "data/"))
+        'data/: is a directory'
+        >>> error_line(RuntimeError("Error in void faiss::Clustering::train at Clustering.cpp:275: Error: 'n >= k' failed: "
+        ...                         "Number of training points (10) should be at least as large as number of clusters (256)"))
+        'FAISS: Number of training points (10) should be at least as large as number of clusters (256)'
+    """
+    import json
+
+    if isinstance(exc, MemoryError):
+        return "out of memory: lower --batch-size / --memory-budget or use an approximate --index"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+    text = str(exc) or type(exc).__name__
+    if "faiss" in text and "failed:" in text:
+        return "FAISS: " + text.split("failed:", 1)[1].strip().splitlines()[0]
+    if isinstance(exc, KeyError):
+        text = f"missing key {text}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines) if len(lines) <= 3 else " ".join(lines[:3]) + " ..."
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--keep-work", action="store_true", help="keep OUTPUT/_distill (checkpoints, prepared data)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what OUTPUT holds (a model, an interrupted run's checkpoints); without it such an OUTPUT is refused")
     p.add_argument("--no-table", action="store_true", help="skip the before/after similarity table")
     p.set_defaults(func=run)
 
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         seed=args.seed,
         keep_work=args.keep_work,
+        overwrite=args.overwrite,
     )
     result = distill(config, resume=args.resume)
     print(f"\nsaved {result.output}: {result.steps} steps in {result.train_seconds:.0f} s "

@@ -59,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
                    distractor_ratio=args.distractor_ratio, seed=args.seed, english=english)
         for t in args.task
     ]
-    results = evaluate({m: m for m in args.model}, tasks, batch_size=args.batch_size, caches=caches)
     command = _command_line(args)
-    paths = write_report(results, args.output, command=command)
+
+    def save_so_far(done: list) -> None:  # a crash at task 9 keeps tasks 1-8 in results.json / results.md
+        write_report(done, args.output, command=command, extra={"complete": False}, charts=False)
+
+    results = evaluate({m: m for m in args.model}, tasks, batch_size=args.batch_size, caches=caches, on_result=save_so_far)
+    paths = write_report(results, args.output, command=command, extra={"complete": True})
     from mlembed.evaluation.report import markdown
 
     print(markdown(results).split("\n", 2)[2].rstrip())

@@ -11,7 +11,13 @@ from mlembed.data.base import Pair
 from mlembed.io import DataError, atomic_open
 
 
-def _clean_field(text: str) -> str:
+def tsv_field(text: str) -> str:
+    """``text`` as one TSV field: tabs and line breaks become spaces (what ``data`` and ``mine`` write).
+
+    Example:
+        >>> tsv_field("a\tb\r\nc")
+        'a b  c'
+    """
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
@@ -52,6 +58,6 @@ def write_tsv(pairs: Iterable[Pair], output: str | os.PathLike) -> dict[str, int
                 fh.write(f"{pair.src_lang}\t{pair.tgt_lang}\n")
                 handles[key] = fh
                 counts[key] = 0
-            fh.write(f"{_clean_field(pair.src)}\t{_clean_field(pair.tgt)}\n")
+            fh.write(f"{tsv_field(pair.src)}\t{tsv_field(pair.tgt)}\n")
             counts[key] += 1
     return counts

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -20,14 +21,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlembed.io import atomic_open
+from mlembed.io import atomic_open, cache_root
 
 WORK = "_distill"
 
 
 def default_cache_dir() -> Path:
     """Where teacher embeddings are cached: ``$MLEMBED_CACHE`` or ``~/.cache/mlembed``."""
-    return Path(os.environ.get("MLEMBED_CACHE", Path.home() / ".cache" / "mlembed")) / "teacher"
+    return cache_root() / "teacher"
 
 
 @dataclass
@@ -64,6 +65,7 @@ class DistillConfig:
     cache_dir: str | None = None
     seed: int = 42
     keep_work: bool = False
+    overwrite: bool = False
     show_progress: bool = True
 
 
@@ -98,17 +100,16 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
         if not hasattr(config, key):
             raise TypeError(f"unknown distill option {key!r}")
         setattr(config, key, value)
-    if config.vocab_init not in ("translation", "spelling"):
-        raise ValueError(f"vocab_init must be 'translation' or 'spelling', got {config.vocab_init!r}")
-    if config.student_map not in ("lstsq", "none"):
-        raise ValueError(f"student_map must be 'lstsq' or 'none', got {config.student_map!r}")
+    validate(config, resume)
     _fill_defaults(config)
-    from mlembed.models import load_model
+    from mlembed.models import embedding_dim, load_model
 
     out = Path(config.output)
     work = out / WORK
     t0 = time.monotonic()
     teacher = load_model(config.teacher)
+    if config.dim and config.dim > embedding_dim(teacher):
+        raise ValueError(f"--dim {config.dim}: expected at most the teacher's dimension, {embedding_dim(teacher)}")
     plan_path = work / "plan.json"
     if resume and plan_path.exists():
         plan = json.loads(plan_path.read_text())
@@ -121,6 +122,65 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
         plan = _prepare(config, teacher, work)
     prep_seconds = time.monotonic() - t0
     return _train(config, plan, teacher, work, prep_seconds)
+
+
+def validate(config: DistillConfig, resume: bool = False) -> None:
+    """Check a run's options before any preparation: data specs, languages, models, sizes, and that
+    OUTPUT holds nothing a new run would destroy. Raises ``ValueError``/``DataError``/``ModelNotFoundError``
+    naming the option and what was expected; warns about language codes it does not know.
+
+    Example:
+        >>> validate(DistillConfig(batch_size=0))
+        Traceback (most recent call last):
+        ...
+        ValueError: --batch-size 0: expected a positive number of pairs per step
+    """
+    from mlembed.data import parse_spec, read_pairs
+    from mlembed.languages import is_known_language, normalize_lang
+    from mlembed.models import locate_model
+
+    for option, value in (("vocab-init", config.vocab_init), ("student-map", config.student_map)):
+        allowed = ("translation", "spelling") if option == "vocab-init" else ("lstsq", "none")
+        if value not in allowed:
+            raise ValueError(f"--{option} {value!r}: expected one of {', '.join(allowed)}")
+    for option, value in (("batch-size", config.batch_size), ("max-seq-length", config.max_seq_length),
+                          ("save-steps", config.save_steps), ("eval-steps", config.eval_steps)):
+        if value < 1:
+            what = "pairs per step" if option == "batch-size" else "tokens" if option == "max-seq-length" else "steps"
+            raise ValueError(f"--{option} {value}: expected a positive number of {what}")
+    if config.dim is not None and config.dim < 1:
+        raise ValueError(f"--dim {config.dim}: expected a positive dimension")
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise ValueError(f"--max-minutes {config.max_minutes}: expected a positive budget (or none)")
+    if not config.data:
+        raise ValueError("--data: expected at least one data spec")
+    for spec in config.data:
+        parse_spec(spec)
+    unknown = []
+    for code in config.langs or ():
+        try:
+            normalize_lang(code)
+        except ValueError as exc:
+            raise ValueError(f"--langs {code!r}: {exc}") from None
+        if not is_known_language(code):
+            unknown.append(code)
+    if unknown:
+        _log(f"warning: unknown language code(s) {', '.join(unknown)}: kept as given, check their spelling")
+    if config.eval_data:
+        parse_spec(config.eval_data)
+        if next(iter(read_pairs(config.eval_data, langs=config.langs)), None) is None:
+            raise ValueError(f"--eval-data {config.eval_data}: no pairs" + (f" for {', '.join(config.langs)}" if config.langs else ""))
+    locate_model(config.teacher)
+    if config.student != "auto":
+        locate_model(config.student)
+    out = Path(config.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {out}: exists and is not a folder")
+    prepared = (out / WORK / "plan.json").exists()  # a _distill/ without it is a preparation that failed: no loss
+    if out.is_dir() and (prepared or any(p.name != WORK for p in out.iterdir())) and not (resume or config.overwrite):
+        held = "a model" if (out / "modules.json").exists() else "an interrupted run (_distill/)" if prepared else "files"
+        raise ValueError(f"--output {out}: already holds {held}; pass --resume to continue an interrupted run, "
+                         "--overwrite to replace it, or another --output")
 
 
 #: Defaults that depend on the student. ``auto`` (the teacher with a new vocabulary) has new rows to
@@ -152,7 +212,7 @@ def _fill_defaults(config: DistillConfig) -> None:
 def _log(message: str) -> None:
     from tqdm.auto import tqdm
 
-    tqdm.write(f"[mlembed distill] {message}")
+    tqdm.write(f"[mlembed distill] {message}", file=sys.stderr)  # progress and warnings: stderr, as tqdm's bars
 
 
 def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
@@ -417,21 +477,19 @@ def _last_checkpoint(ckpt_dir: Path) -> Path | None:
 
 
 def _save_final(student: Any, config: DistillConfig, plan: dict, result: DistillResult, work: Path) -> None:
-    """Save into OUTPUT: files land one by one via rename, modules.json last, so the folder only
-    becomes loadable once complete; then the work folder is removed (unless keep_work)."""
+    """Save the model into a sibling staging folder, then swap it into OUTPUT by renames: a kill leaves
+    either the previous folder or the new model, never a loadable mix of both. The work folder moves
+    into the new OUTPUT (``keep_work``) or goes."""
     from mlembed.distill.card import model_card
+    from mlembed.io import replace_dir
 
     out = Path(config.output)
-    staging = work / "final"
+    staging = out.parent / f".{out.name}.staging"
     if staging.exists():
         shutil.rmtree(staging)
     student.save(str(staging))
     (staging / "README.md").write_text(model_card(plan, result), encoding="utf-8")
     (staging / "mlembed.json").write_text(json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False))
-    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: p.name == "modules.json")
-    for src in files:
-        dst = out / src.relative_to(staging)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-    if not config.keep_work:
-        shutil.rmtree(work)
+    if config.keep_work:
+        shutil.move(str(work), str(staging / WORK))
+    replace_dir(staging, out)

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from mlembed.evaluation.base import EmbeddingCache, Task, TaskResult
 from mlembed.io import DataError
@@ -102,8 +102,10 @@ def evaluate(
     batch_size: int = 64,
     show_progress: bool = True,
     caches: dict[str, EmbeddingCache] | None = None,
+    on_result: Callable[[list[tuple[str, TaskResult]]], None] | None = None,
 ) -> list[tuple[str, TaskResult]]:
     """Run every task for every model; returns ``(model name, result)`` in model-then-task order.
+    ``on_result`` is called with the results so far after each task (e.g. to save them as they come).
 
     ``models`` maps a display name to a loaded model or a name for :func:`mlembed.models.load_model`
     (``teacher`` and ``muse`` are peers).  Each model gets one :class:`EmbeddingCache` for the whole
@@ -128,5 +130,7 @@ def evaluate(
             bar.set_postfix_str(f"{name} {task.name}")
             out.append((name, task.evaluate(caches[name])))
             bar.update(1)
+            if on_result is not None:
+                on_result(list(out))
     bar.close()
     return out

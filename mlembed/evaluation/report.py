@@ -135,8 +135,9 @@ def read_results(path: str | os.PathLike) -> list[tuple[str, TaskResult]]:
     return [(model, r) for (model, _), r in results.items()]
 
 
-def write_report(results: Results, output: str | os.PathLike, command: str | None = None, extra: dict | None = None) -> list[Path]:
-    """Write ``results.json``, ``results.md`` and one ``TASK.png`` per task under ``output``; return the paths.
+def write_report(results: Results, output: str | os.PathLike, command: str | None = None, extra: dict | None = None,
+                 charts: bool = True) -> list[Path]:
+    """Write ``results.json``, ``results.md`` and (``charts``) one ``TASK.png`` per task under ``output``; return the paths.
 
     Example:
         >>> import tempfile
@@ -158,7 +159,7 @@ def write_report(results: Results, output: str | os.PathLike, command: str | Non
         fh.write("\n")
     with atomic_open(paths[1]) as fh:
         fh.write(markdown(results, command))
-    for spec, (title, langs, rows, means, r) in _tables(results).items():
+    for spec, (title, langs, rows, means, r) in (_tables(results) if charts else {}).items():
         png = output / f"{_slug(spec)}.png"
         chart(title, langs, rows, means, r.main_metric + (" (lower is better)" if r.metadata.get("lower_is_better") else ""), png)
         paths.append(png)
