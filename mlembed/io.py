@@ -38,6 +38,41 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Delete the temporaries a killed writer of ``path`` left beside it (``.NAME.PID.*`` whose process is
+    gone: kill -9 runs no cleanup); a live writer's are kept. Returns the names removed.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / ".out.npy.999999999.x.npy").write_bytes(b"half")
+        >>> remove_stale_temporaries(d / "out.npy"), sorted(p.name for p in d.iterdir())
+        (['.out.npy.999999999.x.npy'], [])
+    """
+    import glob
+    import shutil
+
+    path = Path(path)
+    removed = []
+    prefix = f".{path.name}."
+    for item in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        pid = item.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+        removed.append(item.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
@@ -54,7 +89,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or ".tmp"), dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=(suffix or ".tmp"), dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -155,3 +155,26 @@ def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err[-1000:]
     assert "Traceback" not in err
     assert list(out.iterdir()) == []  # neither the output nor a hidden .npy/.raw temporary
+
+
+def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teacher):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(3000)))
+    out = tmp_path / "out"
+    out.mkdir()
+    np.save(out / "e.npy", np.ones((2, 3), dtype=np.float32))  # a previous run's output
+    previous = (out / "e.npy").read_bytes()
+    cmd = [sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out / "e.npy"), "--batch-size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".*")) and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "encode ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "e.npy").read_bytes() == previous  # never a partial file
+    assert list(out.glob(".*"))  # kill -9 runs no cleanup ...
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["e.npy"]  # ... the next run removes the dead writer's files
+    assert np.load(out / "e.npy").shape == (3000, 384)

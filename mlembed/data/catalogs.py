@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gettext as stdlib_gettext
 import re
+import struct
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -210,7 +211,7 @@ def catalog_messages(path: Path) -> Iterator[tuple[str, str]]:
                 catalog = stdlib_gettext.GNUTranslations(fh)._catalog
         except (UnicodeDecodeError, LookupError, IndexError, ValueError):
             catalog = None  # header the stdlib rejects (e.g. Latin-1 names): polib copes
-        except OSError as exc:
+        except (OSError, struct.error) as exc:  # struct.error: a file too short for the .mo header
             raise DataError(f"not a valid .mo catalog: {exc}", path) from None
         if catalog is not None:
             for key, value in catalog.items():
@@ -219,7 +220,7 @@ def catalog_messages(path: Path) -> Iterator[tuple[str, str]]:
             return
     try:
         entries = polib.mofile(str(path)) if path.suffix == ".mo" else polib.pofile(str(path))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, LookupError, IndexError, struct.error) as exc:
         raise DataError(f"cannot parse catalog: {exc}", path) from None
     for entry in entries:
         if entry.msgid and not entry.msgid_plural and not entry.obsolete and "fuzzy" not in entry.flags:

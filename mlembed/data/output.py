@@ -54,6 +54,8 @@ def write_tsv(pairs: Iterable[Pair], output: str | os.PathLike) -> dict[str, int
                         "output to write one SRC-TGT.tsv per language pair",
                         output,
                     )
+                if not single and (Path(key).name != key or key.startswith(".")):  # never write outside output
+                    raise DataError(f"language pair {key!r} cannot name a file inside the output folder", output)
                 fh = stack.enter_context(atomic_open(output if single else output / f"{key}.tsv"))
                 fh.write(f"{pair.src_lang}\t{pair.tgt_lang}\n")
                 handles[key] = fh

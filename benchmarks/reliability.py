@@ -1,0 +1,443 @@
+"""Reliability: faults injected into real runs, and what mlembed survived (one run, figures in the results).
+
+- **kill -9 at random points** (seeded) of ``encode``, ``index build``, ``mine`` and ``distill``: before
+  each run the output path holds a *previous* output; after the kill it must hold that previous output
+  or the new complete one (never a partial file), and a rerun (``--resume`` where the verb has it) must
+  give output byte-identical to an uninterrupted run (``distill``: the same steps and weights).
+- **fuzzing** (hypothesis) of every reader and of the ``data`` verb with arbitrary bytes: inputs tried,
+  tracebacks (goal 0), rows silently lost from well-formed files (goal 0).
+- **two concurrent distill runs** sharing one teacher cache: both finish, every cached vector is the
+  teacher's vector of its sentence.
+- **mine on a nearly full disk** (tmpfs of several sizes, needs root): a clear error or a correct result,
+  no partial output.
+- **encode under ``ulimit -v``** below its peak: a clear memory error, no half-written file.
+
+    sudo python benchmarks/reliability.py            # ~15 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import ROOT, machine, write_results
+
+MLEMBED = [sys.executable, "-m", "mlembed"]
+
+
+def digest(path: Path) -> str:
+    """Hash of a file, or of every file (name + content) under a folder; ``absent`` when missing."""
+    if not path.exists():
+        return "absent"
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+    for f in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
+        h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(MLEMBED + args, capture_output=True, text=True, env=env, **kw)
+
+
+def stray(folder: Path) -> list[str]:
+    """Hidden temporary files or staging folders a killed run left (kill -9 runs no cleanup)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def kill_trials(name: str, command: list[str], out: Path, previous: Path, reference: str, seconds: float,
+                trials: int, rng: random.Random, rerun: list[str], env: dict | None = None,
+                workdirs: tuple[Path, ...] = ()) -> dict:
+    """``trials`` times: put ``previous`` at ``out``, start ``command``, SIGKILL it after a random delay,
+    check ``out`` holds the previous or the complete new output, then ``rerun`` and compare to ``reference``."""
+    stats = {"trials": trials, "killed_mid_run": 0, "finished_before_kill": 0, "partial_outputs": 0,
+             "rerun_identical": 0, "rerun_failed": 0, "stray_after_kill": 0, "stray_temporaries": 0, "tracebacks": 0}
+    for t in range(trials):
+        for w in workdirs:
+            shutil.rmtree(w, ignore_errors=True)
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        if previous.is_dir():
+            shutil.copytree(previous, out)
+        else:
+            shutil.copy(previous, out)
+        before = digest(out)
+        delay = rng.uniform(0.1, 0.95) * seconds
+        proc = subprocess.Popen(MLEMBED + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            stats["killed_mid_run"] += 1
+        else:
+            stats["finished_before_kill"] += 1
+        proc.wait()
+        after = digest(out)
+        if after not in (before, reference):
+            stats["partial_outputs"] += 1
+            print(f"{name} trial {t}: PARTIAL output after kill at {delay:.1f}s", flush=True)
+        stats["stray_after_kill"] += len(stray(out.parent))
+        done = run(rerun, env=env)
+        stats["stray_temporaries"] += len(stray(out.parent))  # what the rerun did not clean up
+        stats["tracebacks"] += "Traceback" in done.stderr
+        if done.returncode != 0:
+            stats["rerun_failed"] += 1
+            print(f"{name} trial {t}: rerun failed: {done.stderr[-500:]}", flush=True)
+        elif digest(out) == reference:
+            stats["rerun_identical"] += 1
+        else:
+            print(f"{name} trial {t}: rerun differs from the uninterrupted run", flush=True)
+    print(f"{name}: {stats}", flush=True)
+    return stats
+
+
+def timed(args: list[str], env: dict | None = None) -> float:
+    t0 = time.time()
+    done = run(args, env=env)
+    if done.returncode != 0:
+        sys.exit(f"reference run failed: mlembed {' '.join(args)}\n{done.stderr[-2000:]}")
+    return time.time() - t0
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    """Real English UI messages from this machine's gettext catalogs (deduplicated, shuffled)."""
+    from mlembed.data import read_pairs
+
+    seen: dict[str, None] = {}
+    for pair in read_pairs("gettext:system:de"):
+        if 3 <= len(pair.src.split()) <= 30:
+            seen.setdefault(pair.src.replace("\t", " "), None)
+        if len(seen) >= 4 * n:
+            break
+    out = list(seen)
+    random.Random(seed).shuffle(out)
+    return out[:n]
+
+
+def fuzz(examples: int) -> dict:
+    """Run the fuzz targets of tests/fuzzing.py with ``examples`` inputs each; count outcomes."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fuzzing import SEPARATORS, cli_data, read_bytes, tsv_round_trip
+
+    chunks = st.sampled_from([b"\x00", b"\r\n", b"\t", b"\xff", b"\xef\xbb\xbf", b"\n", b"a" * 1_000_000, b"Hallo", b"\xe4\xbd"])
+    raw = st.one_of(st.binary(max_size=2000), st.lists(chunks, max_size=40).map(b"".join))
+    field = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=SEPARATORS), min_size=1, max_size=60)
+    conf = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    out: dict[str, dict] = {}
+    def reader_target(kind: str, counts: dict):
+        @conf
+        @given(data=raw, other=raw)
+        def target(data, other):
+            counts["tried"] += 1
+            try:
+                counts["read" if read_bytes(kind, data, other) == "ok" else "clear_error"] += 1
+            except Exception as exc:  # noqa: BLE001 - what we count
+                counts["tracebacks"] += 1
+                print(f"fuzz {kind}: {type(exc).__name__}: {exc} on {data[:80]!r}", flush=True)
+
+        return target
+
+    for kind in ("tsv", "pair", "jsonl", "gettext"):
+        counts = {"tried": 0, "read": 0, "clear_error": 0, "tracebacks": 0}
+        reader_target(kind, counts)()
+        out[f"reader {kind}"] = counts
+    lost = {"tried": 0, "rows": 0, "rows_lost": 0, "tracebacks": 0}
+
+    @conf
+    @given(rows=st.lists(st.tuples(field, field).filter(lambda r: r[0].strip() and r[1].strip()), min_size=1, max_size=50))
+    def round_trip(rows):
+        lost["tried"] += 1
+        lost["rows"] += len(rows)
+        try:
+            lost["rows_lost"] += tsv_round_trip(rows)
+        except Exception as exc:  # noqa: BLE001
+            lost["tracebacks"] += 1
+            print(f"fuzz round trip: {exc}", flush=True)
+
+    round_trip()
+    out["well-formed tsv round trip"] = lost
+    cli = {"tried": 0, "exit_0": 0, "exit_2": 0, "tracebacks": 0}
+
+    @settings(max_examples=max(20, examples // 10), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(data=raw)
+    def verb(data):
+        cli["tried"] += 1
+        try:
+            cli[f"exit_{cli_data(data)}"] += 1
+        except AssertionError as exc:
+            cli["tracebacks"] += 1
+            print(f"fuzz data verb: {exc}", flush=True)
+
+    verb()
+    out["data verb"] = cli
+    return out
+
+
+def concurrent_distill(work: Path, corpus: Path) -> dict:
+    """Two distill runs at once on one teacher cache; then every cached row is checked against the teacher."""
+    from mlembed.encoding import encode
+    from mlembed.models import load_model
+    from mlembed.teacher_cache import TeacherCache
+
+    cache = work / "shared-cache"
+    base = ["distill", "--student", "auto", "--data", f"tsv:{corpus}", "--max-steps", "4", "--max-minutes", "0",
+            "--batch-size", "8", "--new-tokens", "300", "--eval-pairs", "8", "--no-table", "--cache-dir", str(cache)]
+    procs = [subprocess.Popen(MLEMBED + base + ["--output", str(work / f"c{i}"), "--seed", str(i)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    codes = [p.wait() for p in procs]
+    errs = [p.stderr.read() for p in procs]
+    teacher = load_model("minilm-en")
+    english = [line.split("\t")[0] for line in corpus.read_text().splitlines()[1:]]
+    tc = TeacherCache(cache, teacher)
+    rows = tc.rows(english, show_progress=False)
+    want = encode(english, teacher, precision="fp32")
+    got = np.asarray(tc.vectors()[rows])
+    cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    return {"exit_codes": codes, "tracebacks": sum("Traceback" in e for e in errs), "cached_rows": len(tc),
+            "sentences": len(english), "recomputed_after": tc.computed, "min_cosine_to_teacher": round(float(cos.min()), 5)}
+
+
+def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
+    """``mine`` with its output and work folder on tmpfs mounts of several sizes."""
+    out = {"runs": 0, "correct": 0, "clear_errors": 0, "partial_outputs": 0, "tracebacks": 0, "skipped": None}
+    for size_kb in (64, 512, 1536, 3072, 65536):
+        mnt = work / f"tmpfs-{size_kb}k"
+        mnt.mkdir(exist_ok=True)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True)
+        if mounted.returncode != 0:
+            out["skipped"] = f"cannot mount tmpfs (needs root): {mounted.stderr.decode().strip()}"
+            return out
+        try:
+            done = run(["mine", "--src", str(src), "--tgt", str(tgt), "-o", str(mnt / "out.tsv"), "--threshold", "1.0"])
+            out["runs"] += 1
+            out["tracebacks"] += "Traceback" in done.stderr
+            if done.returncode == 0 and digest(mnt / "out.tsv") == reference:
+                out["correct"] += 1
+            elif done.returncode == 2 and not (mnt / "out.tsv").exists():
+                out["clear_errors"] += 1
+                out.setdefault("messages", []).append(done.stderr.strip().splitlines()[-1][:200])
+            else:
+                out["partial_outputs"] += 1
+        finally:
+            subprocess.run(["umount", str(mnt)], capture_output=True)
+    return out
+
+
+def memory_limit(work: Path, src: Path) -> dict:
+    """``encode`` with its address space capped below what it needs."""
+    results = []
+    for limit_gb in (1.5, 2.5, 3.5):
+        def cap(limit=int(limit_gb * 2**30)):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        target = work / f"mem-{limit_gb}.npy"
+        done = subprocess.run(MLEMBED + ["encode", str(src), "-o", str(target)], capture_output=True, text=True,
+                              preexec_fn=cap)
+        results.append({"limit_gb": limit_gb, "exit_code": done.returncode, "traceback": "Traceback" in done.stderr,
+                        "output": "complete" if done.returncode == 0 and target.exists() else
+                        "absent" if not target.exists() else "PARTIAL",
+                        "stray_temporaries": len([p for p in work.glob(f".{target.name}*")]),
+                        "last_line": (done.stderr.strip().splitlines() or [""])[-1][:200]})
+        print(f"memory limit {limit_gb} GB: {results[-1]}", flush=True)
+    return {"runs": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlembed-reliability")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fuzz-examples", type=int, default=1500, help="inputs per fuzz target")
+    parser.add_argument("--kills", default="20,10,20,10", help="kill trials of encode,index,mine,distill")
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    info = machine()
+    rng = random.Random(args.seed)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               MLEMBED_CACHE=str(args.work / "cache"))
+    n_encode, n_index, n_mine, n_distill = (int(x) for x in args.kills.split(","))
+    t_start = time.time()
+
+    w = args.work
+    text = sentences(3000, args.seed)
+    (w / "en.txt").write_text("\n".join(text[:2000]) + "\n")
+    (w / "old.txt").write_text("\n".join(text[2000:2100]) + "\n")
+    (w / "a.txt").write_text("\n".join(text[:1500]) + "\n")
+    (w / "b.txt").write_text("\n".join(text[700:2200]) + "\n")  # 800 lines in common: pairs to mine
+    (w / "pairs.eng-deu.tsv").write_text("eng\tdeu\n" + "".join(f"{s}\t{s[::-1]}\n" for s in text[:160]))
+    faults: dict[str, dict] = {}
+
+    # encode
+    timed(["encode", str(w / "old.txt"), "-o", str(w / "previous.npy")], env)
+    secs = timed(["encode", str(w / "en.txt"), "-o", str(w / "reference.npy")], env)
+    enc = ["encode", str(w / "en.txt"), "-o", str(w / "out" / "e.npy")]
+    (w / "out").mkdir()
+    faults["encode"] = kill_trials("encode", enc, w / "out" / "e.npy", w / "previous.npy", digest(w / "reference.npy"),
+                                   secs, n_encode, rng, enc, env)
+    # index build
+    timed(["index", "build", "--input", str(w / "old.txt"), "-o", str(w / "previous-index"), "--type", "ivf"], env)
+    idx = ["index", "build", "--input", str(w / "en.txt"), "-o", str(w / "ref-index"), "--type", "ivf"]
+    secs = timed(idx, env)
+    (w / "idx").mkdir()
+    idx_out = ["index", "build", "--input", str(w / "en.txt"), "-o", str(w / "idx" / "index"), "--type", "ivf"]
+    ref_digest = digest(w / "ref-index")
+    meta = json.loads((w / "ref-index" / "meta.json").read_text())
+    faults["index build"] = kill_trials("index", idx_out, w / "idx" / "index", w / "previous-index", ref_digest, secs,
+                                        n_index, rng, idx_out, env)
+    faults["index build"]["note"] = f"{meta['count']} sentences, {meta['factory']}"
+    # mine: small shards so a kill lands between saved shards; --resume continues
+    mine = ["mine", "--src", str(w / "a.txt"), "--tgt", str(w / "b.txt"), "--threshold", "1.0", "--shard-size", "100"]
+    timed(mine + ["-o", str(w / "previous.tsv"), "--k", "2"], env)
+    secs = timed(mine + ["-o", str(w / "reference.tsv")], env)
+    (w / "mine").mkdir()
+    out_tsv = w / "mine" / "pairs.tsv"
+    faults["mine"] = kill_trials("mine", mine + ["-o", str(out_tsv)], out_tsv, w / "previous.tsv",
+                                 digest(w / "reference.tsv"), secs, n_mine, rng, mine + ["-o", str(out_tsv), "--resume"],
+                                 env, workdirs=(w / "mine" / "pairs.tsv.work",))
+    # distill: a tiny auto student, checkpoints every 2 steps. Learning its vocabulary is not reproducible
+    # across processes (the tokenizers trainer breaks count ties in hash-map order), so every trial starts from
+    # one prepared run (plan, data, initial student) and must end on the weights of that run trained straight.
+    dist = ["distill", "--student", "auto", "--data", f"tsv:{w / 'pairs.eng-deu.tsv'}", "--max-steps", "8",
+            "--max-minutes", "0", "--batch-size", "8", "--save-steps", "2", "--eval-steps", "100", "--eval-pairs", "8",
+            "--new-tokens", "300", "--no-table"]
+    timed(dist + ["--output", str(w / "previous-student"), "--max-steps", "2"], env)
+    timed(dist + ["--output", str(w / "prepared"), "--keep-work"], env)
+    shutil.rmtree(w / "prepared" / "_distill" / "checkpoints")
+
+    def weights(folder: Path) -> str:  # model weights only; the card records wall-clock seconds
+        return digest(folder / "model.safetensors") if (folder / "model.safetensors").exists() else "absent"
+
+    def staged(target: Path, base: Path) -> None:  # base's files plus the prepared work folder, as after a kill
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(base, target, ignore=shutil.ignore_patterns("_distill"))
+        shutil.copytree(w / "prepared" / "_distill", target / "_distill")
+
+    staged(w / "ref-student", w / "previous-student")
+    secs = timed(dist + ["--output", str(w / "ref-student"), "--resume"], env)
+    reference = weights(w / "ref-student")
+    (w / "dist").mkdir()
+    target = w / "dist" / "student"
+    stats = {"trials": n_distill, "killed_mid_run": 0, "finished_before_kill": 0, "partial_outputs": 0,
+             "rerun_identical": 0, "rerun_failed": 0, "stray_after_kill": 0, "stray_temporaries": 0, "tracebacks": 0}
+    for t in range(n_distill):
+        staged(target, w / "previous-student")
+        before = weights(target)
+        proc = subprocess.Popen(MLEMBED + dist + ["--output", str(target), "--resume"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(0.1, 0.95) * secs)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            stats["killed_mid_run"] += 1
+        else:
+            stats["finished_before_kill"] += 1
+        proc.wait()
+        if weights(target) not in (before, reference):
+            stats["partial_outputs"] += 1
+        stats["stray_after_kill"] += len(stray(target.parent))
+        done = run(dist + ["--output", str(target), "--resume"], env=env)
+        stats["stray_temporaries"] += len(stray(target.parent))
+        stats["tracebacks"] += "Traceback" in done.stderr
+        if done.returncode != 0:
+            stats["rerun_failed"] += 1
+            print(f"distill trial {t}: resume failed: {done.stderr[-500:]}", flush=True)
+        elif weights(target) == reference:
+            stats["rerun_identical"] += 1
+        else:
+            print(f"distill trial {t}: resumed weights differ from the uninterrupted run", flush=True)
+    faults["distill"] = stats
+    print(f"distill: {stats}", flush=True)
+
+    fuzzed = fuzz(args.fuzz_examples)
+    concurrent = concurrent_distill(w, w / "pairs.eng-deu.tsv")
+    disk = full_disk(w, w / "a.txt", w / "b.txt", digest(w / "reference.tsv"))
+    memory = memory_limit(w, w / "en.txt")
+
+    injected = sum(f["trials"] for f in faults.values())
+    survived = sum(f["trials"] - f["partial_outputs"] - f["rerun_failed"] for f in faults.values())
+    tracebacks = (sum(f["tracebacks"] for f in faults.values()) + sum(f["tracebacks"] for f in fuzzed.values())
+                  + concurrent["tracebacks"] + disk["tracebacks"] + sum(r["traceback"] for r in memory["runs"]))
+    lost = fuzzed["well-formed tsv round trip"]["rows_lost"] + sum(f["partial_outputs"] for f in faults.values())
+    inputs = sum(f["tried"] for f in fuzzed.values())
+    rows = [f"| kill -9 of `{k}` | {f['trials']} | {f['killed_mid_run']} | {f['partial_outputs']} | "
+            f"{f['rerun_identical']}/{f['trials']} | {f['stray_after_kill']} | {f['stray_temporaries']} | {f['tracebacks']} |"
+            for k, f in faults.items()]
+    fz = [f"| {k} | {f['tried']:,} | " + ", ".join(f"{kk} {vv:,}" for kk, vv in f.items() if kk not in ("tried", "tracebacks"))
+          + f" | {f['tracebacks']} |" for k, f in fuzzed.items()]
+    md = [
+        "# Reliability: faults injected and survived (one run)",
+        "",
+        f"Machine: {info['cpu_count']} CPU cores, native bf16: {'yes' if info['native_bf16'] else 'no'}; "
+        f"load average at start {', '.join(map(str, info['load_average_1_5_15']))}; seed {args.seed}; "
+        f"{(time.time() - t_start) / 60:.0f} min.",
+        "",
+        "| faults injected | survived | bad inputs tried | tracebacks (goal 0) | bytes lost (goal 0) |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {injected} | {survived} | {inputs:,} | {tracebacks} | {lost} |",
+        "",
+        "*Survived*: after the kill the output path held the previous output or the complete new one, and the "
+        "rerun succeeded. *Bytes lost*: partial outputs plus rows of well-formed files not read back.",
+        "",
+        "## kill -9 at a random moment (uniform over 10-95 % of an uninterrupted run's time)",
+        "",
+        "| fault | trials | killed mid-run | partial outputs | rerun identical to uninterrupted | temporaries after the kill | "
+        "left after the rerun | tracebacks |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "Temporaries: hidden files or staging folders a killed process leaves beside the output (kill -9 runs no "
+        "cleanup; SIGTERM and Ctrl-C remove them, tested). They never replace the output; the next run removes "
+        "those of dead processes (their names carry the writer's PID).",
+        "",
+        "## Fuzzing (hypothesis, arbitrary bytes: NUL, CR, BOM, invalid UTF-8, 1 MB lines, mismatched files)",
+        "",
+        "| target | inputs | outcomes | tracebacks |",
+        "|---|---:|---|---:|",
+        *fz,
+        "",
+        "## Two distill runs at once on one teacher cache",
+        "",
+        f"Exit codes {concurrent['exit_codes']}, tracebacks {concurrent['tracebacks']}; {concurrent['sentences']} "
+        f"English sentences, {concurrent['cached_rows']} cached rows, {concurrent['recomputed_after']} to recompute "
+        f"afterwards; lowest cosine of a cached row to the teacher's vector of its sentence: {concurrent['min_cosine_to_teacher']}.",
+        "",
+        "## mine with its output on a nearly full disk (tmpfs of 64 KB to 64 MB)",
+        "",
+        (f"Skipped: {disk['skipped']}" if disk["skipped"] else
+         f"{disk['runs']} runs: {disk['correct']} correct, {disk['clear_errors']} clear errors, "
+         f"{disk['partial_outputs']} partial outputs, {disk['tracebacks']} tracebacks. Messages: "
+         + "; ".join(f"`{m}`" for m in disk.get("messages", []))),
+        "",
+        "## encode under `ulimit -v`",
+        "",
+        "| address-space limit | exit code | output | stray temporaries | message |",
+        "|---:|---:|---|---:|---|",
+        *[f"| {r['limit_gb']} GB | {r['exit_code']} | {r['output']} | {r['stray_temporaries']} | `{r['last_line']}` |"
+          for r in memory["runs"]],
+        "",
+        f"Command: `python benchmarks/reliability.py --seed {args.seed} --fuzz-examples {args.fuzz_examples} --kills {args.kills}`",
+    ]
+    data = {"benchmark": "reliability", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
+            "summary": {"faults_injected": injected, "survived": survived, "bad_inputs": inputs,
+                        "tracebacks": tracebacks, "bytes_lost": lost},
+            "kills": faults, "fuzz": fuzzed, "concurrent_distill": concurrent, "full_disk": disk, "memory_limit": memory}
+    write_results("reliability", data, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
