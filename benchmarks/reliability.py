@@ -231,7 +231,8 @@ def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
                 out["correct"] += 1
             elif done.returncode == 2 and not (mnt / "out.tsv").exists():
                 out["clear_errors"] += 1
-                out.setdefault("messages", []).append(done.stderr.strip().splitlines()[-1][:200])
+                out.setdefault("messages", []).append(
+                    next((line for line in reversed(done.stderr.splitlines()) if "error:" in line), "?")[:200])
             else:
                 out["partial_outputs"] += 1
         finally:
@@ -253,7 +254,8 @@ def memory_limit(work: Path, src: Path) -> dict:
                         "output": "complete" if done.returncode == 0 and target.exists() else
                         "absent" if not target.exists() else "PARTIAL",
                         "stray_temporaries": len([p for p in work.glob(f".{target.name}*")]),
-                        "last_line": (done.stderr.strip().splitlines() or [""])[-1][:200]})
+                        "last_line": next((line for line in reversed(done.stderr.splitlines()) if "error:" in line),
+                                          (done.stderr.strip().splitlines() or [""])[-1])[:200]})
         print(f"memory limit {limit_gb} GB: {results[-1]}", flush=True)
     return {"runs": results}
 

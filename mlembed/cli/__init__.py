@@ -54,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(f"mlembed {args.verb}: terminated", file=sys.stderr)
         return 143
-    except Exception as exc:  # noqa: BLE001 - the CLI's one place where every error becomes one line
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the CLI's one place where every error becomes one line
+        # BaseException: a Rust library's panic (pyo3's PanicException, e.g. tokenizers out of threads) is one
         if args.debug:
             raise
         print(f"mlembed {args.verb}: error: {error_line(exc)}", file=sys.stderr)
-        if not isinstance(exc, _expected()):
+        if not isinstance(exc, _expected()) and not _out_of_resources(exc):
             print(f"mlembed {args.verb}: this looks like a bug in mlembed: rerun with --debug and report the traceback",
                   file=sys.stderr)
         return 2
@@ -83,6 +86,15 @@ def _expected() -> tuple[type[BaseException], ...]:
     return (DataError, ModelNotFoundError, OSError, ValueError, RuntimeError, MemoryError, LookupError)
 
 
+def _out_of_resources(exc: BaseException) -> bool:
+    """A failure to get memory or a thread, however a library reports it (RuntimeError, a Rust panic...)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or any(
+        s in text for s in ("Resource temporarily unavailable", "Cannot allocate memory", "can't allocate memory",
+                            "std::bad_alloc", "ThreadPoolBuildError")
+    )
+
+
 def error_line(exc: BaseException) -> str:
     """One line for ``exc``: file errors name the file; FAISS's multi-line messages keep their reason.
 
@@ -95,8 +107,9 @@ def error_line(exc: BaseException) -> str:
     """
     import json
 
-    if isinstance(exc, MemoryError):
-        return "out of memory: lower --batch-size / --memory-budget or use an approximate --index"
+    if isinstance(exc, MemoryError) or _out_of_resources(exc):
+        detail = "" if isinstance(exc, MemoryError) else f" ({str(exc).splitlines()[0][:160]})"
+        return f"out of memory or threads{detail}: lower --batch-size / --memory-budget or use an approximate --index"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
     if isinstance(exc, json.JSONDecodeError):
