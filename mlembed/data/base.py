@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
-from mlembed.io import DataError, OnBadLine, read_lines
+from mlembed.files import DataError, OnBadLine, read_lines
 from mlembed.languages import looks_like_lang, matches_any, normalize_lang
 
 

@@ -29,14 +29,14 @@ import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from mlembed.data.base import Pair
-from mlembed.io import read_lines
+from mlembed.files import read_lines
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BATCH = 2048  # pairs cleaned per batch (dedupe is vectorised per batch)
@@ -249,7 +249,11 @@ def clean_pairs(
                 stats.add(key, "kept")
             yield pair
         return
-    contaminated = load_contamination(options.decontaminate, options.nfc, options.fold_whitespace) if options.decontaminate else set()
+    contaminated = (
+        load_contamination(options.decontaminate, options.nfc, options.fold_whitespace)
+        if options.decontaminate
+        else set()
+    )
     if stats is not None:
         stats.decontamination_sentences = len(contaminated)
     seen = HashSet64() if options.dedupe else None
@@ -258,7 +262,10 @@ def clean_pairs(
         if seen is not None:
             candidates = [i for i, (_, reason) in enumerate(checked) if reason is None]
             keys = np.fromiter(
-                (_hash(checked[i][0].src, checked[i][0].tgt, checked[i][0].src_lang, checked[i][0].tgt_lang) for i in candidates),
+                (
+                    _hash(checked[i][0].src, checked[i][0].tgt, checked[i][0].src_lang, checked[i][0].tgt_lang)
+                    for i in candidates
+                ),
                 np.uint64,
                 len(candidates),
             )
