@@ -13,12 +13,12 @@ import functools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from mlembed.data.base import batched
 from mlembed.files import atomic_open, atomic_path, read_lines
 from mlembed.models import embedding_dim, load_model
 
@@ -129,12 +129,6 @@ def encode(
     return out[0] if single else out
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def encode_to_npy(
     sentences: Iterable[str],
     output: str | os.PathLike,
@@ -181,7 +175,7 @@ def encode_to_npy(
                         "shape": (count, dim),
                     }
                     np.lib.format.write_array_header_1_0(fh, header)
-                for chunk in _chunks(sentences, chunk_size):
+                for chunk in batched(sentences, chunk_size):
                     emb = encode(chunk, model, batch_size, normalize, max_seq_length, dtype, precision)
                     fh.write(np.ascontiguousarray(emb).tobytes())
                     n += len(chunk)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,20 +235,3 @@ class SentenceIndex:
             for row_s, row_i in zip(scores, ids)
         ]
         return hits[0] if single else hits
-
-
-def iter_batches(items: Iterable[str], size: int) -> Iterable[list[str]]:
-    """Group an iterable into lists of ``size`` (the last may be shorter).
-
-    Example:
-        >>> list(iter_batches("abcde", 2))
-        [['a', 'b'], ['c', 'd'], ['e']]
-    """
-    batch: list[str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

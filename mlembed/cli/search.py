@@ -26,10 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlembed.data.base import batched
     from mlembed.encoding import read_sentences
     from mlembed.faiss_index import set_search_params
     from mlembed.files import DataError
-    from mlembed.index import SentenceIndex, iter_batches
+    from mlembed.index import SentenceIndex
 
     queries = list(args.query)
     if not queries and not args.queries:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     idx = SentenceIndex.load(args.index, model=args.model)
     set_search_params(idx.index, nprobe=args.nprobe, ef_search=args.ef_search)
     stream = itertools.chain(queries, read_sentences(args.queries) if args.queries else [])
-    for batch in iter_batches(stream, 256):
+    for batch in batched(stream, 256):
         for query, hits in zip(batch, idx.search(batch, k=args.k)):
             print(f"# {query}")
             for hit in hits:

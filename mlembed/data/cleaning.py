@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import os
 import re
 import unicodedata
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlembed.data.base import Pair
+from mlembed.data.base import Pair, batched
 from mlembed.files import read_lines
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
@@ -257,7 +256,7 @@ def clean_pairs(
     if stats is not None:
         stats.decontamination_sentences = len(contaminated)
     seen = HashSet64() if options.dedupe else None
-    for batch in _batches(pairs, _BATCH):
+    for batch in batched(pairs, _BATCH):
         checked = [_check(pair, options, contaminated) for pair in batch]
         if seen is not None:
             candidates = [i for i, (_, reason) in enumerate(checked) if reason is None]
@@ -279,12 +278,6 @@ def clean_pairs(
                 stats.add(lang, reason or "kept")
             if reason is None:
                 yield cleaned
-
-
-def _batches(items: Iterable[Pair], size: int) -> Iterator[list[Pair]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def _check(pair: Pair, o: CleanOptions, contaminated: set[int]) -> tuple[Pair, str | None]:

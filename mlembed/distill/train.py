@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         )
     logger.info("cleaning:\n" + _short_summary(stats.summary()))
     if config.eval_data:
-        dev = list(_take(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
+        dev = list(islice(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
         train = pairs
     else:
         dev = pairs[:reserve]
@@ -309,15 +310,6 @@ def _short_summary(table: str, rows: int = 12) -> str:
     return "\n".join(
         lines[: rows + 1] + [f"... ({len(lines) - rows - 2} more language pairs in the model card)", lines[-1]]
     )
-
-
-def _take(iterable, n: int) -> list:
-    out = []
-    for item in iterable:
-        if len(out) >= n:
-            break
-        out.append(item)
-    return out
 
 
 def _build_student(
