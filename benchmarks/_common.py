@@ -38,7 +38,7 @@ def machine() -> dict:
 
 def write_results(name: str, data: dict, markdown: str) -> None:
     """Write ``benchmarks/results/NAME.json`` and ``NAME.md`` atomically."""
-    from mlembed.io import atomic_open
+    from mlembed.files import atomic_open
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_open(RESULTS / f"{name}.json") as fh:

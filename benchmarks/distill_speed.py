@@ -21,11 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import TrainerCallback
-
 from _common import machine, require_shared, write_results
+from transformers import TrainerCallback
 
 
 class EpochTimer(TrainerCallback):
@@ -77,16 +75,32 @@ def train(variant: str, pairs: list, teacher: Any, epochs: int, batch_size: int,
     prep = time.perf_counter() - t0
     timer = EpochTimer()
     args = SentenceTransformerTrainingArguments(
-        output_dir=f"{workdir}/{variant}", num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        learning_rate=1e-4, save_strategy="no", report_to="none", seed=1, data_seed=1, use_cpu=True,
-        disable_tqdm=True, logging_steps=10_000,
+        output_dir=f"{workdir}/{variant}",
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=1e-4,
+        save_strategy="no",
+        report_to="none",
+        seed=1,
+        data_seed=1,
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=10_000,
     )
-    trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=Dataset.from_dict(data),
-                                         loss=losses.MSELoss(student), data_collator=collator, callbacks=[timer])
+    trainer = SentenceTransformerTrainer(
+        model=student,
+        args=args,
+        train_dataset=Dataset.from_dict(data),
+        loss=losses.MSELoss(student),
+        data_collator=collator,
+        callbacks=[timer],
+    )
     trainer.train()
     epoch_times = [timer.times[0] + prep] + timer.times[1:]
-    return {"epoch_seconds": [round(t, 2) for t in epoch_times],
-            "pairs_per_second": [round(len(pairs) / t, 2) for t in epoch_times]}
+    return {
+        "epoch_seconds": [round(t, 2) for t in epoch_times],
+        "pairs_per_second": [round(len(pairs) / t, 2) for t in epoch_times],
+    }
 
 
 def main() -> None:
@@ -114,15 +128,26 @@ def main() -> None:
     results = {}
     for variant, runs in rounds.items():
         best = [min(run["epoch_seconds"][e] for run in runs) for e in range(args.epochs)]
-        results[variant] = {"epoch_seconds": best, "pairs_per_second": [round(len(pairs) / t, 2) for t in best],
-                            "rounds": runs}
+        results[variant] = {
+            "epoch_seconds": best,
+            "pairs_per_second": [round(len(pairs) / t, 2) for t in best],
+            "rounds": runs,
+        }
     last = args.epochs - 1
     ratio = results["cache"]["pairs_per_second"][last] / results["recompute"]["pairs_per_second"][last]
     total = sum(results["recompute"]["epoch_seconds"]) / sum(results["cache"]["epoch_seconds"])
-    data = {"benchmark": "distill_speed", "pairs": len(pairs), "epochs": args.epochs, "batch_size": args.batch_size,
-            "repeats": args.repeats,
-            "data": "tatoeba-challenge de/fr/es/ru", "machine": machine(), "results": results,
-            f"ratio_epoch{args.epochs}": round(ratio, 3), "ratio_total": round(total, 3)}
+    data = {
+        "benchmark": "distill_speed",
+        "pairs": len(pairs),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "data": "tatoeba-challenge de/fr/es/ru",
+        "machine": machine(),
+        "results": results,
+        f"ratio_epoch{args.epochs}": round(ratio, 3),
+        "ratio_total": round(total, 3),
+    }
     rows = "\n".join(
         f"| {v} | " + " | ".join(f"{p:.1f}" for p in r["pairs_per_second"]) + " |" for v, r in results.items()
     )
@@ -132,7 +157,7 @@ def main() -> None:
         f"student = teacher copy, {machine()['cpu_count']} CPU cores, {args.repeats} alternating rounds, best time per epoch. "
         f"Epoch 1 of `cache` includes filling the cache.\n\n"
         f"| variant | " + " | ".join(f"epoch {i + 1} pairs/s" for i in range(args.epochs)) + " |\n"
-        f"|---|" + "---:|" * args.epochs + "\n" + rows + "\n\n"
+        "|---|" + "---:|" * args.epochs + "\n" + rows + "\n\n"
         f"**cache / recompute on epoch {args.epochs}: {ratio:.2f}x** (goal >= 1.3); whole run: {total:.2f}x.\n\n"
         f"Command: `python benchmarks/distill_speed.py --pairs {args.pairs} --epochs {args.epochs} "
         f"--batch-size {args.batch_size} --repeats {args.repeats}`\n"

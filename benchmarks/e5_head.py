@@ -21,14 +21,12 @@ cross-model Tatoeba (English by the teacher), STS, held-out NTREX languages, Eng
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine, require_shared, write_results
 from distill_quality import HELDOUT, LANGS, STS, _table
 
@@ -60,8 +58,16 @@ def training_pairs(shared: Path, n: int, seed: int = 42) -> list:
     return pairs
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, groups: np.ndarray, seed: int = 0,
-            epochs: int = 60, hidden: int = 1536) -> tuple[object, dict]:
+def fit_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    groups: np.ndarray,
+    seed: int = 0,
+    epochs: int = 60,
+    hidden: int = 1536,
+) -> tuple[object, dict]:
     """Residual MLP head ``x @ W + b + MLP(x)`` (W, b start at the least-squares map; MLP's last layer at 0)
     trained with MSE between its normalised output and ``y``; early-stopped on the 5 % of pair groups held out."""
     import torch
@@ -74,8 +80,12 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, groups
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(w0.T.copy()))
         lin.bias.copy_(torch.from_numpy(b0))
-    mlp = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU(), torch.nn.Dropout(0.1),
-                              torch.nn.Linear(hidden, y.shape[1]))
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], hidden),
+        torch.nn.GELU(),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(hidden, y.shape[1]),
+    )
     torch.nn.init.zeros_(mlp[-1].weight)
     torch.nn.init.zeros_(mlp[-1].bias)
     params = list(lin.parameters()) + list(mlp.parameters())
@@ -87,25 +97,33 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, groups
         return torch.nn.functional.normalize(lin(inp) + mlp(inp), dim=-1)
 
     best, best_state, curve, patience = float("inf"), None, [], 0
-    for epoch in range(epochs):
-        lin.train(); mlp.train()
+    for _ in range(epochs):
+        lin.train()
+        mlp.train()
         order = torch.randperm(len(xt))
         for start in range(0, len(order), 256):
-            idx = order[start:start + 256]
+            idx = order[start : start + 256]
             loss = ((forward(xt[idx]) - yt[idx]) ** 2).mean()
-            opt.zero_grad(); loss.backward(); opt.step()
-        lin.eval(); mlp.eval()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        lin.eval()
+        mlp.eval()
         with torch.no_grad():
             v = float(((forward(xv) - yv) ** 2).mean())
         curve.append(round(v * 100, 5))
         if v < best - 1e-7:
             best, patience = v, 0
-            best_state = ({k: t.clone() for k, t in lin.state_dict().items()}, {k: t.clone() for k, t in mlp.state_dict().items()})
+            best_state = (
+                {k: t.clone() for k, t in lin.state_dict().items()},
+                {k: t.clone() for k, t in mlp.state_dict().items()},
+            )
         else:
             patience += 1
             if patience >= 5:
                 break
-    lin.load_state_dict(best_state[0]); mlp.load_state_dict(best_state[1])
+    lin.load_state_dict(best_state[0])
+    mlp.load_state_dict(best_state[1])
 
     def head(inp: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -127,7 +145,8 @@ def main() -> None:
 
     from mlembed.distill.head import fit_linear_map
     from mlembed.encoding import encode
-    from mlembed.evaluation import EmbeddingCache, evaluate as run_tasks, parse_task
+    from mlembed.evaluation import EmbeddingCache, parse_task
+    from mlembed.evaluation import evaluate as run_tasks
     from mlembed.models import load_model
 
     t0 = time.time()
@@ -165,14 +184,19 @@ def main() -> None:
     teacher_cache = EmbeddingCache(teacher, name="teacher")
     models = {name: HeadModel(base_cache, h) for name, h in heads.items()}
     caches = {"teacher": teacher_cache}
-    tasks = [parse_task(f"tatoeba:{shared}/tatoeba"),
-             parse_task(f"sts:{shared}/stsb-multi-mt:{','.join(STS)}:test"),
-             parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=args.heldout_limit)]
+    tasks = [
+        parse_task(f"tatoeba:{shared}/tatoeba"),
+        parse_task(f"sts:{shared}/stsb-multi-mt:{','.join(STS)}:test"),
+        parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=args.heldout_limit),
+    ]
     results = run_tasks({**models, "teacher": "minilm-en"}, tasks, caches=caches)
     results += run_tasks(models, [parse_task(f"tatoeba:{shared}/tatoeba", english=teacher_cache)], caches=caches)
     table: dict[str, dict] = {}
     for name, r in results:
-        table.setdefault(name, {})[r.task] = {"mean": round(r.main_score, 2), **{k: round(v, 2) for k, v in r.per_language.items()}}
+        table.setdefault(name, {})[r.task] = {
+            "mean": round(r.main_score, 2),
+            **{k: round(v, 2) for k, v in r.per_language.items()},
+        }
 
     from mlembed.evaluation.sts import read_stsb_multi_mt
 
@@ -185,8 +209,11 @@ def main() -> None:
     cross = {m: t["tatoeba-cross"] for m, t in table.items() if "tatoeba-cross" in t}
     sts = {m: t["sts"] for m, t in table.items()}
     held = {m: t["translation"] for m, t in table.items()}
-    summary = [f"| {m} | {tatoeba[m]['mean']:.1f} | {cross[m]['mean']:.1f} | {cross[m]['mean'] - tatoeba[m]['mean']:+.1f} | "
-               f"{sts[m]['en']:.1f} | {sts[m]['mean']:.1f} | {held[m]['mean']:.1f} | {fidelity[m]} |" for m in models]
+    summary = [
+        f"| {m} | {tatoeba[m]['mean']:.1f} | {cross[m]['mean']:.1f} | {cross[m]['mean'] - tatoeba[m]['mean']:+.1f} | "
+        f"{sts[m]['en']:.1f} | {sts[m]['mean']:.1f} | {held[m]['mean']:.1f} | {fidelity[m]} |"
+        for m in models
+    ]
     md = [
         "# e5 student with a frozen encoder: linear and MLP heads into the teacher's space (one run)",
         "",
@@ -218,9 +245,19 @@ def main() -> None:
         "",
         f"Total {(time.time() - t0) / 60:.0f} min. Command: `python benchmarks/e5_head.py --pairs {args.pairs}`",
     ]
-    data = {"benchmark": "e5_head", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-            "pairs": n, "encode_seconds": round(enc_s, 1), "fits": fits, "tatoeba": tatoeba, "cross_model": cross,
-            "sts": sts, "heldout": held, "english_cosine": fidelity}
+    data = {
+        "benchmark": "e5_head",
+        "machine": info,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "pairs": n,
+        "encode_seconds": round(enc_s, 1),
+        "fits": fits,
+        "tatoeba": tatoeba,
+        "cross_model": cross,
+        "sts": sts,
+        "heldout": held,
+        "english_cosine": fidelity,
+    }
     write_results("e5_head", data, "\n".join(md))
 
 

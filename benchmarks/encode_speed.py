@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine, require_shared, write_results
 
 
@@ -53,10 +52,17 @@ def main() -> None:
     best = {k: min(v) for k, v in times.items()}
     ratio = best["sentence-transformers"] / best["mlembed"]
     max_diff = float(np.abs(ref - emb).max())
-    data = {"benchmark": "encode_speed", "sentences": len(sentences), "repeats": args.repeats, "machine": machine(),
-            "precision": resolve_precision("auto"), "seconds": times,
-            "sentences_per_second": {k: round(len(sentences) / v, 1) for k, v in best.items()},
-            "speed_ratio_mlembed_over_st": round(ratio, 3), "max_abs_difference": max_diff}
+    data = {
+        "benchmark": "encode_speed",
+        "sentences": len(sentences),
+        "repeats": args.repeats,
+        "machine": machine(),
+        "precision": resolve_precision("auto"),
+        "seconds": times,
+        "sentences_per_second": {k: round(len(sentences) / v, 1) for k, v in best.items()},
+        "speed_ratio_mlembed_over_st": round(ratio, 3),
+        "max_abs_difference": max_diff,
+    }
     md = (
         "# Encoding speed: `mlembed encode` vs `SentenceTransformer.encode`\n\n"
         f"{len(sentences):,} NTREX-128 sentences (several languages), teacher all-MiniLM-L6-v2, batch 64, "

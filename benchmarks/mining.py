@@ -4,7 +4,7 @@ Parts (each updates its key in ``benchmarks/results/mining.json`` and rewrites `
 
 * ``scale``: clustered synthetic pairs (half of the targets are a source plus noise, cosine ~0.8;
   the rest random) at several N, d=384. Every run is a separate process measuring its own wall
-  time and peak RSS (``ru_maxrss``): ``mlembed`` = :func:`mlembed.mining.mine_embeddings` on
+  time and peak RSS (``ru_maxrss``): ``mlembed`` = :func:`mlembed.mine.mine_embeddings` on
   ``.npy`` memmaps; ``reference`` = the in-RAM recipe written below from the algorithm's
   description (whole arrays loaded, FAISS ``IndexFlatIP`` both ways, full k-NN lists, ratio margin,
   intersect). Also the sgemm rate of this machine and the exact-k-NN floor ``2 N^2 d / rate``.
@@ -37,7 +37,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # ---------------------------------------------------------------- reference (in-RAM recipe)
 
 
-def reference_mine(x_path: str, y_path: str, k: int = 4, query_limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_mine(
+    x_path: str, y_path: str, k: int = 4, query_limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Margin mining as usually written: everything in RAM, FAISS flat index searched both ways.
 
     ``query_limit`` searches only the first rows of each side (to time a part of an exact run
@@ -94,8 +96,9 @@ def sgemm_gflops(dim: int = 384, n: int = 8192, repeat: int = 5) -> float:
     return 2 * n * n * dim * repeat / (time.perf_counter() - t) / 1e9
 
 
-def synthetic(n: int, dim: int, cache: Path, noise: float = 0.038, spread: float = 0.06, clusters: int = 1000,
-              seed: int = 0) -> tuple[Path, Path, Path]:
+def synthetic(
+    n: int, dim: int, cache: Path, noise: float = 0.038, spread: float = 0.06, clusters: int = 1000, seed: int = 0
+) -> tuple[Path, Path, Path]:
     """``src``, ``tgt`` (.npy, unit rows) and ``gold`` (tgt row t < n/2 pairs src row gold[t]), written in chunks.
 
     Vectors are clustered (random centre + ``spread`` noise, cosine ~0.65 to the centre) as real
@@ -140,17 +143,33 @@ def child(args: argparse.Namespace) -> None:
     if args.impl == "reference":
         scores, i, j = reference_mine(args.src, args.tgt, args.k, args.query_limit)
     else:
-        from mlembed.mining import mine_embeddings
+        from mlembed.mine import mine_embeddings
 
         with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-            p = mine_embeddings(args.src, args.tgt, k=args.k, memory_budget=args.memory_budget, index=args.index,
-                                nprobe=args.nprobe, workdir=work)
+            p = mine_embeddings(
+                args.src,
+                args.tgt,
+                k=args.k,
+                memory_budget=args.memory_budget,
+                index=args.index,
+                nprobe=args.nprobe,
+                workdir=work,
+            )
         scores, i, j = p.scores, p.src_idx, p.tgt_idx
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     if args.pairs_out:
         np.savez(args.pairs_out, scores=scores, src=i, tgt=j)
-    print(json.dumps({"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "pairs": int(len(i))}))
+    print(
+        json.dumps(
+            {
+                "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "pairs": int(len(i)),
+            }
+        )
+    )
 
 
 def pair_set(path: Path) -> set[tuple[int, int]]:
@@ -164,7 +183,7 @@ def update_results(key: str, value: dict) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     if key != "_":
         data[key] = value
-    from mlembed.io import atomic_open
+    from mlembed.files import atomic_open
 
     with atomic_open(path) as fh:
         json.dump(data, fh, indent=2)
@@ -178,7 +197,11 @@ def update_results(key: str, value: dict) -> None:
 def scale(args: argparse.Namespace) -> None:
     cache = Path(args.cache_dir)
     rate = sgemm_gflops()
-    old = json.loads((RESULTS / "mining.json").read_text()).get("scale", {}) if (RESULTS / "mining.json").exists() else {}
+    old = (
+        json.loads((RESULTS / "mining.json").read_text()).get("scale", {})
+        if (RESULTS / "mining.json").exists()
+        else {}
+    )
     rows = old.get("runs", [])
 
     def put(res: dict) -> None:  # replace an earlier run of the same N and index
@@ -190,17 +213,37 @@ def scale(args: argparse.Namespace) -> None:
     for n in args.sizes:
         src, tgt, gold_path = synthetic(n, args.dim, cache)
         gold = {(int(s), t) for t, s in enumerate(np.load(gold_path))}
-        res = {"n": n, "index": "flat", "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1),
-               "load_before": round(os.getloadavg()[0], 2)}
+        res = {
+            "n": n,
+            "index": "flat",
+            "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1),
+            "load_before": round(os.getloadavg()[0], 2),
+        }
         for impl in ("mlembed", "reference"):
             pairs = cache / f"pairs-{n}-{impl}-flat.npz"
-            r = run_child(["--impl", impl, "--src", str(src), "--tgt", str(tgt), "--memory-budget", args.memory_budget,
-                           "--pairs-out", str(pairs), "--workdir", str(cache)])
+            r = run_child(
+                [
+                    "--impl",
+                    impl,
+                    "--src",
+                    str(src),
+                    "--tgt",
+                    str(tgt),
+                    "--memory-budget",
+                    args.memory_budget,
+                    "--pairs-out",
+                    str(pairs),
+                    "--workdir",
+                    str(cache),
+                ]
+            )
             found = pair_set(pairs)
             r["gold_recall"] = round(len(found & gold) / len(gold), 4)
             res[impl] = r
             print(n, impl, r, flush=True)
-        res["identical_pairs"] = pair_set(cache / f"pairs-{n}-mlembed-flat.npz") == pair_set(cache / f"pairs-{n}-reference-flat.npz")
+        res["identical_pairs"] = pair_set(cache / f"pairs-{n}-mlembed-flat.npz") == pair_set(
+            cache / f"pairs-{n}-reference-flat.npz"
+        )
         res["time_ratio"] = round(res["mlembed"]["wall_s"] / res["reference"]["wall_s"], 3)
         res["cpu_ratio"] = round(res["mlembed"]["cpu_s"] / res["reference"]["cpu_s"], 3)
         res["rss_ratio"] = round(res["mlembed"]["peak_rss_mb"] / res["reference"]["peak_rss_mb"], 3)
@@ -208,11 +251,34 @@ def scale(args: argparse.Namespace) -> None:
     for n in args.approx_sizes:
         src, tgt, gold_path = synthetic(n, args.dim, cache)
         gold = {(int(s), t) for t, s in enumerate(np.load(gold_path))}
-        res = {"n": n, "index": args.approx_index, "nprobe": args.nprobe, "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1),
-               "load_before": round(os.getloadavg()[0], 2)}
+        res = {
+            "n": n,
+            "index": args.approx_index,
+            "nprobe": args.nprobe,
+            "floor_s": round(2 * n * n * args.dim / (rate * 1e9), 1),
+            "load_before": round(os.getloadavg()[0], 2),
+        }
         pairs = cache / f"pairs-{n}-mlembed-{args.approx_index}.npz"
-        r = run_child(["--impl", "mlembed", "--src", str(src), "--tgt", str(tgt), "--memory-budget", args.approx_budget,
-                       "--index", args.approx_index, "--nprobe", str(args.nprobe), "--pairs-out", str(pairs), "--workdir", str(cache)])
+        r = run_child(
+            [
+                "--impl",
+                "mlembed",
+                "--src",
+                str(src),
+                "--tgt",
+                str(tgt),
+                "--memory-budget",
+                args.approx_budget,
+                "--index",
+                args.approx_index,
+                "--nprobe",
+                str(args.nprobe),
+                "--pairs-out",
+                str(pairs),
+                "--workdir",
+                str(cache),
+            ]
+        )
         found = pair_set(pairs)
         r["gold_recall"] = round(len(found & gold) / len(gold), 4)
         exact = cache / f"pairs-{n}-reference-flat.npz"
@@ -222,10 +288,23 @@ def scale(args: argparse.Namespace) -> None:
         res["mlembed"] = r
         print(n, "mlembed", args.approx_index, r, flush=True)
         if args.reference_limit:
-            part = run_child(["--impl", "reference", "--src", str(src), "--tgt", str(tgt), "--query-limit", str(args.reference_limit)])
+            part = run_child(
+                [
+                    "--impl",
+                    "reference",
+                    "--src",
+                    str(src),
+                    "--tgt",
+                    str(tgt),
+                    "--query-limit",
+                    str(args.reference_limit),
+                ]
+            )
             part["query_limit"] = args.reference_limit
-            part["note"] = (f"searched only the first {args.reference_limit} queries each way (all data loaded and "
-                            "indexed, so peak RSS is measured); a full run does two exact products: at least 2 x floor_s")
+            part["note"] = (
+                f"searched only the first {args.reference_limit} queries each way (all data loaded and "
+                "indexed, so peak RSS is measured); a full run does two exact products: at least 2 x floor_s"
+            )
             res["reference_partial"] = part
             res["rss_ratio"] = round(r["peak_rss_mb"] / part["peak_rss_mb"], 3)
             print(n, "reference (partial)", part, flush=True)
@@ -301,7 +380,7 @@ def cached_encode(sentences: list[str], model_name: str, cache: Path, tag: str) 
 
 def quality(args: argparse.Namespace) -> None:
     from mlembed.knn import knn_both_ways
-    from mlembed.mining import DEFAULT_THRESHOLDS, MARGINS, MODES, best_threshold, select_pairs
+    from mlembed.mine import DEFAULT_THRESHOLDS, MARGINS, MODES, best_threshold, select_pairs
 
     data, cache = Path(args.data), Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -312,17 +391,23 @@ def quality(args: argparse.Namespace) -> None:
     rows_by_split = [[i for i, doc in enumerate(docs) if split_of[doc] == s] for s in (0, 1)]
     english_d, target_d = distractor_pools(data, args.distractors)
     half = args.distractors // 2
-    old = json.loads((RESULTS / "mining.json").read_text()).get("quality", {}) if (RESULTS / "mining.json").exists() else {}
+    old = (
+        json.loads((RESULTS / "mining.json").read_text()).get("quality", {})
+        if (RESULTS / "mining.json").exists()
+        else {}
+    )
     runs = [r for r in old.get("runs", []) if not (r["model"] in args.model and r["lang"] in args.langs)]
     out = {
-        "setup": (f"NTREX-128 newstest2019 English -> deu / zho-CN (cmn) gold pairs, split by document (alternate "
-                  f"documents: {len(rows_by_split[0])} calibration / {len(rows_by_split[1])} test pairs). Each split hides its "
-                  f"gold pairs among {half:,} English and {half:,} target-language distractors per language (Tatoeba-Challenge "
-                  f"+ gettext sentences; English and target distractors taken from disjoint rows, so no distractor "
-                  f"translates another): {2 * half:,} distractors per split and language, "
-                  f"{2 * args.distractors:,} in all per language. "
-                  "k=4. Threshold: F1-best on the calibration split, applied to the test split; "
-                  "`default` rows use the documented default threshold instead."),
+        "setup": (
+            f"NTREX-128 newstest2019 English -> deu / zho-CN (cmn) gold pairs, split by document (alternate "
+            f"documents: {len(rows_by_split[0])} calibration / {len(rows_by_split[1])} test pairs). Each split hides its "
+            f"gold pairs among {half:,} English and {half:,} target-language distractors per language (Tatoeba-Challenge "
+            f"+ gettext sentences; English and target distractors taken from disjoint rows, so no distractor "
+            f"translates another): {2 * half:,} distractors per split and language, "
+            f"{2 * args.distractors:,} in all per language. "
+            "k=4. Threshold: F1-best on the calibration split, applied to the test split; "
+            "`default` rows use the documented default threshold instead."
+        ),
         "runs": runs,
     }
     for model in args.model:
@@ -351,10 +436,25 @@ def quality(args: argparse.Namespace) -> None:
                         kept = pairs.above(thr)
                         tp = sum((int(i), int(j)) in gold for i, j in zip(kept.src_idx, kept.tgt_idx))
                         p, r = tp / max(len(kept), 1), tp / len(gold)
-                        runs.append({"model": model, "lang": lang, "margin": margin, "mode": mode, "threshold_from": label,
-                                     "threshold": round(thr, 4), "precision": round(p, 4), "recall": round(r, 4),
-                                     "f1": round(2 * p * r / max(p + r, 1e-12), 4)})
-            print(model, lang, [(r["margin"], r["mode"], r["f1"]) for r in runs if r["model"] == model and r["lang"] == lang][:8], flush=True)
+                        runs.append(
+                            {
+                                "model": model,
+                                "lang": lang,
+                                "margin": margin,
+                                "mode": mode,
+                                "threshold_from": label,
+                                "threshold": round(thr, 4),
+                                "precision": round(p, 4),
+                                "recall": round(r, 4),
+                                "f1": round(2 * p * r / max(p + r, 1e-12), 4),
+                            }
+                        )
+            print(
+                model,
+                lang,
+                [(r["margin"], r["mode"], r["f1"]) for r in runs if r["model"] == model and r["lang"] == lang][:8],
+                flush=True,
+            )
             update_results("quality", out)
 
 
@@ -364,7 +464,7 @@ def quality(args: argparse.Namespace) -> None:
 def search_bench(args: argparse.Namespace) -> None:
     import faiss
 
-    from mlembed.index import build_faiss_index, factory_string, set_search_params
+    from mlembed.faiss_index import build_faiss_index, factory_string, set_search_params
 
     src, tgt, _ = synthetic(args.n, args.dim, Path(args.cache_dir))
     xb = np.load(src, mmap_mode="r")
@@ -387,10 +487,18 @@ def search_bench(args: argparse.Namespace) -> None:
         if kind == "flat":
             exact = ids
         recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, ids)])) if exact is not None else None
-        runs.append({"kind": kind, "factory": factory_string(kind, args.n, args.dim), "build_s": round(build, 1),
-                     "p50_ms": round(float(np.percentile(lat, 50)), 3), "p99_ms": round(float(np.percentile(lat, 99)), 3),
-                     "recall_at_10": None if recall is None else round(recall, 4),
-                     "nprobe": args.nprobe if "ivf" in kind else None, "ef_search": args.ef_search if kind == "hnsw" else None})
+        runs.append(
+            {
+                "kind": kind,
+                "factory": factory_string(kind, args.n, args.dim),
+                "build_s": round(build, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)), 3),
+                "p99_ms": round(float(np.percentile(lat, 99)), 3),
+                "recall_at_10": None if recall is None else round(recall, 4),
+                "nprobe": args.nprobe if "ivf" in kind else None,
+                "ef_search": args.ef_search if kind == "hnsw" else None,
+            }
+        )
         print(runs[-1], flush=True)
         update_results("search", out)
         del index
@@ -400,44 +508,70 @@ def search_bench(args: argparse.Namespace) -> None:
 
 
 def render_md(data: dict) -> str:
-    lines = ["# Bitext mining benchmark", "", "Produced by `benchmarks/mining.py` (see its docstring for the method).", ""]
+    lines = [
+        "# Bitext mining benchmark",
+        "",
+        "Produced by `benchmarks/mining.py` (see its docstring for the method).",
+        "",
+    ]
     if "scale" in data:
         s = data["scale"]
-        lines += [f"## Scale (synthetic pairs, d={s['dim']}, k={s['k']}, ratio margin, intersect)", "",
-                  f"Machine: {s['machine']['cpus']} CPUs; sgemm measured at the start of the latest scale run: "
-                  f"{s['machine']['sgemm_gflops']} GFLOP/s (each row's exact floor, 2 N^2 d flops at that rate, uses the rate "
-                  "measured in its own run). `load` is the 1-minute load average when the row started (about 0 to 2 = "
-                  "no other job; `-`: run before the column existed, on a machine with no other job). CPU seconds "
-                  "are user+sys of the run.", "",
-                  "`reference` rows marked `>= ... (2 x floor)` searched only a part of the queries (exact search of "
-                  "every query would take hours): their peak RSS is measured with all data loaded and indexed, and no "
-                  "time is claimed beyond the lower bound of the two exact products the recipe does.", "",
-                  "| N | index | load | mlembed wall s | mlembed CPU s | mlembed peak RSS MB | reference wall s | reference CPU s | reference peak RSS MB | time ratio | CPU ratio | RSS ratio | identical pairs | gold recall (mlembed) | exact floor s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Scale (synthetic pairs, d={s['dim']}, k={s['k']}, ratio margin, intersect)",
+            "",
+            f"Machine: {s['machine']['cpus']} CPUs; sgemm measured at the start of the latest scale run: "
+            f"{s['machine']['sgemm_gflops']} GFLOP/s (each row's exact floor, 2 N^2 d flops at that rate, uses the rate "
+            "measured in its own run). `load` is the 1-minute load average when the row started (about 0 to 2 = "
+            "no other job; `-`: run before the column existed, on a machine with no other job). CPU seconds "
+            "are user+sys of the run.",
+            "",
+            "`reference` rows marked `>= ... (2 x floor)` searched only a part of the queries (exact search of "
+            "every query would take hours): their peak RSS is measured with all data loaded and indexed, and no "
+            "time is claimed beyond the lower bound of the two exact products the recipe does.",
+            "",
+            "| N | index | load | mlembed wall s | mlembed CPU s | mlembed peak RSS MB | reference wall s | reference CPU s | reference peak RSS MB | time ratio | CPU ratio | RSS ratio | identical pairs | gold recall (mlembed) | exact floor s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in s["runs"]:
             m = r["mlembed"]
             ref = r.get("reference") or r.get("reference_partial") or {}
             ref_wall = ref.get("wall_s", "-") if "reference" in r else f">= {2 * r['floor_s']:,.0f} (2 x floor)"
             extra = f" (recall vs exact {m['recall_vs_exact']})" if "recall_vs_exact" in m else ""
             ref_cpu = ref.get("cpu_s", "-") if "reference" in r else "-"
-            lines.append(f"| {r['n']:,} | {r['index']} | {r.get('load_before', '-')} | {m['wall_s']} | {m.get('cpu_s', '-')} | {m['peak_rss_mb']} | {ref_wall} | {ref_cpu} | "
-                         f"{ref.get('peak_rss_mb', '-')} | {r.get('time_ratio', '-')} | {r.get('cpu_ratio', '-')} | {r.get('rss_ratio', '-')} | {r.get('identical_pairs', '-')} | {m['gold_recall']}{extra} | {r['floor_s']} |")
+            lines.append(
+                f"| {r['n']:,} | {r['index']} | {r.get('load_before', '-')} | {m['wall_s']} | {m.get('cpu_s', '-')} | {m['peak_rss_mb']} | {ref_wall} | {ref_cpu} | "
+                f"{ref.get('peak_rss_mb', '-')} | {r.get('time_ratio', '-')} | {r.get('cpu_ratio', '-')} | {r.get('rss_ratio', '-')} | {r.get('identical_pairs', '-')} | {m['gold_recall']}{extra} | {r['floor_s']} |"
+            )
         lines.append("")
     if "quality" in data:
         q = data["quality"]
-        lines += ["## Quality: NTREX-128 gold pairs among distractors", "", q["setup"], "",
-                  "| model | lang | margin | mode | threshold | from | precision | recall | F1 |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Quality: NTREX-128 gold pairs among distractors",
+            "",
+            q["setup"],
+            "",
+            "| model | lang | margin | mode | threshold | from | precision | recall | F1 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in q["runs"]:
-            lines.append(f"| {r['model']} | {r['lang']} | {r['margin']} | {r['mode']} | {r['threshold']} | {r['threshold_from']} | "
-                         f"{r['precision']} | {r['recall']} | {r['f1']} |")
+            lines.append(
+                f"| {r['model']} | {r['lang']} | {r['margin']} | {r['mode']} | {r['threshold']} | {r['threshold_from']} | "
+                f"{r['precision']} | {r['recall']} | {r['f1']} |"
+            )
         lines.append("")
     if "search" in data:
         s = data["search"]
-        lines += [f"## Search: {s['n']:,} clustered synthetic vectors (d={s['dim']}), {s['queries']} queries one at a time, "
-                  f"{s['threads']} FAISS threads", "",
-                  "| index | factory | build s | p50 ms | p99 ms | recall@10 vs exact |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## Search: {s['n']:,} clustered synthetic vectors (d={s['dim']}), {s['queries']} queries one at a time, "
+            f"{s['threads']} FAISS threads",
+            "",
+            "| index | factory | build s | p50 ms | p99 ms | recall@10 vs exact |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in s["runs"]:
-            lines.append(f"| {r['kind']} | {r['factory']} | {r['build_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_10']} |")
+            lines.append(
+                f"| {r['kind']} | {r['factory']} | {r['build_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_10']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -467,8 +601,12 @@ def main() -> None:
     s.add_argument("--reference-limit", type=int, default=20_000)
     s.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "mlembed-bench"))
     q = sub.add_parser("quality")
-    q.add_argument("--model", action="append", help="repeatable; default: minilm-en and muse (add a distilled student folder)")
-    q.add_argument("--distractors", type=int, default=10_000, help="distractor sentences per side and language [%(default)s]")
+    q.add_argument(
+        "--model", action="append", help="repeatable; default: minilm-en and muse (add a distilled student folder)"
+    )
+    q.add_argument(
+        "--distractors", type=int, default=10_000, help="distractor sentences per side and language [%(default)s]"
+    )
     q.add_argument("--langs", nargs="*", default=list(NTREX_REFS), choices=list(NTREX_REFS))
     q.add_argument("--data", default=str(DATA))
     q.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "mlembed-bench"))
@@ -480,7 +618,7 @@ def main() -> None:
     b.add_argument("--nprobe", type=int, default=16)
     b.add_argument("--ef-search", type=int, default=64)
     b.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "mlembed-bench"))
-    r = sub.add_parser("render", help="rewrite mining.md from mining.json")
+    sub.add_parser("render", help="rewrite mining.md from mining.json")
     args = ap.parse_args()
     if args.part == "render":
         update_results("_", {})

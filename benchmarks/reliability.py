@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import ROOT, machine, write_results
 
 MLEMBED = [sys.executable, "-m", "mlembed"]
@@ -59,13 +58,32 @@ def stray(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-def kill_trials(name: str, command: list[str], out: Path, previous: Path, reference: str, seconds: float,
-                trials: int, rng: random.Random, rerun: list[str], env: dict | None = None,
-                workdirs: tuple[Path, ...] = ()) -> dict:
+def kill_trials(
+    name: str,
+    command: list[str],
+    out: Path,
+    previous: Path,
+    reference: str,
+    seconds: float,
+    trials: int,
+    rng: random.Random,
+    rerun: list[str],
+    env: dict | None = None,
+    workdirs: tuple[Path, ...] = (),
+) -> dict:
     """``trials`` times: put ``previous`` at ``out``, start ``command``, SIGKILL it after a random delay,
     check ``out`` holds the previous or the complete new output, then ``rerun`` and compare to ``reference``."""
-    stats = {"trials": trials, "killed_mid_run": 0, "finished_before_kill": 0, "partial_outputs": 0,
-             "rerun_identical": 0, "rerun_failed": 0, "stray_after_kill": 0, "stray_temporaries": 0, "tracebacks": 0}
+    stats = {
+        "trials": trials,
+        "killed_mid_run": 0,
+        "finished_before_kill": 0,
+        "partial_outputs": 0,
+        "rerun_identical": 0,
+        "rerun_failed": 0,
+        "stray_after_kill": 0,
+        "stray_temporaries": 0,
+        "tracebacks": 0,
+    }
     for t in range(trials):
         for w in workdirs:
             shutil.rmtree(w, ignore_errors=True)
@@ -135,11 +153,16 @@ def fuzz(examples: int) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from fuzzing import SEPARATORS, cli_data, read_bytes, tsv_round_trip
 
-    chunks = st.sampled_from([b"\x00", b"\r\n", b"\t", b"\xff", b"\xef\xbb\xbf", b"\n", b"a" * 1_000_000, b"Hallo", b"\xe4\xbd"])
+    chunks = st.sampled_from(
+        [b"\x00", b"\r\n", b"\t", b"\xff", b"\xef\xbb\xbf", b"\n", b"a" * 1_000_000, b"Hallo", b"\xe4\xbd"]
+    )
     raw = st.one_of(st.binary(max_size=2000), st.lists(chunks, max_size=40).map(b"".join))
-    field = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=SEPARATORS), min_size=1, max_size=60)
+    field = st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters=SEPARATORS), min_size=1, max_size=60
+    )
     conf = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     out: dict[str, dict] = {}
+
     def reader_target(kind: str, counts: dict):
         @conf
         @given(data=raw, other=raw)
@@ -160,7 +183,9 @@ def fuzz(examples: int) -> dict:
     lost = {"tried": 0, "rows": 0, "rows_lost": 0, "tracebacks": 0}
 
     @conf
-    @given(rows=st.lists(st.tuples(field, field).filter(lambda r: r[0].strip() and r[1].strip()), min_size=1, max_size=50))
+    @given(
+        rows=st.lists(st.tuples(field, field).filter(lambda r: r[0].strip() and r[1].strip()), min_size=1, max_size=50)
+    )
     def round_trip(rows):
         lost["tried"] += 1
         lost["rows"] += len(rows)
@@ -174,7 +199,9 @@ def fuzz(examples: int) -> dict:
     out["well-formed tsv round trip"] = lost
     cli = {"tried": 0, "exit_0": 0, "exit_2": 0, "tracebacks": 0}
 
-    @settings(max_examples=max(20, examples // 10), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max(20, examples // 10), deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(data=raw)
     def verb(data):
         cli["tried"] += 1
@@ -196,10 +223,35 @@ def concurrent_distill(work: Path, corpus: Path) -> dict:
     from mlembed.teacher_cache import TeacherCache
 
     cache = work / "shared-cache"
-    base = ["distill", "--student", "auto", "--data", f"tsv:{corpus}", "--max-steps", "4", "--max-minutes", "0",
-            "--batch-size", "8", "--new-tokens", "300", "--eval-pairs", "8", "--no-table", "--cache-dir", str(cache)]
-    procs = [subprocess.Popen(MLEMBED + base + ["--output", str(work / f"c{i}"), "--seed", str(i)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    base = [
+        "distill",
+        "--student",
+        "auto",
+        "--data",
+        f"tsv:{corpus}",
+        "--max-steps",
+        "4",
+        "--max-minutes",
+        "0",
+        "--batch-size",
+        "8",
+        "--new-tokens",
+        "300",
+        "--eval-pairs",
+        "8",
+        "--no-table",
+        "--cache-dir",
+        str(cache),
+    ]
+    procs = [
+        subprocess.Popen(
+            MLEMBED + base + ["--output", str(work / f"c{i}"), "--seed", str(i)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
     codes = [p.wait() for p in procs]
     errs = [p.stderr.read() for p in procs]
     teacher = load_model("minilm-en")
@@ -209,8 +261,14 @@ def concurrent_distill(work: Path, corpus: Path) -> dict:
     want = encode(english, teacher, precision="fp32")
     got = np.asarray(tc.vectors()[rows])
     cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
-    return {"exit_codes": codes, "tracebacks": sum("Traceback" in e for e in errs), "cached_rows": len(tc),
-            "sentences": len(english), "recomputed_after": tc.computed, "min_cosine_to_teacher": round(float(cos.min()), 5)}
+    return {
+        "exit_codes": codes,
+        "tracebacks": sum("Traceback" in e for e in errs),
+        "cached_rows": len(tc),
+        "sentences": len(english),
+        "recomputed_after": tc.computed,
+        "min_cosine_to_teacher": round(float(cos.min()), 5),
+    }
 
 
 def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
@@ -219,12 +277,16 @@ def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
     for size_kb in (64, 512, 1536, 3072, 65536):
         mnt = work / f"tmpfs-{size_kb}k"
         mnt.mkdir(exist_ok=True)
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True
+        )
         if mounted.returncode != 0:
             out["skipped"] = f"cannot mount tmpfs (needs root): {mounted.stderr.decode().strip()}"
             return out
         try:
-            done = run(["mine", "--src", str(src), "--tgt", str(tgt), "-o", str(mnt / "out.tsv"), "--threshold", "1.0"])
+            done = run(
+                ["mine", "--src", str(src), "--tgt", str(tgt), "-o", str(mnt / "out.tsv"), "--threshold", "1.0"]
+            )
             out["runs"] += 1
             out["tracebacks"] += "Traceback" in done.stderr
             if done.returncode == 0 and digest(mnt / "out.tsv") == reference:
@@ -232,7 +294,8 @@ def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
             elif done.returncode == 2 and not (mnt / "out.tsv").exists():
                 out["clear_errors"] += 1
                 out.setdefault("messages", []).append(
-                    next((line for line in reversed(done.stderr.splitlines()) if "error:" in line), "?")[:200])
+                    next((line for line in reversed(done.stderr.splitlines()) if "error:" in line), "?")[:200]
+                )
             else:
                 out["partial_outputs"] += 1
         finally:
@@ -244,18 +307,31 @@ def memory_limit(work: Path, src: Path) -> dict:
     """``encode`` with its address space capped below what it needs."""
     results = []
     for limit_gb in (1.5, 2.5, 3.5):
+
         def cap(limit=int(limit_gb * 2**30)):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
         target = work / f"mem-{limit_gb}.npy"
-        done = subprocess.run(MLEMBED + ["encode", str(src), "-o", str(target)], capture_output=True, text=True,
-                              preexec_fn=cap)
-        results.append({"limit_gb": limit_gb, "exit_code": done.returncode, "traceback": "Traceback" in done.stderr,
-                        "output": "complete" if done.returncode == 0 and target.exists() else
-                        "absent" if not target.exists() else "PARTIAL",
-                        "stray_temporaries": len([p for p in work.glob(f".{target.name}*")]),
-                        "last_line": next((line for line in reversed(done.stderr.splitlines()) if "error:" in line),
-                                          (done.stderr.strip().splitlines() or [""])[-1])[:200]})
+        done = subprocess.run(
+            MLEMBED + ["encode", str(src), "-o", str(target)], capture_output=True, text=True, preexec_fn=cap
+        )
+        results.append(
+            {
+                "limit_gb": limit_gb,
+                "exit_code": done.returncode,
+                "traceback": "Traceback" in done.stderr,
+                "output": "complete"
+                if done.returncode == 0 and target.exists()
+                else "absent"
+                if not target.exists()
+                else "PARTIAL",
+                "stray_temporaries": len([p for p in work.glob(f".{target.name}*")]),
+                "last_line": next(
+                    (line for line in reversed(done.stderr.splitlines()) if "error:" in line),
+                    (done.stderr.strip().splitlines() or [""])[-1],
+                )[:200],
+            }
+        )
         print(f"memory limit {limit_gb} GB: {results[-1]}", flush=True)
     return {"runs": results}
 
@@ -271,8 +347,13 @@ def main() -> None:
     args.work.mkdir(parents=True)
     info = machine()
     rng = random.Random(args.seed)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               MLEMBED_CACHE=str(args.work / "cache"))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        MLEMBED_CACHE=str(args.work / "cache"),
+    )
     n_encode, n_index, n_mine, n_distill = (int(x) for x in args.kills.split(","))
     t_start = time.time()
 
@@ -290,8 +371,18 @@ def main() -> None:
     secs = timed(["encode", str(w / "en.txt"), "-o", str(w / "reference.npy")], env)
     enc = ["encode", str(w / "en.txt"), "-o", str(w / "out" / "e.npy")]
     (w / "out").mkdir()
-    faults["encode"] = kill_trials("encode", enc, w / "out" / "e.npy", w / "previous.npy", digest(w / "reference.npy"),
-                                   secs, n_encode, rng, enc, env)
+    faults["encode"] = kill_trials(
+        "encode",
+        enc,
+        w / "out" / "e.npy",
+        w / "previous.npy",
+        digest(w / "reference.npy"),
+        secs,
+        n_encode,
+        rng,
+        enc,
+        env,
+    )
     # index build
     timed(["index", "build", "--input", str(w / "old.txt"), "-o", str(w / "previous-index"), "--type", "ivf"], env)
     idx = ["index", "build", "--input", str(w / "en.txt"), "-o", str(w / "ref-index"), "--type", "ivf"]
@@ -300,8 +391,9 @@ def main() -> None:
     idx_out = ["index", "build", "--input", str(w / "en.txt"), "-o", str(w / "idx" / "index"), "--type", "ivf"]
     ref_digest = digest(w / "ref-index")
     meta = json.loads((w / "ref-index" / "meta.json").read_text())
-    faults["index build"] = kill_trials("index", idx_out, w / "idx" / "index", w / "previous-index", ref_digest, secs,
-                                        n_index, rng, idx_out, env)
+    faults["index build"] = kill_trials(
+        "index", idx_out, w / "idx" / "index", w / "previous-index", ref_digest, secs, n_index, rng, idx_out, env
+    )
     faults["index build"]["note"] = f"{meta['count']} sentences, {meta['factory']}"
     # mine: small shards so a kill lands between saved shards; --resume continues
     mine = ["mine", "--src", str(w / "a.txt"), "--tgt", str(w / "b.txt"), "--threshold", "1.0", "--shard-size", "100"]
@@ -309,15 +401,44 @@ def main() -> None:
     secs = timed(mine + ["-o", str(w / "reference.tsv")], env)
     (w / "mine").mkdir()
     out_tsv = w / "mine" / "pairs.tsv"
-    faults["mine"] = kill_trials("mine", mine + ["-o", str(out_tsv)], out_tsv, w / "previous.tsv",
-                                 digest(w / "reference.tsv"), secs, n_mine, rng, mine + ["-o", str(out_tsv), "--resume"],
-                                 env, workdirs=(w / "mine" / "pairs.tsv.work",))
+    faults["mine"] = kill_trials(
+        "mine",
+        mine + ["-o", str(out_tsv)],
+        out_tsv,
+        w / "previous.tsv",
+        digest(w / "reference.tsv"),
+        secs,
+        n_mine,
+        rng,
+        mine + ["-o", str(out_tsv), "--resume"],
+        env,
+        workdirs=(w / "mine" / "pairs.tsv.work",),
+    )
     # distill: a tiny auto student, checkpoints every 2 steps. Learning its vocabulary is not reproducible
     # across processes (the tokenizers trainer breaks count ties in hash-map order), so every trial starts from
     # one prepared run (plan, data, initial student) and must end on the weights of that run trained straight.
-    dist = ["distill", "--student", "auto", "--data", f"tsv:{w / 'pairs.eng-deu.tsv'}", "--max-steps", "8",
-            "--max-minutes", "0", "--batch-size", "8", "--save-steps", "2", "--eval-steps", "100", "--eval-pairs", "8",
-            "--new-tokens", "300", "--no-table"]
+    dist = [
+        "distill",
+        "--student",
+        "auto",
+        "--data",
+        f"tsv:{w / 'pairs.eng-deu.tsv'}",
+        "--max-steps",
+        "8",
+        "--max-minutes",
+        "0",
+        "--batch-size",
+        "8",
+        "--save-steps",
+        "2",
+        "--eval-steps",
+        "100",
+        "--eval-pairs",
+        "8",
+        "--new-tokens",
+        "300",
+        "--no-table",
+    ]
     timed(dist + ["--output", str(w / "previous-student"), "--max-steps", "2"], env)
     timed(dist + ["--output", str(w / "prepared"), "--keep-work"], env)
     shutil.rmtree(w / "prepared" / "_distill" / "checkpoints")
@@ -335,13 +456,26 @@ def main() -> None:
     reference = weights(w / "ref-student")
     (w / "dist").mkdir()
     target = w / "dist" / "student"
-    stats = {"trials": n_distill, "killed_mid_run": 0, "finished_before_kill": 0, "partial_outputs": 0,
-             "rerun_identical": 0, "rerun_failed": 0, "stray_after_kill": 0, "stray_temporaries": 0, "tracebacks": 0}
+    stats = {
+        "trials": n_distill,
+        "killed_mid_run": 0,
+        "finished_before_kill": 0,
+        "partial_outputs": 0,
+        "rerun_identical": 0,
+        "rerun_failed": 0,
+        "stray_after_kill": 0,
+        "stray_temporaries": 0,
+        "tracebacks": 0,
+    }
     for t in range(n_distill):
         staged(target, w / "previous-student")
         before = weights(target)
-        proc = subprocess.Popen(MLEMBED + dist + ["--output", str(target), "--resume"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            MLEMBED + dist + ["--output", str(target), "--resume"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         time.sleep(rng.uniform(0.1, 0.95) * secs)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -372,15 +506,26 @@ def main() -> None:
 
     injected = sum(f["trials"] for f in faults.values())
     survived = sum(f["trials"] - f["partial_outputs"] - f["rerun_failed"] for f in faults.values())
-    tracebacks = (sum(f["tracebacks"] for f in faults.values()) + sum(f["tracebacks"] for f in fuzzed.values())
-                  + concurrent["tracebacks"] + disk["tracebacks"] + sum(r["traceback"] for r in memory["runs"]))
+    tracebacks = (
+        sum(f["tracebacks"] for f in faults.values())
+        + sum(f["tracebacks"] for f in fuzzed.values())
+        + concurrent["tracebacks"]
+        + disk["tracebacks"]
+        + sum(r["traceback"] for r in memory["runs"])
+    )
     lost = fuzzed["well-formed tsv round trip"]["rows_lost"] + sum(f["partial_outputs"] for f in faults.values())
     inputs = sum(f["tried"] for f in fuzzed.values())
-    rows = [f"| kill -9 of `{k}` | {f['trials']} | {f['killed_mid_run']} | {f['partial_outputs']} | "
-            f"{f['rerun_identical']}/{f['trials']} | {f['stray_after_kill']} | {f['stray_temporaries']} | {f['tracebacks']} |"
-            for k, f in faults.items()]
-    fz = [f"| {k} | {f['tried']:,} | " + ", ".join(f"{kk} {vv:,}" for kk, vv in f.items() if kk not in ("tried", "tracebacks"))
-          + f" | {f['tracebacks']} |" for k, f in fuzzed.items()]
+    rows = [
+        f"| kill -9 of `{k}` | {f['trials']} | {f['killed_mid_run']} | {f['partial_outputs']} | "
+        f"{f['rerun_identical']}/{f['trials']} | {f['stray_after_kill']} | {f['stray_temporaries']} | {f['tracebacks']} |"
+        for k, f in faults.items()
+    ]
+    fz = [
+        f"| {k} | {f['tried']:,} | "
+        + ", ".join(f"{kk} {vv:,}" for kk, vv in f.items() if kk not in ("tried", "tracebacks"))
+        + f" | {f['tracebacks']} |"
+        for k, f in fuzzed.items()
+    ]
     md = [
         "# Reliability: faults injected and survived (one run)",
         "",
@@ -420,24 +565,42 @@ def main() -> None:
         "",
         "## mine with its output on a nearly full disk (tmpfs of 64 KB to 64 MB)",
         "",
-        (f"Skipped: {disk['skipped']}" if disk["skipped"] else
-         f"{disk['runs']} runs: {disk['correct']} correct, {disk['clear_errors']} clear errors, "
-         f"{disk['partial_outputs']} partial outputs, {disk['tracebacks']} tracebacks. Messages: "
-         + "; ".join(f"`{m}`" for m in disk.get("messages", []))),
+        (
+            f"Skipped: {disk['skipped']}"
+            if disk["skipped"]
+            else f"{disk['runs']} runs: {disk['correct']} correct, {disk['clear_errors']} clear errors, "
+            f"{disk['partial_outputs']} partial outputs, {disk['tracebacks']} tracebacks. Messages: "
+            + "; ".join(f"`{m}`" for m in disk.get("messages", []))
+        ),
         "",
         "## encode under `ulimit -v`",
         "",
         "| address-space limit | exit code | output | stray temporaries | message |",
         "|---:|---:|---|---:|---|",
-        *[f"| {r['limit_gb']} GB | {r['exit_code']} | {r['output']} | {r['stray_temporaries']} | `{r['last_line']}` |"
-          for r in memory["runs"]],
+        *[
+            f"| {r['limit_gb']} GB | {r['exit_code']} | {r['output']} | {r['stray_temporaries']} | `{r['last_line']}` |"
+            for r in memory["runs"]
+        ],
         "",
         f"Command: `python benchmarks/reliability.py --seed {args.seed} --fuzz-examples {args.fuzz_examples} --kills {args.kills}`",
     ]
-    data = {"benchmark": "reliability", "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-            "summary": {"faults_injected": injected, "survived": survived, "bad_inputs": inputs,
-                        "tracebacks": tracebacks, "bytes_lost": lost},
-            "kills": faults, "fuzz": fuzzed, "concurrent_distill": concurrent, "full_disk": disk, "memory_limit": memory}
+    data = {
+        "benchmark": "reliability",
+        "machine": info,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "summary": {
+            "faults_injected": injected,
+            "survived": survived,
+            "bad_inputs": inputs,
+            "tracebacks": tracebacks,
+            "bytes_lost": lost,
+        },
+        "kills": faults,
+        "fuzz": fuzzed,
+        "concurrent_distill": concurrent,
+        "full_disk": disk,
+        "memory_limit": memory,
+    }
     write_results("reliability", data, "\n".join(md))
 
 

@@ -32,12 +32,21 @@ def main() -> None:
     train_file, test_file = Path(f"{student}-plus-{lang}.train.tsv"), Path(f"{student}-plus-{lang}.test.tsv")
     write_tsv((p for p in train if p.src not in held_english), train_file)  # never train on the test pairs
     write_tsv(held_out, test_file)
-    result = distill(data=[f"tsv:{train_file}"], student=student, output=f"{student}-plus-{lang}",
-                     max_pairs=3000, max_minutes=5, eval_pairs=200, overwrite=True)
+    result = distill(
+        data=[f"tsv:{train_file}"],
+        student=student,
+        output=f"{student}-plus-{lang}",
+        max_pairs=3000,
+        max_minutes=5,
+        eval_pairs=200,
+        overwrite=True,
+    )
     task = parse_task(f"translation:tsv:{test_file}")
     (_, before), (_, after) = evaluate({"before": student, "after": result.output}, [task])
-    print(f"{lang}: translation accuracy on {len(held_out)} held-out gettext pairs "
-          f"{before.main_score:.1f} -> {after.main_score:.1f} ({result.steps} steps)")
+    print(
+        f"{lang}: translation accuracy on {len(held_out)} held-out gettext pairs "
+        f"{before.main_score:.1f} -> {after.main_score:.1f} ({result.steps} steps)"
+    )
 
 
 if __name__ == "__main__":

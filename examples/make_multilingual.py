@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from itertools import islice
 
+from mlembed.compare import similarity_table
 from mlembed.data import read_pairs
 from mlembed.data.cleaning import CleanOptions
 from mlembed.distill import distill
 from mlembed.models import load_model
-from mlembed.similarity import similarity_table
 
 LANGS = ["de", "fr", "es", "ru", "zh"]
 
@@ -25,8 +25,9 @@ for pair in islice(read_pairs("gettext:system", langs=LANGS, clean=CleanOptions(
     print(pair)
 
 # 2. distil: 10,000 pairs balanced across the five languages, 5 minutes of training
-result = distill(data=["gettext:system"], langs=LANGS, output="example-student", max_pairs=10_000, max_minutes=5,
-                 overwrite=True)
+result = distill(
+    data=["gettext:system"], langs=LANGS, output="example-student", max_pairs=10_000, max_minutes=5, overwrite=True
+)
 print(f"{result.steps} steps, dev: {result.dev}")
 
 # 3. before / after

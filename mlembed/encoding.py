@@ -12,13 +12,14 @@ import contextlib
 import functools
 import json
 import os
-from itertools import islice
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from mlembed.io import atomic_open, atomic_path, read_lines
+from mlembed.data.base import batched
+from mlembed.files import atomic_open, atomic_path, read_lines
 from mlembed.models import embedding_dim, load_model
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -128,12 +129,6 @@ def encode(
     return out[0] if single else out
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def encode_to_npy(
     sentences: Iterable[str],
     output: str | os.PathLike,
@@ -149,14 +144,15 @@ def encode_to_npy(
 ) -> Path:
     """Stream sentences into a ``.npy`` file chunk by chunk (memory bounded by ``chunk_size``).
 
-    Chunks are appended to a raw temporary file that is wrapped as ``.npy`` at the end, so neither
-    the sentences nor the vectors are ever all in memory; ``count`` (if known) sizes the progress
-    bar.  The file appears under ``output`` only when complete.
+    With ``count`` (the number of sentences, known for a file input) the ``.npy`` header is written first
+    and the rows after it: one pass, no second copy on disk; a different number of sentences is an error.
+    Without it (a stream such as stdin) rows go to a raw temporary file that is wrapped as ``.npy`` at the
+    end. Either way the file appears under ``output`` only when complete.
 
     Example:
         >>> import tempfile, os, numpy as np
         >>> out = os.path.join(tempfile.mkdtemp(), "emb.npy")
-        >>> _ = encode_to_npy(["Hello", "Hallo", "Bonjour"], out, show_progress=False)
+        >>> _ = encode_to_npy(["Hello", "Hallo", "Bonjour"], out, count=3, show_progress=False)
         >>> np.load(out, mmap_mode="r").shape
         (3, 384)
     """
@@ -168,18 +164,29 @@ def encode_to_npy(
     output = Path(output)
     bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
     with atomic_path(output, suffix=".npy") as tmp:
-        raw = tmp.with_suffix(".raw")
+        rows = tmp if count is not None else tmp.with_suffix(".raw")
         n = 0
         try:
-            with open(raw, "wb") as fh:
-                for chunk in _chunks(sentences, chunk_size):
+            with open(rows, "wb") as fh:
+                if count is not None:
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                        "fortran_order": False,
+                        "shape": (count, dim),
+                    }
+                    np.lib.format.write_array_header_1_0(fh, header)
+                for chunk in batched(sentences, chunk_size):
                     emb = encode(chunk, model, batch_size, normalize, max_seq_length, dtype, precision)
                     fh.write(np.ascontiguousarray(emb).tobytes())
                     n += len(chunk)
                     bar.update(len(chunk))
-            _raw_to_npy(raw, tmp, (n, dim), np.dtype(dtype))
+            if count is None:
+                _raw_to_npy(rows, tmp, (n, dim), np.dtype(dtype))
+            elif n != count:
+                raise ValueError(f"{output}: expected {count} sentences (count=...), got {n}")
         finally:
-            raw.unlink(missing_ok=True)
+            if count is None:
+                rows.unlink(missing_ok=True)
     bar.close()
     return output
 

@@ -6,27 +6,24 @@ count, source file hash, index type and search settings) and the sentences throu
 :class:`mlembed.textstore.LineStore` (the source text plus a line-offset file), so search can print
 sentences without loading them all.
 
-Index types (``kind``): ``flat`` (exact), ``ivf`` (``IVF{nlist},Flat``), ``ivfsq`` (``IVF{nlist},SQ8``,
-4x smaller), ``hnsw`` (``HNSW32``), ``ivfpq`` (``IVF{nlist},PQ{m}``), ``auto`` (by size), or any FAISS
-factory string.
+Index types (``kind``) are those of :mod:`mlembed.faiss_index`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from mlembed.io import DataError, atomic_open, replace_dir
+from mlembed.faiss_index import build_faiss_index, factory_string, set_search_params
+from mlembed.files import DataError, atomic_open, file_sha256, replace_dir
 
-KINDS = ("auto", "flat", "ivf", "ivfsq", "hnsw", "ivfpq")
 META = "meta.json"
 FAISS_FILE = "index.faiss"
 SENTENCES = "sentences.txt"
@@ -34,148 +31,6 @@ SENTENCES = "sentences.txt"
 
 class ModelMismatchError(DataError):
     """An index (or cached embeddings) built with a different model than the one given."""
-
-
-def nlist_for(n: int) -> int:
-    """Inverted lists for ``n`` vectors: the power of two nearest ``2 sqrt(n)``, at least 1 and <= n/39.
-
-    Example:
-        >>> nlist_for(1_000_000), nlist_for(200_000), nlist_for(1000)
-        (2048, 1024, 16)
-    """
-    target = 2 * math.sqrt(max(n, 1))
-    nlist = 1 << max(0, round(math.log2(target)))
-    while nlist > 1 and nlist * 39 > n:
-        nlist //= 2
-    return nlist
-
-
-def factory_string(kind: str, n: int, dim: int) -> str:
-    """The FAISS factory string for an index ``kind`` over ``n`` vectors of dimension ``dim``.
-
-    ``auto`` is exact below 100k vectors, ``ivf`` below 2M, ``ivfpq`` above. Unknown kinds are
-    passed through as factory strings.
-
-    Example:
-        >>> factory_string("ivf", 1_000_000, 384), factory_string("auto", 5000, 384)
-        ('IVF2048,Flat', 'Flat')
-        >>> factory_string("ivfpq", 1_000_000, 384), factory_string("OPQ16,IVF256,PQ16", 10, 384)
-        ('IVF2048,PQ48', 'OPQ16,IVF256,PQ16')
-    """
-    if kind == "auto":
-        kind = "flat" if n < 100_000 else "ivf" if n < 2_000_000 else "ivfpq"
-    nlist = nlist_for(n)
-    m = max(x for x in range(1, max(1, dim // 8) + 1) if dim % x == 0)
-    known = {
-        "flat": "Flat",
-        "ivf": f"IVF{nlist},Flat",
-        "ivfsq": f"IVF{nlist},SQ8",
-        "hnsw": "HNSW32",
-        "ivfpq": f"IVF{nlist},PQ{m}",
-    }
-    return known.get(kind.lower(), kind)
-
-
-def _training_sample(emb: np.ndarray, size: int, seed: int = 0, block: int = 1024) -> np.ndarray:
-    """``size`` rows read as random contiguous blocks (bounded reads from a memmap)."""
-    from mlembed.knn import read_rows
-
-    n = len(emb)
-    if size >= n:
-        return read_rows(emb, 0, n)
-    rng = np.random.default_rng(seed)
-    starts = np.sort(rng.choice(max(1, n // block), size=math.ceil(size / block), replace=False)) * block
-    return np.concatenate([read_rows(emb, s, min(s + block, n)) for s in starts])[:size]
-
-
-def build_faiss_index(
-    emb: Any,
-    kind: str = "auto",
-    train_size: int | None = None,
-    chunk_size: int = 65536,
-    show_progress: bool = False,
-    desc: str = "index",
-) -> Any:
-    """Build an inner-product FAISS index from an array, memmap or ``.npy`` path, adding chunk by chunk.
-
-    ``train_size`` rows (default ``max(40 nlist, 10000)``) train IVF/PQ indexes.
-
-    Example:
-        >>> x = np.eye(4, dtype="float32")
-        >>> build_faiss_index(x, "flat").search(x[:1], 1)[1].tolist()
-        [[0]]
-    """
-    import faiss
-    from tqdm.auto import tqdm
-
-    from mlembed.knn import open_embeddings, read_rows
-
-    emb = open_embeddings(emb)
-    n, dim = emb.shape
-    factory = factory_string(kind, n, dim)
-    try:
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise ValueError(f"not a valid index type or FAISS factory string: {kind!r} ({str(exc).splitlines()[0]})") from None
-    ivf = _ivf(index)
-    needed = max(ivf.nlist if ivf is not None else 0, 256 if "PQ" in factory else 0)  # centroids, PQ codes
-    if not index.is_trained and n < needed:
-        raise ValueError(f"index type {factory} needs at least {needed} vectors to train, got {n}: "
-                         "use the exact 'flat' type for so few (or 'auto')")
-    if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
-        ivf.by_residual = False  # SQ8 of the vectors themselves: as accurate here, and big_batch_search supports it
-    if not index.is_trained:
-        size = train_size or max(40 * (ivf.nlist if ivf is not None else 256), 10_000)
-        index.train(_training_sample(emb, min(size, n)))
-    bar = tqdm(total=n, unit="vec", desc=desc, disable=not show_progress)
-    for start in range(0, n, chunk_size):
-        index.add(read_rows(emb, start, min(start + chunk_size, n)))
-        bar.update(min(chunk_size, n - start))
-    bar.close()
-    return index
-
-
-def _ivf(index: Any) -> Any:
-    import faiss
-
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:
-    """Set ``nprobe`` (IVF) and ``efSearch`` (HNSW) where the index has them; ``None`` leaves the default.
-
-    Example:
-        >>> import faiss
-        >>> idx = faiss.index_factory(8, "HNSW8"); set_search_params(idx, ef_search=64); idx.hnsw.efSearch
-        64
-    """
-    import faiss
-
-    ivf = _ivf(index)
-    if ivf is not None and nprobe:
-        ivf.nprobe = int(nprobe)
-    if ef_search:
-        hnsw = faiss.downcast_index(index)
-        if hasattr(hnsw, "hnsw"):
-            hnsw.hnsw.efSearch = int(ef_search)
-
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, streamed.
-
-    Example:
-        >>> import tempfile; p = tempfile.mktemp(); _ = open(p, "w").write("a")
-        >>> file_sha256(p)[:12]
-        'ca978112ca1b'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while buf := fh.read(block):
-            digest.update(buf)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -221,7 +76,7 @@ class SentenceIndex:
         ef_search: int | None = None,
         batch_size: int = 64,
         show_progress: bool = True,
-    ) -> "SentenceIndex":
+    ) -> SentenceIndex:
         """Index a text file (one sentence a line) into the folder ``output``.
 
         Sentences are encoded in chunks to a memory-mapped ``embeddings.npy`` in ``output`` (or
@@ -237,8 +92,18 @@ class SentenceIndex:
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
         try:
-            index, meta = cls._build_in(stage, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search,
-                                        batch_size, show_progress)
+            index, meta = cls._build_in(
+                stage,
+                sentences_file,
+                model,
+                kind,
+                embeddings,
+                train_size,
+                nprobe,
+                ef_search,
+                batch_size,
+                show_progress,
+            )
             replace_dir(stage, output)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)  # the previous index, if any, stays as it was
@@ -248,8 +113,9 @@ class SentenceIndex:
         return idx
 
     @staticmethod
-    def _build_in(stage: Path, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search, batch_size,
-                  show_progress) -> tuple[Any, dict]:
+    def _build_in(
+        stage: Path, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search, batch_size, show_progress
+    ) -> tuple[Any, dict]:
         import faiss
 
         from mlembed.encoding import encode_to_npy, read_sentences
@@ -263,8 +129,15 @@ class SentenceIndex:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
         if embeddings is None:
             embeddings = stage / "embeddings.npy"
-            encode_to_npy(read_sentences(sentences_file), embeddings, model, count=len(store), batch_size=batch_size,
-                          normalize=True, show_progress=show_progress)
+            encode_to_npy(
+                read_sentences(sentences_file),
+                embeddings,
+                model,
+                count=len(store),
+                batch_size=batch_size,
+                normalize=True,
+                show_progress=show_progress,
+            )
         emb = np.load(embeddings, mmap_mode="r")
         if len(emb) != len(store):
             raise DataError(f"{len(emb)} embeddings for {len(store)} lines", embeddings)
@@ -290,7 +163,7 @@ class SentenceIndex:
         return index, {**meta, "_model": model}
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, model: Any = None, mmap: bool = False) -> "SentenceIndex":
+    def load(cls, folder: str | os.PathLike, model: Any = None, mmap: bool = False) -> SentenceIndex:
         """Open a saved index; with ``model`` given, refuse it unless its fingerprint matches.
 
         Raises:
@@ -307,8 +180,9 @@ class SentenceIndex:
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg}): rebuild the index with `mlembed index build`", meta_path,
-                            exc.lineno) from None
+            raise DataError(
+                f"not valid JSON ({exc.msg}): rebuild the index with `mlembed index build`", meta_path, exc.lineno
+            ) from None
         loaded = None
         if model is not None:
             got = fingerprint(model)  # from the folder or alias when given by name: no need to load it first
@@ -326,11 +200,17 @@ class SentenceIndex:
 
         lines = len(LineStore.open(folder / SENTENCES))
         if not index.ntotal == lines == meta["count"]:
-            raise DataError(f"inconsistent index folder: {index.ntotal} vectors, {lines} sentences, meta.json says "
-                            f"{meta['count']}; rebuild it with `mlembed index build`", folder)
+            raise DataError(
+                f"inconsistent index folder: {index.ntotal} vectors, {lines} sentences, meta.json says "
+                f"{meta['count']}; rebuild it with `mlembed index build`",
+                folder,
+            )
         if meta.get("sentences_sha256") and file_sha256(folder / SENTENCES) != meta["sentences_sha256"]:
-            raise DataError(f"{SENTENCES} was changed after the index was built (content hash differs from meta.json); "
-                            "rebuild it with `mlembed index build`", folder)
+            raise DataError(
+                f"{SENTENCES} was changed after the index was built (content hash differs from meta.json); "
+                "rebuild it with `mlembed index build`",
+                folder,
+            )
         set_search_params(index, nprobe=meta.get("nprobe"), ef_search=meta.get("ef_search"))
         idx = cls(folder, index, meta)
         idx._model = loaded
@@ -355,20 +235,3 @@ class SentenceIndex:
             for row_s, row_i in zip(scores, ids)
         ]
         return hits[0] if single else hits
-
-
-def iter_batches(items: Iterable[str], size: int) -> Iterable[list[str]]:
-    """Group an iterable into lists of ``size`` (the last may be shorter).
-
-    Example:
-        >>> list(iter_batches("abcde", 2))
-        [['a', 'b'], ['c', 'd'], ['e']]
-    """
-    batch: list[str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

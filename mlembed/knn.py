@@ -7,7 +7,7 @@ Embeddings stay on disk (``.npy`` memmaps) and are read shard by shard. Two back
   FAISS's :class:`faiss.ResultHeap`; each block is computed once, so both directions cost what one
   costs with a FAISS flat index.
 * any other FAISS index (``ivf``, ``hnsw``, ``ivfpq`` or a factory string, see
-  :func:`mlembed.index.factory_string`): built once per direction on the database side (chunks
+  :func:`mlembed.faiss_index.factory_string`): built once per direction on the database side (chunks
   added from the memmap), queried shard by shard.
 
 Peak memory is set by ``memory_budget`` (shard sizes follow from it), not by the number of vectors.
@@ -21,21 +21,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import mmap
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-from mlembed.io import DataError, atomic_open, atomic_path
-
-Embeddings = Union[np.ndarray, str, os.PathLike]
+from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows
+from mlembed.faiss_index import build_faiss_index, set_search_params
+from mlembed.files import DataError, atomic_open, atomic_path
 
 BASELINE_BYTES = 200 << 20  # interpreter + numpy + faiss, measured ~170 MB RSS before any data
-DEFAULT_BUDGET = 2 << 30
 
 
 @dataclass
@@ -44,53 +41,6 @@ class Neighbours:
 
     sims: np.ndarray
     ids: np.ndarray
-
-
-def parse_size(size: int | str | None) -> int:
-    """Bytes from ``1G``, ``512M``, ``300k``, ``1.5GB`` or an int; ``None`` -> the default (2 GiB).
-
-    Example:
-        >>> parse_size("1G"), parse_size("512M"), parse_size(1000)
-        (1073741824, 536870912, 1000)
-    """
-    if size is None:
-        return DEFAULT_BUDGET
-    if isinstance(size, (int, np.integer)):
-        return int(size)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)i?b?\s*", str(size).lower())
-    if not match:
-        raise ValueError(f"cannot read a memory size from {size!r} (use e.g. 1G, 512M)")
-    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
-
-
-def open_embeddings(emb: Embeddings) -> np.ndarray:
-    """A 2-D float array from an array or a ``.npy`` path (memory-mapped, nothing loaded).
-
-    Example:
-        >>> open_embeddings(np.zeros((3, 4), dtype="float32")).shape
-        (3, 4)
-    """
-    arr = np.load(emb, mmap_mode="r") if isinstance(emb, (str, os.PathLike)) else emb
-    if arr.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D (n, dim), got shape {arr.shape}")
-    return arr
-
-
-def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows ``[start, stop)`` as a fresh contiguous float32 array.
-
-    A memmap opened from a file is read with ``np.fromfile`` rather than through the mapping, so
-    pages already read do not stay mapped and count towards this process's resident memory.
-
-    Example:
-        >>> read_rows(np.arange(6, dtype="float32").reshape(3, 2), 1, 3).tolist()
-        [[2.0, 3.0], [4.0, 5.0]]
-    """
-    if isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.flags.c_contiguous and arr.filename:
-        d = arr.shape[1]
-        out = np.fromfile(arr.filename, dtype=arr.dtype, count=(stop - start) * d, offset=arr.offset + start * d * arr.itemsize)
-        return out.reshape(stop - start, d).astype(np.float32, copy=False)
-    return np.ascontiguousarray(arr[start:stop], dtype=np.float32)
 
 
 def shard_sizes(n_query: int, n_db: int, dim: int, k: int, memory_budget: int) -> tuple[int, int]:
@@ -138,7 +88,9 @@ def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     import faiss
     from faiss.contrib.big_batch_search import big_batch_search
 
-    direct = type(index) is faiss.IndexIVFFlat or (type(index) is faiss.IndexIVFScalarQuantizer and not index.by_residual)
+    direct = type(index) is faiss.IndexIVFFlat or (
+        type(index) is faiss.IndexIVFScalarQuantizer and not index.by_residual
+    )
     if direct and len(queries) >= 4096:  # (its residual decoding is wrong for inner product: not used there)
         with contextlib.redirect_stdout(io.StringIO()):  # it prints progress even with verbose=0
             return big_batch_search(index, queries, k, verbose=0)
@@ -159,9 +111,13 @@ class _Checkpoint:
         if manifest.exists():
             old = json.loads(manifest.read_text())
             if not resume:
-                raise DataError("holds a previous run: pass --resume (resume=True) to continue it, or remove it", manifest)
+                raise DataError(
+                    "holds a previous run: pass --resume (resume=True) to continue it, or remove it", manifest
+                )
             if old.get("signature") != signature:
-                raise DataError(f"written for different inputs or settings: {old.get('signature')} != {signature}", manifest)
+                raise DataError(
+                    f"written for different inputs or settings: {old.get('signature')} != {signature}", manifest
+                )
             self.state = old
 
     def done(self, stage: str) -> dict:
@@ -309,7 +265,13 @@ def _exact(
         state = ckpt.load_arrays(ckpt.state["backward_heap"])
         bwd.D[:], bwd.I[:] = state["D"], state["I"]  # heap order is kept: the arrays are the heaps' storage
     todo = [(s, q0) for s, q0 in enumerate(q_starts) if str(s) not in done]
-    bar = tqdm(total=len(q_starts), initial=len(q_starts) - len(todo), unit="shard", desc="k-NN (exact)", disable=not show_progress)
+    bar = tqdm(
+        total=len(q_starts),
+        initial=len(q_starts) - len(todo),
+        unit="shard",
+        desc="k-NN (exact)",
+        disable=not show_progress,
+    )
     for shard, q0 in todo:
         q1 = min(q0 + qs, nq)
         xq = read_rows(src, q0, q1)
@@ -350,8 +312,6 @@ def _approximate(
     import faiss
     from tqdm.auto import tqdm
 
-    from mlembed.index import build_faiss_index, set_search_params
-
     kk = min(k, len(db))
     done = ckpt.done(stage)
     starts = list(range(0, len(queries), qs))
@@ -368,12 +328,20 @@ def _approximate(
     if cached is not None and cached.exists():
         fidx = faiss.read_index(str(cached))
     else:
-        fidx = build_faiss_index(db, index, train_size=train_size, show_progress=show_progress, desc=f"index ({stage})")
+        fidx = build_faiss_index(
+            db, index, train_size=train_size, show_progress=show_progress, desc=f"index ({stage})"
+        )
         if cached is not None:
             with atomic_path(cached, suffix=".faiss") as tmp:
                 faiss.write_index(fidx, str(tmp))
     set_search_params(fidx, nprobe=nprobe, ef_search=ef_search)
-    bar = tqdm(total=len(starts), initial=len(starts) - len(todo), unit="shard", desc=f"k-NN ({stage})", disable=not show_progress)
+    bar = tqdm(
+        total=len(starts),
+        initial=len(starts) - len(todo),
+        unit="shard",
+        desc=f"k-NN ({stage})",
+        disable=not show_progress,
+    )
     for shard, q0 in todo:
         q1 = min(q0 + qs, len(queries))
         d, i = _search(fidx, read_rows(queries, q0, q1), kk)

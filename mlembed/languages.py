@@ -48,13 +48,52 @@ _ISO3_TO_1 = {three: one for one, three in _ISO1_TO_3.items()}
 # ISO 639-2/B codes (``ger``, ``fre``, ...) and CLDR language aliases: individual languages that
 # stand for their macrolanguage, deprecated codes.  Values may carry a script or region.
 _ALIASES = {
-    "alb": "sq", "arm": "hy", "baq": "eu", "bur": "my", "chi": "zh", "cze": "cs", "dut": "nl", "fre": "fr",
-    "geo": "ka", "ger": "de", "gre": "el", "ice": "is", "mac": "mk", "mao": "mi", "may": "ms", "per": "fa",
-    "rum": "ro", "slo": "sk", "tib": "bo", "wel": "cy",
-    "cmn": "zh", "arb": "ar", "pes": "fa", "prs": "fa-AF", "zsm": "ms", "swh": "sw", "ekk": "et", "lvs": "lv",
-    "khk": "mn", "uzn": "uz", "azj": "az", "plt": "mg", "ydd": "yi", "gaz": "om", "quz": "qu", "npi": "ne",
-    "ory": "or", "nor": "nb", "no": "nb", "mo": "ro", "iw": "he", "in": "id", "ji": "yi", "jw": "jv",
-    "sh": "sr-Latn", "hbs": "sr-Latn",
+    "alb": "sq",
+    "arm": "hy",
+    "baq": "eu",
+    "bur": "my",
+    "chi": "zh",
+    "cze": "cs",
+    "dut": "nl",
+    "fre": "fr",
+    "geo": "ka",
+    "ger": "de",
+    "gre": "el",
+    "ice": "is",
+    "mac": "mk",
+    "mao": "mi",
+    "may": "ms",
+    "per": "fa",
+    "rum": "ro",
+    "slo": "sk",
+    "tib": "bo",
+    "wel": "cy",
+    "cmn": "zh",
+    "arb": "ar",
+    "pes": "fa",
+    "prs": "fa-AF",
+    "zsm": "ms",
+    "swh": "sw",
+    "ekk": "et",
+    "lvs": "lv",
+    "khk": "mn",
+    "uzn": "uz",
+    "azj": "az",
+    "plt": "mg",
+    "ydd": "yi",
+    "gaz": "om",
+    "quz": "qu",
+    "npi": "ne",
+    "ory": "or",
+    "nor": "nb",
+    "no": "nb",
+    "mo": "ro",
+    "iw": "he",
+    "in": "id",
+    "ji": "yi",
+    "jw": "jv",
+    "sh": "sr-Latn",
+    "hbs": "sr-Latn",
 }
 # The script a language is normally written in (dropped from tags, like IANA's Suppress-Script).
 _DEFAULT_SCRIPT = {
@@ -68,21 +107,57 @@ _DEFAULT_SCRIPT = {
     **dict.fromkeys("ar fa ur ps ckb".split(), "Arab"),
     **dict.fromkeys("he yi".split(), "Hebr"),
     **dict.fromkeys("hi mr ne".split(), "Deva"),
-    "ko": "Kore", "el": "Grek", "grc": "Grek", "got": "Goth", "lzh": "Hani", "bn": "Beng", "th": "Thai",
-    "km": "Khmr", "lo": "Laoo", "my": "Mymr", "ka": "Geor", "hy": "Armn", "am": "Ethi", "ti": "Ethi",
-    "pa": "Guru", "gu": "Gujr", "ta": "Taml", "te": "Telu", "kn": "Knda", "ml": "Mlym", "si": "Sinh",
-    "bo": "Tibt", "dz": "Tibt", "dv": "Thaa", "or": "Orya", "as": "Beng",
+    "ko": "Kore",
+    "el": "Grek",
+    "grc": "Grek",
+    "got": "Goth",
+    "lzh": "Hani",
+    "bn": "Beng",
+    "th": "Thai",
+    "km": "Khmr",
+    "lo": "Laoo",
+    "my": "Mymr",
+    "ka": "Geor",
+    "hy": "Armn",
+    "am": "Ethi",
+    "ti": "Ethi",
+    "pa": "Guru",
+    "gu": "Gujr",
+    "ta": "Taml",
+    "te": "Telu",
+    "kn": "Knda",
+    "ml": "Mlym",
+    "si": "Sinh",
+    "bo": "Tibt",
+    "dz": "Tibt",
+    "dv": "Thaa",
+    "or": "Orya",
+    "as": "Beng",
 }
 _EQUIVALENT_SCRIPTS = {"ja": {"Jpan", "Hira", "Kana", "Hani", "Hrkt"}, "ko": {"Kore", "Hang"}}
 # Regions that imply a script (and, for Chinese, are then dropped: zh_CN -> zh-Hans).
 _REGION_SCRIPT = {
-    ("zh", "CN"): ("Hans", True), ("zh", "SG"): ("Hans", False), ("zh", "TW"): ("Hant", True),
-    ("zh", "HK"): ("Hant", False), ("zh", "MO"): ("Hant", False), ("pa", "PK"): ("Arab", False),
+    ("zh", "CN"): ("Hans", True),
+    ("zh", "SG"): ("Hans", False),
+    ("zh", "TW"): ("Hant", True),
+    ("zh", "HK"): ("Hant", False),
+    ("zh", "MO"): ("Hant", False),
+    ("pa", "PK"): ("Arab", False),
     ("az", "IR"): ("Arab", False),
 }
 # gettext ``@modifier`` -> script or registered variant.
-_MODIFIERS = {"latin": "Latn", "latn": "Latn", "cyrillic": "Cyrl", "cyrl": "Cyrl", "iqtelif": "Latn",
-              "shaw": "Shaw", "devanagari": "Deva", "arabic": "Arab", "valencia": "valencia", "ije": "ijekavsk"}
+_MODIFIERS = {
+    "latin": "Latn",
+    "latn": "Latn",
+    "cyrillic": "Cyrl",
+    "cyrl": "Cyrl",
+    "iqtelif": "Latn",
+    "shaw": "Shaw",
+    "devanagari": "Deva",
+    "arabic": "Arab",
+    "valencia": "valencia",
+    "ije": "ijekavsk",
+}
 _LASER_CODES = {"zh": "cmn"}  # LASER's Tatoeba files call Mandarin ``cmn``
 
 _CODE = re.compile(r"^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*(?:@[A-Za-z0-9]+)?(?:\.[A-Za-z0-9-]+)?$")
@@ -204,7 +279,7 @@ def lang_matches(tag: str, wanted: str) -> bool:
     return tag == wanted or tag.startswith(wanted + "-")
 
 
-def matches_any(tag: str, wanted: "list[str] | tuple[str, ...] | None") -> bool:
+def matches_any(tag: str, wanted: list[str] | tuple[str, ...] | None) -> bool:
     """True when ``wanted`` is empty/None or ``tag`` matches one of its entries.
 
     Example:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,7 +66,9 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def locate_model(name_or_path: str | os.PathLike) -> str:
@@ -209,7 +212,7 @@ def file_sha256_cached(path: Path) -> str:
     """
     import json
 
-    from mlembed.io import atomic_open, cache_root
+    from mlembed.files import atomic_open, cache_root
 
     stat = path.stat()
     key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
@@ -366,7 +369,6 @@ def model_info(model: Any) -> dict:
         "dimension": int(dim) if dim is not None else None,
         "max_seq_length": getattr(model, "max_seq_length", None),
     }
-
 
 
 _PEER_NAMES = {MuseModel: MUSE_ALIAS, E5Q4Model: E5Q4_ALIAS}

@@ -24,13 +24,14 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from mlembed.encoding import encode
-from mlembed.io import atomic_open
+from mlembed.files import atomic_open
 from mlembed.models import embedding_dim, fingerprint
 
 

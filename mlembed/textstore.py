@@ -12,12 +12,12 @@ import contextlib
 import hashlib
 import os
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from mlembed.io import DataError, atomic_path
+from mlembed.files import DataError, atomic_path
 
 
 def _scan(path: str | os.PathLike, copy_to: str | os.PathLike | None = None) -> Iterator[tuple[int, int, bytes]]:
@@ -64,7 +64,7 @@ class LineStore:
     @classmethod
     def build(
         cls, source: str | os.PathLike, dest: str | os.PathLike | None = None, offsets: str | os.PathLike | None = None
-    ) -> "LineStore":
+    ) -> LineStore:
         """Index ``source``, copied to ``dest`` first when given; the offsets go to ``offsets``
         (default: next to the text, ``.offsets.npy`` appended). Every file is written atomically."""
         target = Path(dest) if dest is not None else Path(source)
@@ -82,7 +82,7 @@ class LineStore:
         return cls.open(target, offsets_file)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, offsets: str | os.PathLike | None = None) -> "LineStore":
+    def open(cls, path: str | os.PathLike, offsets: str | os.PathLike | None = None) -> LineStore:
         """Open a store built earlier (the offsets are memory-mapped)."""
         offsets_file = Path(offsets) if offsets is not None else cls.offsets_path(path)
         if not offsets_file.exists():

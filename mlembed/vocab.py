@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,14 @@ def learn_subwords(texts: Iterable[str], vocab_size: int = 40000, min_frequency:
 
 def _is_cjk_ideograph(cp: int) -> bool:
     """The ranges BERT's pre-tokeniser splits into single characters (``handle_chinese_chars``)."""
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 def _script(char: str) -> str | None:

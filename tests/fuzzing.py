@@ -1,6 +1,6 @@
 """Fuzz targets shared by ``tests/test_fuzz.py`` (a few hundred inputs) and ``benchmarks/reliability.py``
 (many more): every reader and the ``data`` verb get arbitrary bytes, and either read them or stop with a
-:class:`mlembed.io.DataError` naming the file; well-formed inputs must come back whole.
+:class:`mlembed.files.DataError` naming the file; well-formed inputs must come back whole.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from mlembed.data import read_pairs
-from mlembed.io import DataError
+from mlembed.files import DataError
 
 #: field text that survives a TSV/line round trip: no line or field separators, not blank
 SEPARATORS = "\t\n\r"

@@ -12,7 +12,9 @@ from mlembed.data import Pair, read_pairs
 
 def test_data_counts_and_output_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "eng-deu.tsv"
-    src.write_text("Good morning.\tGuten Morgen.\nGood  morning.\tGuten Morgen.\nHi\tHallo\n\tleer\n", encoding="utf-8")
+    src.write_text(
+        "Good morning.\tGuten Morgen.\nGood  morning.\tGuten Morgen.\nHi\tHallo\n\tleer\n", encoding="utf-8"
+    )
     out = tmp_path / "clean.tsv"
     assert main(["data", f"tsv:{src}", "--min-words", "2", "--output", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -25,19 +25,31 @@ def _files(tmp_path: Path) -> dict[str, Path]:
 
 
 CASES = {
-    "mine-memory-budget": (["mine", "--src", "{en}", "--tgt", "{de}", "-o", "{tmp}/o.tsv", "--memory-budget", "1X"],
-                           "--memory-budget: cannot read a memory size from '1X' (use e.g. 1G, 512M)"),
-    "mine-missing-file": (["mine", "--src", "{tmp}/nope.txt", "--tgt", "{de}", "-o", "{tmp}/o.tsv"],
-                          "nope.txt: no such file (expected a text file, one sentence a line)"),
-    "index-ivfpq-too-few": (["index", "build", "--input", "{en}", "-o", "{tmp}/idx", "--type", "ivfpq"],
-                            "needs at least 256 vectors to train, got 3: use the exact 'flat' type"),
-    "index-bad-factory": (["index", "build", "--input", "{en}", "-o", "{tmp}/idx", "--type", "IVF-nonsense"],
-                          "not a valid index type or FAISS factory string: 'IVF-nonsense'"),
-    "distill-empty": (["distill", "--data", "tsv:{empty}", "--output", "{tmp}/d",
-                       "--student", "auto", "--max-steps", "1"], "no training pairs found in tsv:"),
+    "mine-memory-budget": (
+        ["mine", "--src", "{en}", "--tgt", "{de}", "-o", "{tmp}/o.tsv", "--memory-budget", "1X"],
+        "--memory-budget: cannot read a memory size from '1X' (use e.g. 1G, 512M)",
+    ),
+    "mine-missing-file": (
+        ["mine", "--src", "{tmp}/nope.txt", "--tgt", "{de}", "-o", "{tmp}/o.tsv"],
+        "nope.txt: no such file (expected a text file, one sentence a line)",
+    ),
+    "index-ivfpq-too-few": (
+        ["index", "build", "--input", "{en}", "-o", "{tmp}/idx", "--type", "ivfpq"],
+        "needs at least 256 vectors to train, got 3: use the exact 'flat' type",
+    ),
+    "index-bad-factory": (
+        ["index", "build", "--input", "{en}", "-o", "{tmp}/idx", "--type", "IVF-nonsense"],
+        "not a valid index type or FAISS factory string: 'IVF-nonsense'",
+    ),
+    "distill-empty": (
+        ["distill", "--data", "tsv:{empty}", "--output", "{tmp}/d", "--student", "auto", "--max-steps", "1"],
+        "no training pairs found in tsv:",
+    ),
     "distill-dim": (["distill", "--output", "{tmp}/d", "--dim", "-3"], "--dim -3: expected a positive dimension"),
-    "sts-one-row": (["evaluate", "--model", "minilm-en", "--task", "sts:{sts1}", "-o", "{tmp}/ev"],
-                    "need at least 2 scored pairs for a correlation"),
+    "sts-one-row": (
+        ["evaluate", "--model", "minilm-en", "--task", "sts:{sts1}", "-o", "{tmp}/ev"],
+        "need at least 2 scored pairs for a correlation",
+    ),
     "data-langs": (["data", "--langs", "@", "tsv:{pairs}"], "not a language code: '@'"),
     "encode-directory": (["encode", "{tmp}", "-o", "{tmp}/e.npy"], "is a directory"),
     "search-no-index": (["search", "--index", "{tmp}", "hello"], "not an mlembed index (no meta.json)"),
@@ -82,12 +94,21 @@ def test_an_unexpected_error_is_reported_as_a_bug(monkeypatch, capsys):
     assert "mlembed info: error: unsupported operand" in err and "rerun with --debug" in err
 
 
-def test_unknown_language_code_warns(tmp_path, capsys):
+def test_unknown_language_code_warns(tmp_path, caplog):
     from mlembed.distill.train import DistillConfig, validate
 
     validate(DistillConfig(output=str(tmp_path / "d"), langs=["de", "qqx"], student="auto"))
-    assert "unknown language code(s) qqx" in capsys.readouterr().err
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "unknown language code(s) qqx" in caplog.records[0].getMessage()
 
+
+def test_the_library_logs_and_the_cli_decides_what_shows(tmp_path, capsys):
+    argv = ["distill", "--output", str(tmp_path / "d"), "--langs", "qqx", "--data", "tsv:/nonexistent.eng-deu.tsv"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "[mlembed.distill.train] unknown language code(s) qqx" in err
+    assert main(["-q", *argv]) == 2
+    assert "unknown language" in capsys.readouterr().err  # a warning passes -q
 
 
 def test_evaluate_keeps_the_tasks_that_finished_before_a_failure(tmp_path, capsys):
@@ -95,8 +116,20 @@ def test_evaluate_keeps_the_tasks_that_finished_before_a_failure(tmp_path, capsy
 
     files = _files(tmp_path)
     good = tmp_path / "good.tsv"
-    good.write_text("".join(f"g\tf\t2012\t{i}\t{i % 5}.0\tA sentence {i}.\tAnother sentence {i % 3}.\n" for i in range(6)))
-    argv = ["evaluate", "--model", "minilm-en", "--task", f"sts:{good}", "--task", f"sts:{files['sts1']}", "-o", str(tmp_path / "ev")]
+    good.write_text(
+        "".join(f"g\tf\t2012\t{i}\t{i % 5}.0\tA sentence {i}.\tAnother sentence {i % 3}.\n" for i in range(6))
+    )
+    argv = [
+        "evaluate",
+        "--model",
+        "minilm-en",
+        "--task",
+        f"sts:{good}",
+        "--task",
+        f"sts:{files['sts1']}",
+        "-o",
+        str(tmp_path / "ev"),
+    ]
     assert main(argv) == 2
     assert "need at least 2 scored pairs" in capsys.readouterr().err
     saved = json.loads((tmp_path / "ev" / "results.json").read_text())

@@ -33,7 +33,9 @@ def test_each_rule_counts_its_reason() -> None:
     assert {k: stats.totals[k] for k in expected} == expected
     assert stats.by_lang["en-de"]["read"] == 6 and stats.by_lang["en-zh-Hans"]["kept"] == 1
     summary = stats.summary()
-    assert "en-de" in summary and "duplicate" in summary and summary.splitlines()[-1].split()[:3] == ["total", "8", "3"]
+    assert (
+        "en-de" in summary and "duplicate" in summary and summary.splitlines()[-1].split()[:3] == ["total", "8", "3"]
+    )
 
 
 def test_options_none_only_counts() -> None:

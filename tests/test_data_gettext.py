@@ -8,8 +8,8 @@ import polib
 import pytest
 
 from mlembed.data import Pair, read_pairs
-from mlembed.data.catalogs import message_pairs, placeholders, strip_accelerators
-from mlembed.io import DataError
+from mlembed.data.gettext_catalogs import message_pairs, placeholders, strip_accelerators
+from mlembed.files import DataError
 
 SYSTEM_DE = Path("/usr/share/locale/de/LC_MESSAGES/coreutils.mo")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlembed.data import Pair, ntrex_documents, parse_spec, read_pairs
-from mlembed.io import DataError
+from mlembed.files import DataError
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -21,6 +21,7 @@ def write(path: Path, text: str | bytes) -> Path:
 
 # --- spec parsing -------------------------------------------------------------------------------
 
+
 def test_unknown_kind_lists_valid_kinds() -> None:
     with pytest.raises(DataError) as err:
         parse_spec("csv:foo.csv")
@@ -33,6 +34,7 @@ def test_spec_languages_are_normalized() -> None:
 
 
 # --- tsv -----------------------------------------------------------------------------------------
+
 
 def test_tsv_header_names_languages_and_english_becomes_src(tmp_path: Path) -> None:
     p = write(tmp_path / "data.tsv", "deu\teng\nGuten Morgen.\tGood morning.\nDanke.\tThank you.\n")
@@ -53,7 +55,11 @@ def test_tsv_languages_from_filename_suffix_and_folder(tmp_path: Path) -> None:
     write(tmp_path / "d" / "x.en-fr.tsv", "One.\tUn.\tUne.\n")
     write(tmp_path / "d" / "notes.txt", "ignored")
     pairs = list(read_pairs(f"tsv:{tmp_path / 'd'}"))
-    assert pairs == [Pair("One.", "Eins.", "en", "de"), Pair("One.", "Un.", "en", "fr"), Pair("One.", "Une.", "en", "fr")]
+    assert pairs == [
+        Pair("One.", "Eins.", "en", "de"),
+        Pair("One.", "Un.", "en", "fr"),
+        Pair("One.", "Une.", "en", "fr"),
+    ]
     assert [x.tgt_lang for x in read_pairs(f"tsv:{tmp_path / 'd'}", langs=["fra"])] == ["fr", "fr"]
     plain = write(tmp_path / "plain.tsv", "Two.\tDos.\n")
     assert list(read_pairs(f"tsv:{plain}@en-es")) == [Pair("Two.", "Dos.", "en", "es")]
@@ -82,10 +88,14 @@ def test_tsv_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
 
 # --- pair (Moses) --------------------------------------------------------------------------------
 
+
 def test_pair_reader_suffix_and_at_language(tmp_path: Path) -> None:
     de = write(tmp_path / "train.de", "Hallo.\nTschüss.\n")
     en = write(tmp_path / "train.en", "Hello.\nBye.\n")
-    assert list(read_pairs(f"pair:{de},{en}")) == [Pair("Hello.", "Hallo.", "en", "de"), Pair("Bye.", "Tschüss.", "en", "de")]
+    assert list(read_pairs(f"pair:{de},{en}")) == [
+        Pair("Hello.", "Hallo.", "en", "de"),
+        Pair("Bye.", "Tschüss.", "en", "de"),
+    ]
     a = write(tmp_path / "a.txt", "Hello.\n")
     b = write(tmp_path / "b.txt", "Hola.\n")
     assert list(read_pairs(f"pair:{a}@eng,{b}@spa")) == [Pair("Hello.", "Hola.", "en", "es")]
@@ -106,7 +116,10 @@ def test_pair_invalid_utf8_skip_keeps_alignment(tmp_path: Path) -> None:
     de = write(tmp_path / "t.de", b"Eins.\nZ\xffwei.\nDrei.\n")
     with pytest.raises(DataError, match=r"t\.de:2: invalid UTF-8"):
         list(read_pairs(f"pair:{en},{de}"))
-    assert [(x.src, x.tgt) for x in read_pairs(f"pair:{en},{de}", on_bad_line="skip")] == [("One.", "Eins."), ("Three.", "Drei.")]
+    assert [(x.src, x.tgt) for x in read_pairs(f"pair:{en},{de}", on_bad_line="skip")] == [
+        ("One.", "Eins."),
+        ("Three.", "Drei."),
+    ]
 
 
 def test_pair_missing_language(tmp_path: Path) -> None:
@@ -116,6 +129,7 @@ def test_pair_missing_language(tmp_path: Path) -> None:
 
 
 # --- tatoeba / ntrex -----------------------------------------------------------------------------
+
 
 def test_tatoeba_shared(shared_data: Path) -> None:
     pairs = list(read_pairs(f"tatoeba:{shared_data / 'tatoeba'}:deu"))
@@ -151,6 +165,7 @@ def test_ntrex_skips_english_references_unless_asked(shared_data: Path) -> None:
 
 # --- jsonl ---------------------------------------------------------------------------------------
 
+
 def test_jsonl_reader_keys_and_suffix(tmp_path: Path) -> None:
     p = write(
         tmp_path / "p.jsonl",
@@ -166,7 +181,9 @@ def test_jsonl_reader_keys_and_suffix(tmp_path: Path) -> None:
 
 
 def test_jsonl_bad_json_names_file_and_line(tmp_path: Path) -> None:
-    p = write(tmp_path / "x.en-de.jsonl", '{"src": "One.", "tgt": "Eins."}\n{"src": "Two.", "tgt": \n{"tgt": "Drei."}\n')
+    p = write(
+        tmp_path / "x.en-de.jsonl", '{"src": "One.", "tgt": "Eins."}\n{"src": "Two.", "tgt": \n{"tgt": "Drei."}\n'
+    )
     with pytest.raises(DataError, match=r"x\.en-de\.jsonl:2: bad JSON line"):
         list(read_pairs(f"jsonl:{p}"))
     assert [x.tgt for x in read_pairs(f"jsonl:{p}", on_bad_line="skip")] == ["Eins."]
@@ -177,14 +194,21 @@ def test_jsonl_bad_json_names_file_and_line(tmp_path: Path) -> None:
 
 # --- hf (offline, a dataset saved here) ------------------------------------------------------------
 
+
 def test_hf_layouts_from_saved_datasets(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     trans = tmp_path / "trans"
     datasets.Dataset.from_dict(
-        {"translation": [{"de": "Hallo.", "en": "Hello.", "fr": "Bonjour."}, {"de": "Ja.", "en": "Yes.", "fr": "Oui."}]}
+        {
+            "translation": [
+                {"de": "Hallo.", "en": "Hello.", "fr": "Bonjour."},
+                {"de": "Ja.", "en": "Yes.", "fr": "Oui."},
+            ]
+        }
     ).save_to_disk(str(trans))
     assert list(read_pairs(f"hf:{trans}", langs=["fr"])) == [
-        Pair("Hello.", "Bonjour.", "en", "fr"), Pair("Yes.", "Oui.", "en", "fr"),
+        Pair("Hello.", "Bonjour.", "en", "fr"),
+        Pair("Yes.", "Oui.", "en", "fr"),
     ]
     assert len(list(read_pairs(f"hf:{trans}"))) == 4
 

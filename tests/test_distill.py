@@ -69,9 +69,20 @@ def corpus(tmp_path) -> list[str]:
 
 def _options(tmp_path, corpus, **extra):
     opts = dict(
-        data=corpus, output=str(tmp_path / "student"), cache_dir=str(tmp_path / "cache"), max_pairs=None,
-        max_minutes=None, batch_size=8, max_steps=6, eval_pairs=6, eval_steps=3, save_steps=3, new_tokens=300,
-        lr=1e-4, show_progress=False, student="auto",
+        data=corpus,
+        output=str(tmp_path / "student"),
+        cache_dir=str(tmp_path / "cache"),
+        max_pairs=None,
+        max_minutes=None,
+        batch_size=8,
+        max_steps=6,
+        eval_pairs=6,
+        eval_steps=3,
+        save_steps=3,
+        new_tokens=300,
+        lr=1e-4,
+        show_progress=False,
+        student="auto",
     )
     opts.update(extra)
     return opts
@@ -102,6 +113,7 @@ def test_distill_saves_plain_st_model_with_card_and_reuses_teacher_cache(tmp_pat
     assert second.teacher_embeddings_computed == 0  # every English sentence came from the cache
 
 
+@pytest.mark.slow
 def test_two_processes_filling_one_teacher_cache_do_not_mix_rows(tmp_path, teacher, numerics):
     from mlembed.encoding import encode
 
@@ -141,7 +153,9 @@ def test_extended_vocabulary_transfers_known_pieces(teacher):
 
     student = load_model("minilm-en")
     old = student[0].auto_model.get_input_embeddings().weight.detach().clone()
-    stats = extend_vocabulary(student, [zh for _, zh in ZH] * 3 + [de for _, de in DE] * 3, new_tokens=400, min_frequency=1)
+    stats = extend_vocabulary(
+        student, [zh for _, zh in ZH] * 3 + [de for _, de in DE] * 3, new_tokens=400, min_frequency=1
+    )
     assert stats["added"] > 0 and stats["transferred"] > 0
     tok = student.tokenizer
     assert "[UNK]" not in tok.tokenize("我想要一杯咖啡。")
@@ -193,9 +207,12 @@ def test_translation_transfer_starts_new_subwords_at_their_english_translation(t
     from mlembed.vocab import extend_vocabulary
 
     pairs = [
-        ("the cat sleeps", "die katze schläft"), ("a black cat", "eine schwarze katze"),
-        ("my cat eats fish", "meine katze frisst fisch"), ("the dog sleeps", "der hund schläft"),
-        ("a black dog", "ein schwarzer hund"), ("my dog eats meat", "mein hund frisst fleisch"),
+        ("the cat sleeps", "die katze schläft"),
+        ("a black cat", "eine schwarze katze"),
+        ("my cat eats fish", "meine katze frisst fisch"),
+        ("the dog sleeps", "der hund schläft"),
+        ("a black dog", "ein schwarzer hund"),
+        ("my dog eats meat", "mein hund frisst fleisch"),
     ] * 2
     student = load_model("minilm-en")
     stats = extend_vocabulary(student, [p[1] for p in pairs], new_tokens=150, min_frequency=1, pairs=pairs)
@@ -234,15 +251,40 @@ def test_pca_reduces_dimension(tmp_path, corpus):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     env = dict(os.environ, MLEMBED_CACHE=str(tmp_path / "cache"))
-    args = [sys.executable, "-m", "mlembed", "distill", "--max-minutes", "0", "--batch-size", "4", "--max-steps", "8",
-            "--save-steps", "4", "--eval-steps", "100", "--eval-pairs", "6", "--new-tokens", "300", "--max-pairs", "0",
-            "--no-table", "--student", "auto"]
+    args = [
+        sys.executable,
+        "-m",
+        "mlembed",
+        "distill",
+        "--max-minutes",
+        "0",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "8",
+        "--save-steps",
+        "4",
+        "--eval-steps",
+        "100",
+        "--eval-pairs",
+        "6",
+        "--new-tokens",
+        "300",
+        "--max-pairs",
+        "0",
+        "--no-table",
+        "--student",
+        "auto",
+    ]
     for spec in corpus:
         args += ["--data", spec]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(args + ["--output", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args + ["--output", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ckpts = killed / "_distill" / "checkpoints"
     deadline = time.time() + 240
     while time.time() < deadline and not list(ckpts.glob("checkpoint-4/trainer_state.json")) and proc.poll() is None:
@@ -258,13 +300,20 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert f"--output {killed}: already holds an interrupted run (_distill/); pass --resume" in refused.stderr
     assert sorted(p.name for p in ckpts.iterdir()) == kept  # nothing deleted
-    done = subprocess.run(args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "continuing from checkpoint-" in done.stderr + done.stdout
     # the same prepared run (plan, data, initial student: a learned vocabulary differs between processes)
     # trained without interruption must end on the very same weights: the resume replays the same batches
-    straight = subprocess.run(args + ["--output", str(tmp_path / "straight"), "--resume"], env=env, capture_output=True,
-                              text=True, timeout=300)
+    straight = subprocess.run(
+        args + ["--output", str(tmp_path / "straight"), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr[-2000:]
     resumed = json.loads((killed / "mlembed.json").read_text())["result"]
     plain = json.loads((tmp_path / "straight" / "mlembed.json").read_text())["result"]
@@ -278,8 +327,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
 
 def test_bad_options_fail_before_any_work(tmp_path):
     from mlembed.distill import distill
-
-    from mlembed.io import DataError
+    from mlembed.files import DataError
     from mlembed.models import ModelNotFoundError
 
     out = str(tmp_path / "s")

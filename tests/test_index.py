@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from mlembed.cli import main
-from mlembed.index import ModelMismatchError, SentenceIndex, build_faiss_index, factory_string, set_search_params
+from mlembed.faiss_index import build_faiss_index, factory_string, set_search_params
+from mlembed.index import ModelMismatchError, SentenceIndex
 from mlembed.textstore import LineStore, unique_line_ids
 
 SENTENCES = [
@@ -50,8 +51,12 @@ def test_save_load_round_trip_same_results(built, teacher):
     before = idx.search(queries, k=3)
     again = SentenceIndex.load(d / "index", model=teacher)
     after = again.search(queries, k=3)
-    assert [[(h.id, h.sentence) for h in hits] for hits in before] == [[(h.id, h.sentence) for h in hits] for hits in after]
-    assert np.allclose([[h.score for h in hits] for hits in before], [[h.score for h in hits] for hits in after], atol=1e-5)
+    assert [[(h.id, h.sentence) for h in hits] for hits in before] == [
+        [(h.id, h.sentence) for h in hits] for hits in after
+    ]
+    assert np.allclose(
+        [[h.score for h in hits] for hits in before], [[h.score for h in hits] for hits in after], atol=1e-5
+    )
 
 
 def test_loading_with_another_model_is_a_clear_error(built, tmp_path):
@@ -74,8 +79,23 @@ def test_cli_build_and_search(tmp_path, capsys):
     assert "8 sentences, HNSW32 index" in capsys.readouterr().out
     queries = tmp_path / "q.txt"
     queries.write_text("The bridge opens next year.\n", encoding="utf-8")
-    assert main(["search", "--index", str(tmp_path / "idx"), "--model", "minilm-en", "-k", "2",
-                 "A new frog species was found.", "--queries", str(queries)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--index",
+                str(tmp_path / "idx"),
+                "--model",
+                "minilm-en",
+                "-k",
+                "2",
+                "A new frog species was found.",
+                "--queries",
+                str(queries),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "# A new frog species was found." and lines[1].endswith("\t" + SENTENCES[6])
     assert lines[3] == "# The bridge opens next year." and lines[4].endswith("\t" + SENTENCES[5])
@@ -104,7 +124,9 @@ def test_approximate_index_types_recall(kind):
 
 def test_factory_strings_by_size():
     assert factory_string("auto", 50_000, 384) == "Flat"
-    assert factory_string("auto", 500_000, 384).startswith("IVF") and factory_string("auto", 500_000, 384).endswith(",Flat")
+    assert factory_string("auto", 500_000, 384).startswith("IVF") and factory_string("auto", 500_000, 384).endswith(
+        ",Flat"
+    )
     assert factory_string("auto", 5_000_000, 384).endswith(",PQ48")
     assert factory_string("HNSW16,Flat", 10, 8) == "HNSW16,Flat"
 
@@ -117,14 +139,14 @@ def test_line_store_and_dedupe(tmp_path):
     ids, n = unique_line_ids(p)
     assert ids.tolist() == [0, 1, 4] and n == 5
     (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\n")
-    from mlembed.io import DataError
+    from mlembed.files import DataError
 
     with pytest.raises(DataError, match="bad.txt:2: invalid UTF-8"):
         unique_line_ids(tmp_path / "bad.txt")
 
 
 def test_failed_rebuild_keeps_the_previous_index_and_load_checks_content(tmp_path, teacher):
-    from mlembed.io import DataError
+    from mlembed.files import DataError
 
     src = tmp_path / "s.txt"
     src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mlembed.knn import knn_both_ways, shard_sizes
-from mlembed.mining import MARGINS, MODES, best_threshold, calibrate_threshold, mine_embeddings, mine_files
+from mlembed.mine import MARGINS, MODES, best_threshold, calibrate_threshold, mine_embeddings, mine_files
 
 
 def unit(a: np.ndarray) -> np.ndarray:
@@ -76,7 +76,11 @@ def test_hand_checked_toy():
     x = unit(np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0.05]]))
     y = unit(np.array([[0.1, 1, 0], [1, 0.1, 0]]))
     fwd = mine_embeddings(x, y, k=1, margin="absolute", mode="forward")
-    assert list(zip(fwd.src_idx, fwd.tgt_idx)) == [(2, 0), (0, 1), (1, 0)] or set(zip(fwd.src_idx, fwd.tgt_idx)) == {(0, 1), (1, 0), (2, 0)}
+    assert list(zip(fwd.src_idx, fwd.tgt_idx)) == [(2, 0), (0, 1), (1, 0)] or set(zip(fwd.src_idx, fwd.tgt_idx)) == {
+        (0, 1),
+        (1, 0),
+        (2, 0),
+    }
     inter = mine_embeddings(x, y, k=1, margin="absolute", mode="intersect")
     assert set(zip(inter.src_idx.tolist(), inter.tgt_idx.tolist())) == {(0, 1), (1, 0)}
     assert mine_embeddings(x, y, k=1, mode="max").src_idx.size == 2  # each target used once
@@ -110,7 +114,9 @@ def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch):
     x, y = unit(rng.normal(size=(3000, 16))), unit(rng.normal(size=(1200, 16)))
     transposed = []
     real = np.ascontiguousarray
-    monkeypatch.setattr(knn.np, "ascontiguousarray", lambda a, *args, **kw: transposed.append(a.shape) or real(a, *args, **kw))
+    monkeypatch.setattr(
+        knn.np, "ascontiguousarray", lambda a, *args, **kw: transposed.append(a.shape) or real(a, *args, **kw)
+    )
     fwd, bwd = knn_both_ways(x, y, k=4, shard_size=200, db_shard_size=400)
     monkeypatch.undo()
     blocks = transposed.count((400, 200))  # block.T of a 200-query x 400-row block
@@ -163,8 +169,15 @@ def test_mine_files_dedupes_and_writes_sorted_tsv(tmp_path):
     np.save(tmp_path / "x.npy", np.vstack([x, x[3], x[0]]))  # rows for the duplicate and the empty line
     np.save(tmp_path / "y.npy", np.vstack([y, y[5]]))
     out = tmp_path / "out.tsv"
-    count, thr = mine_files(src, tgt, out, threshold=1.0, src_embeddings=tmp_path / "x.npy",
-                            tgt_embeddings=tmp_path / "y.npy", show_progress=False)
+    count, thr = mine_files(
+        src,
+        tgt,
+        out,
+        threshold=1.0,
+        src_embeddings=tmp_path / "x.npy",
+        tgt_embeddings=tmp_path / "y.npy",
+        show_progress=False,
+    )
     rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
     assert count == len(rows) == n and thr == 1.0
     assert all(r[1].split()[1] == r[2].split()[1] for r in rows)  # source i <-> target i
@@ -174,9 +187,29 @@ def test_mine_files_dedupes_and_writes_sorted_tsv(tmp_path):
 
 
 def _mine_cmd(tmp: Path, out: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mlembed", "mine", "--src", str(tmp / "src.txt"), "--tgt", str(tmp / "tgt.txt"),
-            "--src-embeddings", str(tmp / "x.npy"), "--tgt-embeddings", str(tmp / "y.npy"), "--output", str(tmp / out),
-            "--threshold", "1.0", "--shard-size", "250", "--workdir", str(tmp / f"{out}.work"), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mlembed",
+        "mine",
+        "--src",
+        str(tmp / "src.txt"),
+        "--tgt",
+        str(tmp / "tgt.txt"),
+        "--src-embeddings",
+        str(tmp / "x.npy"),
+        "--tgt-embeddings",
+        str(tmp / "y.npy"),
+        "--output",
+        str(tmp / out),
+        "--threshold",
+        "1.0",
+        "--shard-size",
+        "250",
+        "--workdir",
+        str(tmp / f"{out}.work"),
+        *extra,
+    ]
 
 
 def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
@@ -191,7 +224,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
     env = {**os.environ, "TQDM_DISABLE": "1"}
     subprocess.run(_mine_cmd(tmp_path, "full.tsv"), check=True, env=env, capture_output=True)
 
-    proc = subprocess.Popen(_mine_cmd(tmp_path, "killed.tsv"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _mine_cmd(tmp_path, "killed.tsv"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     manifest = tmp_path / "killed.tsv.work" / "knn" / "manifest.json"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
@@ -208,14 +243,16 @@ def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
     assert 3 <= done < n // 250 and not (tmp_path / "killed.tsv").exists()
 
     again = subprocess.run(_mine_cmd(tmp_path, "killed.tsv"), env=env, capture_output=True, text=True)
-    assert again.returncode == 2 and "unfinished run: pass --resume" in again.stderr and "Traceback" not in again.stderr  # refuses to silently restart
+    assert (
+        again.returncode == 2 and "unfinished run: pass --resume" in again.stderr and "Traceback" not in again.stderr
+    )  # refuses to silently restart
     subprocess.run(_mine_cmd(tmp_path, "killed.tsv", "--resume"), check=True, env=env, capture_output=True)
     assert (tmp_path / "killed.tsv").read_bytes() == (tmp_path / "full.tsv").read_bytes()
     assert len((tmp_path / "full.tsv").read_text().splitlines()) > n // 3
 
 
 def test_mined_sentences_with_tabs_stay_three_columns_and_edited_inputs_are_re_encoded(tmp_path, teacher):
-    from mlembed.mining import _embed_unique
+    from mlembed.mine import _embed_unique
     from mlembed.models import fingerprint
     from mlembed.textstore import unique_line_ids
 

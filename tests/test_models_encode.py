@@ -12,7 +12,7 @@ import pytest
 
 from mlembed.cli import main
 from mlembed.encoding import encode, encode_to_npy, resolve_precision
-from mlembed.io import DataError
+from mlembed.files import DataError
 from mlembed.models import ModelNotFoundError, fingerprint, load_model
 
 
@@ -111,14 +111,25 @@ def test_encode_to_npy_streams_same_vectors_and_float16(tmp_path, teacher, numer
 
 def test_cli_encode_with_sidecar_and_bad_utf8(tmp_path, capsys):
     src = tmp_path / "in.txt"
-    src.write_bytes("Hallo Welt\nBonjour le monde\n".encode() + b"bad \xff line\n")
+    src.write_bytes(b"Hallo Welt\nBonjour le monde\n" + b"bad \xff line\n")
     rc = main(["encode", str(src), "-o", str(tmp_path / "o.npy")])
     assert rc == 2
     err = capsys.readouterr().err
     assert f"{src}:3: invalid UTF-8" in err
     assert not (tmp_path / "o.npy").exists()  # no half-written output
-    rc = main(["encode", str(src), "-o", str(tmp_path / "o.npy"), "--on-bad-line", "skip", "--sidecar",
-               str(tmp_path / "o.jsonl"), "--normalize"])
+    rc = main(
+        [
+            "encode",
+            str(src),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--on-bad-line",
+            "skip",
+            "--sidecar",
+            str(tmp_path / "o.jsonl"),
+            "--normalize",
+        ]
+    )
     assert rc == 0
     emb = np.load(tmp_path / "o.npy")
     assert emb.shape == (2, 384)
@@ -143,8 +154,12 @@ def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(5000)))
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out / "e.npy"), "--batch-size", "8"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out / "e.npy"), "--batch-size", "8"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".*")) and proc.poll() is None:
         time.sleep(0.05)
@@ -157,6 +172,7 @@ def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     assert list(out.iterdir()) == []  # neither the output nor a hidden .npy/.raw temporary
 
 
+@pytest.mark.slow
 def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teacher):
     src = tmp_path / "in.txt"
     src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(3000)))

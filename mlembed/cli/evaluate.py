@@ -17,20 +17,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sts:DIR[:PAIRS] (SemEval-2017 / STS2017-extended), mining:DATA_SPEC (with --distractors), "
         "bucc:DIR[:langs[:split]]. See docs/evaluation.md.",
     )
-    p.add_argument("--model", action="append", required=True,
-                   help="repeatable: alias (minilm-en, e5-small), peer (teacher = minilm-en, muse, e5q4), folder or hub id")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="repeatable: alias (minilm-en, e5-small), peer (teacher = minilm-en, muse, e5q4), folder or hub id",
+    )
     p.add_argument("--task", action="append", required=True, help="repeatable task spec (see above)")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--teacher", default="minilm-en", help="teacher for mse: tasks [%(default)s]")
     p.add_argument("--margin", action="store_true", help="tatoeba/translation: nearest neighbour by ratio margin")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs per language")
-    p.add_argument("--english-model", default=None, metavar="MODEL",
-                   help="tatoeba/translation: encode the English side with this model instead (cross-model retrieval: "
-                   "a student distilled into MODEL's space queried against MODEL's English vectors)")
-    p.add_argument("--distractors", action="append", default=[],
-                   help="mining: data spec(s) to draw distractor sentences from (repeatable)")
-    p.add_argument("--distractor-ratio", type=float, default=10.0,
-                   help="mining: distractor sentences per gold pair on each side [%(default)s]")
+    p.add_argument(
+        "--english-model",
+        default=None,
+        metavar="MODEL",
+        help="tatoeba/translation: encode the English side with this model instead (cross-model retrieval: "
+        "a student distilled into MODEL's space queried against MODEL's English vectors)",
+    )
+    p.add_argument(
+        "--distractors",
+        action="append",
+        default=[],
+        help="mining: data spec(s) to draw distractor sentences from (repeatable)",
+    )
+    p.add_argument(
+        "--distractor-ratio",
+        type=float,
+        default=10.0,
+        help="mining: distractor sentences per gold pair on each side [%(default)s]",
+    )
     p.add_argument("--seed", type=int, default=0, help="mining: sampling and split seed [%(default)s]")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
     p.set_defaults(func=run)
@@ -55,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
         if name in args.model:
             caches[name] = english
     tasks = [
-        parse_task(t, teacher=teacher, margin=args.margin, limit=args.limit, distractors=args.distractors,
-                   distractor_ratio=args.distractor_ratio, seed=args.seed, english=english)
+        parse_task(
+            t,
+            teacher=teacher,
+            margin=args.margin,
+            limit=args.limit,
+            distractors=args.distractors,
+            distractor_ratio=args.distractor_ratio,
+            seed=args.seed,
+            english=english,
+        )
         for t in args.task
     ]
     command = _command_line(args)
@@ -64,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     def save_so_far(done: list) -> None:  # a crash at task 9 keeps tasks 1-8 in results.json / results.md
         write_report(done, args.output, command=command, extra={"complete": False}, charts=False)
 
-    results = evaluate({m: m for m in args.model}, tasks, batch_size=args.batch_size, caches=caches, on_result=save_so_far)
+    results = evaluate(
+        {m: m for m in args.model}, tasks, batch_size=args.batch_size, caches=caches, on_result=save_so_far
+    )
     paths = write_report(results, args.output, command=command, extra={"complete": True})
     from mlembed.evaluation.report import markdown
 

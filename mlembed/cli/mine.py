@@ -19,29 +19,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
     p.add_argument("--k", type=int, default=4, help="neighbourhood size of the margin [%(default)s]")
     p.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="[%(default)s]")
-    p.add_argument("--mode", choices=["forward", "backward", "intersect", "max"], default="intersect", help="[%(default)s]")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="keep pairs scoring >= this (default: from --calibrate, else 1.06 ratio / 0.04 distance / 0.7 absolute)")
-    p.add_argument("--calibrate", default=None, metavar="SPEC", help="parallel data (read_pairs spec, e.g. ntrex:DIR:deu) to choose the threshold on")
+    p.add_argument(
+        "--mode", choices=["forward", "backward", "intersect", "max"], default="intersect", help="[%(default)s]"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="keep pairs scoring >= this (default: from --calibrate, else 1.06 ratio / 0.04 distance / 0.7 absolute)",
+    )
+    p.add_argument(
+        "--calibrate",
+        default=None,
+        metavar="SPEC",
+        help="parallel data (read_pairs spec, e.g. ntrex:DIR:deu) to choose the threshold on",
+    )
     p.add_argument("--memory-budget", default="2G", help="working-set size of the k-NN, e.g. 1G [%(default)s]")
-    p.add_argument("--index", default="flat", help="flat (exact), ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]")
+    p.add_argument(
+        "--index", default="flat", help="flat (exact), ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]"
+    )
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
     p.add_argument("--workdir", default=None, help="shard results and embeddings [OUTPUT.work]")
     p.add_argument("--resume", action="store_true", help="continue a killed run from --workdir")
     p.add_argument("--shard-size", type=int, default=None, help="query rows per shard (default: from the budget)")
-    p.add_argument("--src-embeddings", default=None, help=".npy of normalised embeddings aligned with --src lines (skip encoding)")
+    p.add_argument(
+        "--src-embeddings", default=None, help=".npy of normalised embeddings aligned with --src lines (skip encoding)"
+    )
     p.add_argument("--tgt-embeddings", default=None, help=".npy of normalised embeddings aligned with --tgt lines")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlembed.mining import mine_files
+    from mlembed.mine import mine_files
 
     n, threshold = mine_files(
-        args.src, args.tgt, args.output, model=args.model, k=args.k, margin=args.margin, mode=args.mode,
-        threshold=args.threshold, calibrate=args.calibrate, memory_budget=args.memory_budget, index=args.index,
-        workdir=args.workdir, resume=args.resume, src_embeddings=args.src_embeddings,
-        tgt_embeddings=args.tgt_embeddings, shard_size=args.shard_size, nprobe=args.nprobe,
+        args.src,
+        args.tgt,
+        args.output,
+        model=args.model,
+        k=args.k,
+        margin=args.margin,
+        mode=args.mode,
+        threshold=args.threshold,
+        calibrate=args.calibrate,
+        memory_budget=args.memory_budget,
+        index=args.index,
+        workdir=args.workdir,
+        resume=args.resume,
+        src_embeddings=args.src_embeddings,
+        tgt_embeddings=args.tgt_embeddings,
+        shard_size=args.shard_size,
+        nprobe=args.nprobe,
     )
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")
     return 0

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", nargs="*", help="query sentences, any language")
     p.add_argument("--index", required=True, help="index folder from `mlembed index build`")
-    p.add_argument("--model", default=None, help="model to encode queries (checked against the index; default: the index's)")
+    p.add_argument(
+        "--model", default=None, help="model to encode queries (checked against the index; default: the index's)"
+    )
     p.add_argument("--queries", default=None, help="file of queries, one a line")
     p.add_argument("-k", type=int, default=10, help="hits per query [%(default)s]")
     p.add_argument("--nprobe", type=int, default=None, help="override the index's IVF nprobe")
@@ -24,9 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlembed.data.base import batched
     from mlembed.encoding import read_sentences
-    from mlembed.index import SentenceIndex, iter_batches, set_search_params
-    from mlembed.io import DataError
+    from mlembed.faiss_index import set_search_params
+    from mlembed.files import DataError
+    from mlembed.index import SentenceIndex
 
     queries = list(args.query)
     if not queries and not args.queries:
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     idx = SentenceIndex.load(args.index, model=args.model)
     set_search_params(idx.index, nprobe=args.nprobe, ef_search=args.ef_search)
     stream = itertools.chain(queries, read_sentences(args.queries) if args.queries else [])
-    for batch in iter_batches(stream, 256):
+    for batch in batched(stream, 256):
         for query, hits in zip(batch, idx.search(batch, k=args.k)):
             print(f"# {query}")
             for hit in hits:

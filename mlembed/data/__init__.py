@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from mlembed.data.base import Pair
-from mlembed.io import DataError, OnBadLine
+from mlembed.files import DataError, OnBadLine
 from mlembed.languages import lang_matches, normalize_lang
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ __all__ = ["Pair", "DataSpec", "KINDS", "parse_spec", "read_pairs", "ntrex_docum
 # kind -> (module, reader function, whether WHERE may end in ":lang,lang")
 KINDS: dict[str, tuple[str, str, bool]] = {
     "tsv": ("mlembed.data.tsv", "read_tsv", False),
-    "pair": ("mlembed.data.moses", "read_moses", False),
+    "pair": ("mlembed.data.pair", "read_moses", False),
     "tatoeba": ("mlembed.data.tatoeba", "read_tatoeba", True),
     "ntrex": ("mlembed.data.ntrex", "read_ntrex", True),
-    "gettext": ("mlembed.data.catalogs", "read_gettext", True),
+    "gettext": ("mlembed.data.gettext_catalogs", "read_gettext", True),
     "jsonl": ("mlembed.data.jsonl", "read_jsonl", False),
     "hf": ("mlembed.data.hf", "read_hf", False),
 }
@@ -96,7 +97,9 @@ def _combine(spec_langs: tuple[str, ...], langs: Sequence[str] | str | None) -> 
     if not wanted:
         return spec_langs
     # both given: keep the more specific of every matching combination
-    both = {s if lang_matches(s, w) else w for s in spec_langs for w in wanted if lang_matches(s, w) or lang_matches(w, s)}
+    both = {
+        s if lang_matches(s, w) else w for s in spec_langs for w in wanted if lang_matches(s, w) or lang_matches(w, s)
+    }
     if not both:
         raise DataError(f"languages {list(wanted)} do not overlap the spec's {list(spec_langs)}", "--langs")
     return tuple(sorted(both))
@@ -106,8 +109,8 @@ def read_pairs(
     spec: str | Sequence[str],
     langs: Sequence[str] | str | None = None,
     on_bad_line: OnBadLine = "error",
-    clean: "CleanOptions | None" = None,
-    stats: "CleanStats | None" = None,
+    clean: CleanOptions | None = None,
+    stats: CleanStats | None = None,
 ) -> Iterator[Pair]:
     """Stream :class:`Pair` s from one spec (or several, chained), optionally cleaned.
 

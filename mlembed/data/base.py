@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple, TypeVar
 
-from mlembed.io import DataError, OnBadLine, read_lines
+from mlembed.files import DataError, OnBadLine, read_lines
 from mlembed.languages import looks_like_lang, matches_any, normalize_lang
+
+T = TypeVar("T")
 
 
 class Pair(NamedTuple):
@@ -164,3 +167,21 @@ def read_aligned(
                 path_a if n_a > n_b else path_b,
                 min(n_a, n_b) + 1,
             )
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Group an iterable into lists of ``size`` (the last may be shorter): the one batching helper of
+    mlembed (cleaning, streamed encoding, search queries).
+
+    Example:
+        >>> list(batched("abcde", 2))
+        [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -24,19 +24,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mlembed.data.base import Pair
-from mlembed.io import read_lines
+from mlembed.data.base import Pair, batched
+from mlembed.files import read_lines
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BATCH = 2048  # pairs cleaned per batch (dedupe is vectorised per batch)
@@ -249,16 +248,23 @@ def clean_pairs(
                 stats.add(key, "kept")
             yield pair
         return
-    contaminated = load_contamination(options.decontaminate, options.nfc, options.fold_whitespace) if options.decontaminate else set()
+    contaminated = (
+        load_contamination(options.decontaminate, options.nfc, options.fold_whitespace)
+        if options.decontaminate
+        else set()
+    )
     if stats is not None:
         stats.decontamination_sentences = len(contaminated)
     seen = HashSet64() if options.dedupe else None
-    for batch in _batches(pairs, _BATCH):
+    for batch in batched(pairs, _BATCH):
         checked = [_check(pair, options, contaminated) for pair in batch]
         if seen is not None:
             candidates = [i for i, (_, reason) in enumerate(checked) if reason is None]
             keys = np.fromiter(
-                (_hash(checked[i][0].src, checked[i][0].tgt, checked[i][0].src_lang, checked[i][0].tgt_lang) for i in candidates),
+                (
+                    _hash(checked[i][0].src, checked[i][0].tgt, checked[i][0].src_lang, checked[i][0].tgt_lang)
+                    for i in candidates
+                ),
                 np.uint64,
                 len(candidates),
             )
@@ -272,12 +278,6 @@ def clean_pairs(
                 stats.add(lang, reason or "kept")
             if reason is None:
                 yield cleaned
-
-
-def _batches(items: Iterable[Pair], size: int) -> Iterator[list[Pair]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def _check(pair: Pair, o: CleanOptions, contaminated: set[int]) -> tuple[Pair, str | None]:

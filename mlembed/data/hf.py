@@ -15,11 +15,12 @@ For the last two, languages missing from the columns come from a config named li
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from mlembed.data.base import Pair, oriented, parse_lang_pair, split_at_suffix
-from mlembed.io import DataError, OnBadLine
+from mlembed.files import DataError, OnBadLine
 from mlembed.languages import matches_any, normalize_lang
 
 LAYOUTS = ("translation", "src/tgt", "english/non_english")
@@ -40,7 +41,7 @@ def _load(name: str, config: str | None, split: str) -> tuple[Iterable[dict[str,
             data = datasets.load_dataset(name, config, split=split, streaming=True)
     except DataError:
         raise
-    except Exception as exc:  # datasets raises many types (offline, missing config, ...)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types (offline, missing config, ...)
         raise DataError(
             f"cannot load this Hugging Face dataset: {exc} (offline, pass a folder saved with save_to_disk)", name
         ) from None
@@ -64,7 +65,11 @@ def read_hf(target: str, langs: Sequence[str] | None = None, on_bad_line: OnBadL
     """
     where, suffix = split_at_suffix(target)
     parts = where.split(":")
-    name, config, split = parts[0], (parts[1] or None) if len(parts) > 1 else None, parts[2] if len(parts) > 2 else "train"
+    name, config, split = (
+        parts[0],
+        (parts[1] or None) if len(parts) > 1 else None,
+        parts[2] if len(parts) > 2 else "train",
+    )
     if len(parts) > 3 or not name:
         raise DataError("expected hf:NAME[:config][:split]", f"hf:{target}")
     default = parse_lang_pair(suffix) if suffix else (parse_lang_pair(config) if config else None)
@@ -87,7 +92,9 @@ def read_hf(target: str, langs: Sequence[str] | None = None, on_bad_line: OnBadL
         raise DataError(f"no known column layout (columns: {columns}; understood: {', '.join(LAYOUTS)})", name)
     per_row = "src_lang" in columns and "tgt_lang" in columns
     if not per_row and default is None:
-        raise DataError(f"missing language: no src_lang/tgt_lang columns; name it with @src-tgt (hf:{name}@en-de)", name)
+        raise DataError(
+            f"missing language: no src_lang/tgt_lang columns; name it with @src-tgt (hf:{name}@en-de)", name
+        )
     for row in data:
         src_lang, tgt_lang = (normalize_lang(row["src_lang"]), normalize_lang(row["tgt_lang"])) if per_row else default
         pair = oriented(row[keys[0]], row[keys[1]], src_lang, tgt_lang)

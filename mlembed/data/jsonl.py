@@ -8,10 +8,10 @@ to give the languages of objects that have no ``src_lang``/``tgt_lang`` keys (fi
 from __future__ import annotations
 
 import json
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from mlembed.data.base import Pair, expand_paths, langs_from_filename, oriented, parse_lang_pair, split_at_suffix
-from mlembed.io import DataError, OnBadLine, read_lines
+from mlembed.files import DataError, OnBadLine, read_lines
 from mlembed.languages import matches_any, normalize_lang
 
 

@@ -10,11 +10,11 @@ is left out so that each English sentence appears once per language.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from mlembed.data.base import Pair, read_aligned
-from mlembed.io import DataError, OnBadLine, read_lines
+from mlembed.files import DataError, OnBadLine, read_lines
 from mlembed.languages import lang_matches, matches_any, normalize_lang
 
 SOURCE = "newstest2019-src.eng.txt"
@@ -62,10 +62,13 @@ def read_ntrex(target: str, langs: Sequence[str] | None = None, on_bad_line: OnB
         raise DataError(f"missing English source {SOURCE}", source)
     wants_english = any(lang_matches(w, "en") for w in langs or ())
     chosen = [
-        c for c in codes
-        if matches_any(normalize_lang(c), langs) and (wants_english or not lang_matches(c, "en"))
+        c for c in codes if matches_any(normalize_lang(c), langs) and (wants_english or not lang_matches(c, "en"))
     ]
     if not chosen:
-        raise DataError(f"no NTREX references (newstest2019-ref.LANG.txt) for languages {list(langs or [])}", directory)
+        raise DataError(
+            f"no NTREX references (newstest2019-ref.LANG.txt) for languages {list(langs or [])}", directory
+        )
     for code in chosen:
-        yield from read_aligned(source, directory / f"newstest2019-ref.{code}.txt", "en", normalize_lang(code), on_bad_line)
+        yield from read_aligned(
+            source, directory / f"newstest2019-ref.{code}.txt", "en", normalize_lang(code), on_bad_line
+        )

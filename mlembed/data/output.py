@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from mlembed.data.base import Pair
-from mlembed.io import DataError, atomic_open
+from mlembed.files import DataError, atomic_open
 
 
 def tsv_field(text: str) -> str:
     """``text`` as one TSV field: tabs and line breaks become spaces (what ``data`` and ``mine`` write).
 
     Example:
-        >>> tsv_field("a\tb\r\nc")
+        >>> tsv_field("a\\tb\\r\\nc")
         'a b  c'
     """
     return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")

@@ -7,11 +7,11 @@ These files are an evaluation set: use them to test, or to decontaminate trainin
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from mlembed.data.base import Pair, read_aligned
-from mlembed.io import DataError, OnBadLine
+from mlembed.files import DataError, OnBadLine
 from mlembed.languages import matches_any, normalize_lang
 
 _NAME = re.compile(r"^tatoeba\.([A-Za-z_-]+)-eng\.([A-Za-z_-]+)$")

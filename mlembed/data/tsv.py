@@ -10,8 +10,8 @@ translations into the target language.  Blank lines are ignored.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from mlembed.data.base import (
     Pair,
@@ -22,7 +22,7 @@ from mlembed.data.base import (
     split_at_suffix,
     wanted_target,
 )
-from mlembed.io import DataError, OnBadLine, read_lines
+from mlembed.files import DataError, OnBadLine, read_lines
 from mlembed.languages import is_known_language, looks_like_lang, matches_any, normalize_lang
 
 

@@ -9,7 +9,7 @@ a resumed run replays exactly the batches of the interrupted one.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
@@ -27,9 +27,17 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
 
     pool = 50
 
-    def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None, seed: int = 0):
-        super().__init__(range(len(dataset)), batch_size=batch_size, drop_last=drop_last,
-                         valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+    def __init__(
+        self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None, seed: int = 0
+    ):
+        super().__init__(
+            range(len(dataset)),
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
         text_columns = [c for c in dataset.column_names if isinstance(dataset[0][c], str)]
         self.lengths = np.zeros(len(dataset), dtype=np.int64)
         for column in text_columns:

@@ -1,7 +1,9 @@
 """Dev evaluation during distillation: MSE x100 to the teacher and translation matching, both directions.
 
-Uses sentence-transformers' own ``MSEEvaluator`` and ``TranslationEvaluator`` so figures match what
-users of that library compute.
+The figures come from the same functions as ``mlembed evaluate`` (:func:`mlembed.evaluation.mse.mse_x100`,
+:func:`mlembed.evaluation.retrieval.retrieval_accuracy`: one implementation of each metric), wrapped as a
+sentence-transformers ``SentenceEvaluator`` so the trainer runs it every ``eval_steps``. They equal
+sentence-transformers' ``MSEEvaluator`` and ``TranslationEvaluator`` on the same pairs (tested).
 """
 
 from __future__ import annotations
@@ -9,35 +11,50 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+from mlembed.evaluation.mse import mse_x100
+from mlembed.evaluation.retrieval import retrieval_accuracy
 
 
-def dev_evaluator(dev: list[dict], teacher: Any, components: np.ndarray | None = None) -> Any:
-    """A ``SequentialEvaluator`` over held-out pairs (``src`` English, ``tgt`` translation)."""
-    from sentence_transformers.sentence_transformer.evaluation import MSEEvaluator, SequentialEvaluator, TranslationEvaluator
+class DevEvaluator(SentenceEvaluator):
+    """Held-out pairs (``src`` English, ``tgt`` translation): MSE x100 between the student's ``tgt`` vectors
+    and the teacher's ``src`` vectors (computed once), and translation accuracy of the student both ways.
 
-    src = [d["src"] for d in dev]
-    tgt = [d["tgt"] for d in dev]
-    target_model = teacher
-    if components is not None:
-        target_model = _ProjectedTeacher(teacher, components)
-    return SequentialEvaluator(
-        [
-            MSEEvaluator(src, tgt, teacher_model=target_model, name="dev", batch_size=64, write_csv=False),
-            TranslationEvaluator(src, tgt, name="dev", batch_size=64, write_csv=False),
-        ]
-    )
+    Keys (as the sentence-transformers evaluators name them): ``dev_negative_mse`` (-MSE x100),
+    ``dev_src2trg_accuracy``, ``dev_trg2src_accuracy``, ``dev_mean_accuracy`` (fractions).
+    """
+
+    def __init__(
+        self, src: list[str], tgt: list[str], teacher: Any, components: np.ndarray | None = None, batch_size: int = 64
+    ):
+        super().__init__()
+        self.src, self.tgt, self.batch_size = src, tgt, batch_size
+        targets = np.asarray(teacher.encode(src, batch_size=batch_size, convert_to_numpy=True), dtype=np.float32)
+        if components is not None:  # the student's output is projected and re-normalised: so are its targets
+            targets = targets @ components
+            targets /= np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-12)
+        self.targets = targets
+        self.primary_metric = "negative_mse"
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
+        s = np.asarray(model.encode(self.src, batch_size=self.batch_size, convert_to_numpy=True), dtype=np.float32)
+        t = np.asarray(model.encode(self.tgt, batch_size=self.batch_size, convert_to_numpy=True), dtype=np.float32)
+        acc = retrieval_accuracy(s, t)
+        metrics = {
+            "negative_mse": -mse_x100(self.targets, t),
+            "src2trg_accuracy": acc["src2tgt"] / 100,
+            "trg2src_accuracy": acc["tgt2src"] / 100,
+            "mean_accuracy": acc["accuracy"] / 100,
+        }
+        metrics = self.prefix_name_to_metrics(metrics, "dev")
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
 
-class _ProjectedTeacher:
-    """The teacher followed by the PCA projection and normalisation, for MSE targets."""
-
-    def __init__(self, teacher: Any, components: np.ndarray):
-        self.teacher, self.components = teacher, components
-
-    def encode(self, sentences, **kwargs):
-        kwargs.pop("convert_to_numpy", None)
-        vectors = np.asarray(self.teacher.encode(sentences, convert_to_numpy=True, **kwargs)) @ self.components
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+def dev_evaluator(dev: list[dict], teacher: Any, components: np.ndarray | None = None) -> DevEvaluator:
+    """The dev evaluator over held-out pairs (dicts with ``src`` and ``tgt``)."""
+    return DevEvaluator([d["src"] for d in dev], [d["tgt"] for d in dev], teacher, components)
 
 
 def run_dev(evaluator: Any, model: Any) -> dict[str, float]:

@@ -11,16 +11,15 @@ there. The fit is ridge-regularised so a few thousand sentences suffice for a 38
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
 
-def fit_linear_map(
-    sources: np.ndarray, targets: np.ndarray, ridge: float = 1e-2
-) -> tuple[np.ndarray, np.ndarray]:
+def fit_linear_map(sources: np.ndarray, targets: np.ndarray, ridge: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares ``W, b`` with ``sources @ W + b ~ targets`` (ridge on ``W``, not on ``b``).
 
     Example:
@@ -55,8 +54,9 @@ def add_linear_map(student: Any, weight: np.ndarray, bias: np.ndarray) -> None:
     import torch
     from sentence_transformers.models import Dense, Normalize
 
-    dense = Dense(in_features=weight.shape[0], out_features=weight.shape[1], bias=True,
-                  activation_function=torch.nn.Identity())
+    dense = Dense(
+        in_features=weight.shape[0], out_features=weight.shape[1], bias=True, activation_function=torch.nn.Identity()
+    )
     with torch.no_grad():
         dense.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
         dense.linear.bias.copy_(torch.from_numpy(bias))
@@ -64,8 +64,13 @@ def add_linear_map(student: Any, weight: np.ndarray, bias: np.ndarray) -> None:
     student.append(Normalize())
 
 
-def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.ndarray,
-                    show_progress: bool = False, precision: str = "auto") -> dict[str, float]:
+def fit_student_map(
+    student: Any,
+    pairs: Sequence[tuple[str, str]],
+    targets: np.ndarray,
+    show_progress: bool = False,
+    precision: str = "auto",
+) -> dict[str, float]:
     """Encode both sides of ``pairs`` with ``student``, fit the map to the teacher vectors ``targets``
     (one row per pair: teacher(English)) and append it; returns the fit's mean cosine before training.
     ``precision`` is that of the student's encoding (``auto``: bf16 where the CPU has it natively).
@@ -91,7 +96,15 @@ def fit_student_map(student: Any, pairs: Sequence[tuple[str, str]], targets: np.
         return float((num / np.linalg.norm(y, axis=1) / np.maximum(np.linalg.norm(targets, axis=1), 1e-12)).mean())
 
     add_linear_map(student, weight, bias)
-    stats = {"pairs": len(pairs), "english_cosine": round(cosine(english), 4), "translation_cosine": round(cosine(other), 4)}
-    logger.info("linear map fitted on %d pairs: cosine to the teacher %.3f (English), %.3f (translations)",
-                len(pairs), stats["english_cosine"], stats["translation_cosine"])
+    stats = {
+        "pairs": len(pairs),
+        "english_cosine": round(cosine(english), 4),
+        "translation_cosine": round(cosine(other), 4),
+    }
+    logger.info(
+        "linear map fitted on %d pairs: cosine to the teacher %.3f (English), %.3f (translations)",
+        len(pairs),
+        stats["english_cosine"],
+        stats["translation_cosine"],
+    )
     return stats

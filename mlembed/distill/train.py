@@ -9,21 +9,24 @@ same as in the interrupted run and the trainer continues from the last checkpoin
 from __future__ import annotations
 
 import json
-import os
+import logging
 import random
 import shutil
-import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from mlembed.io import atomic_open, cache_root
+from mlembed.files import atomic_open, cache_root
 
 WORK = "_distill"
+
+logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -113,10 +116,10 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     plan_path = work / "plan.json"
     if resume and plan_path.exists():
         plan = json.loads(plan_path.read_text())
-        _log(f"resuming {out} (prepared {plan['train_pairs']} training pairs)")
+        logger.info(f"resuming {out} (prepared {plan['train_pairs']} training pairs)")
     else:
         if resume:
-            _log(f"nothing to resume in {out}: starting a new run")
+            logger.info(f"nothing to resume in {out}: starting a new run")
         if work.exists():
             shutil.rmtree(work)
         plan = _prepare(config, teacher, work)
@@ -143,8 +146,12 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         allowed = ("translation", "spelling") if option == "vocab-init" else ("lstsq", "none")
         if value not in allowed:
             raise ValueError(f"--{option} {value!r}: expected one of {', '.join(allowed)}")
-    for option, value in (("batch-size", config.batch_size), ("max-seq-length", config.max_seq_length),
-                          ("save-steps", config.save_steps), ("eval-steps", config.eval_steps)):
+    for option, value in (
+        ("batch-size", config.batch_size),
+        ("max-seq-length", config.max_seq_length),
+        ("save-steps", config.save_steps),
+        ("eval-steps", config.eval_steps),
+    ):
         if value < 1:
             what = "pairs per step" if option == "batch-size" else "tokens" if option == "max-seq-length" else "steps"
             raise ValueError(f"--{option} {value}: expected a positive number of {what}")
@@ -165,11 +172,14 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         if not is_known_language(code):
             unknown.append(code)
     if unknown:
-        _log(f"warning: unknown language code(s) {', '.join(unknown)}: kept as given, check their spelling")
+        logger.warning(f"unknown language code(s) {', '.join(unknown)}: kept as given, check their spelling")
     if config.eval_data:
         parse_spec(config.eval_data)
         if next(iter(read_pairs(config.eval_data, langs=config.langs)), None) is None:
-            raise ValueError(f"--eval-data {config.eval_data}: no pairs" + (f" for {', '.join(config.langs)}" if config.langs else ""))
+            raise ValueError(
+                f"--eval-data {config.eval_data}: no pairs"
+                + (f" for {', '.join(config.langs)}" if config.langs else "")
+            )
     locate_model(config.teacher)
     if config.student != "auto":
         locate_model(config.student)
@@ -178,9 +188,13 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         raise ValueError(f"--output {out}: exists and is not a folder")
     prepared = (out / WORK / "plan.json").exists()  # a _distill/ without it is a preparation that failed: no loss
     if out.is_dir() and (prepared or any(p.name != WORK for p in out.iterdir())) and not (resume or config.overwrite):
-        held = "a model" if (out / "modules.json").exists() else "an interrupted run (_distill/)" if prepared else "files"
-        raise ValueError(f"--output {out}: already holds {held}; pass --resume to continue an interrupted run, "
-                         "--overwrite to replace it, or another --output")
+        held = (
+            "a model" if (out / "modules.json").exists() else "an interrupted run (_distill/)" if prepared else "files"
+        )
+        raise ValueError(
+            f"--output {out}: already holds {held}; pass --resume to continue an interrupted run, "
+            "--overwrite to replace it, or another --output"
+        )
 
 
 #: Defaults that depend on the student. ``auto`` (the teacher with a new vocabulary) has new rows to
@@ -209,12 +223,6 @@ def _fill_defaults(config: DistillConfig) -> None:
             setattr(config, key, value)
 
 
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"[mlembed distill] {message}", file=sys.stderr)  # progress and warnings: stderr, as tqdm's bars
-
-
 def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
     """Sample pairs, split dev, compute teacher targets, build and save the initial student."""
     from datasets import Dataset
@@ -228,7 +236,9 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
     stats = CleanStats()
     clean = CleanOptions(decontaminate=tuple(config.decontaminate))
 
-    _log(f"reading {', '.join(config.data)}" + (f" (languages: {', '.join(config.langs)})" if config.langs else ""))
+    logger.info(
+        f"reading {', '.join(config.data)}" + (f" (languages: {', '.join(config.langs)})" if config.langs else "")
+    )
     reserve = 0 if config.eval_data else config.eval_pairs
     total = None if config.max_pairs is None else config.max_pairs + reserve
     pairs = []
@@ -238,10 +248,12 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         pairs += balanced_sample(stream, max_pairs=share, per_language=config.max_pairs_per_lang, seed=config.seed)
     random.Random(config.seed).shuffle(pairs)
     if not pairs:
-        raise ValueError(f"no training pairs found in {', '.join(config.data)}" + (f" for {config.langs}" if config.langs else ""))
-    _log("cleaning:\n" + _short_summary(stats.summary()))
+        raise ValueError(
+            f"no training pairs found in {', '.join(config.data)}" + (f" for {config.langs}" if config.langs else "")
+        )
+    logger.info("cleaning:\n" + _short_summary(stats.summary()))
     if config.eval_data:
-        dev = list(_take(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
+        dev = list(islice(read_pairs(config.eval_data, langs=config.langs, clean=CleanOptions()), config.eval_pairs))
         train = pairs
     else:
         dev = pairs[:reserve]
@@ -251,7 +263,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
     if not train:
         raise ValueError("every pair went to the dev set: give more data or a smaller --eval-pairs")
     counts = Counter(f"{p.src_lang}-{p.tgt_lang}" for p in train)
-    _log(f"{len(train)} training pairs in {len(counts)} language pairs, {len(dev)} dev pairs")
+    logger.info(f"{len(train)} training pairs in {len(counts)} language pairs, {len(dev)} dev pairs")
 
     cache = TeacherCache(config.cache_dir or default_cache_dir(), teacher)
     rows = cache.rows([p.src for p in train], show_progress=config.show_progress)
@@ -295,16 +307,9 @@ def _short_summary(table: str, rows: int = 12) -> str:
     lines = table.splitlines()
     if len(lines) <= rows + 2:
         return table
-    return "\n".join(lines[: rows + 1] + [f"... ({len(lines) - rows - 2} more language pairs in the model card)", lines[-1]])
-
-
-def _take(iterable, n: int) -> list:
-    out = []
-    for item in iterable:
-        if len(out) >= n:
-            break
-        out.append(item)
-    return out
+    return "\n".join(
+        lines[: rows + 1] + [f"... ({len(lines) - rows - 2} more language pairs in the model card)", lines[-1]]
+    )
 
 
 def _build_student(
@@ -318,12 +323,12 @@ def _build_student(
         from mlembed.vocab import extend_vocabulary
 
         student = load_model(resolve_model_path(config.teacher))
-        _log(f"learning a {config.new_tokens}-subword vocabulary from the non-English side")
+        logger.info(f"learning a {config.new_tokens}-subword vocabulary from the non-English side")
         pairs = [(p.src, p.tgt) for p in train] if config.vocab_init == "translation" else None
         vocab_stats = extend_vocabulary(
             student, (p.tgt for p in train), new_tokens=config.new_tokens, seed=config.seed, pairs=pairs
         )
-        _log(
+        logger.info(
             f"student vocabulary: +{vocab_stats['added']} subwords ({vocab_stats['aligned']} initialised from their "
             f"English translations, {vocab_stats['transferred']} from the teacher's tokenisation, "
             f"{vocab_stats['random']} random; {vocab_stats['alphabet']} of them cover the rest of the scripts seen) = "
@@ -338,18 +343,26 @@ def _build_student(
         from mlembed.distill.head import fit_student_map
 
         picked = random.Random(config.seed).sample(range(len(train)), min(config.map_pairs, len(train)))
-        _log(f"fitting a linear map from the student's space into the teacher's on {len(picked)} pairs")
-        stats = fit_student_map(student, [(train[i].src, train[i].tgt) for i in picked], cached[rows[picked]],
-                                show_progress=config.show_progress)
-        _log(f"mapped start: cosine to the teacher {stats['english_cosine']:.3f} (English), "
-             f"{stats['translation_cosine']:.3f} (translations)")
+        logger.info(f"fitting a linear map from the student's space into the teacher's on {len(picked)} pairs")
+        stats = fit_student_map(
+            student,
+            [(train[i].src, train[i].tgt) for i in picked],
+            cached[rows[picked]],
+            show_progress=config.show_progress,
+        )
+        logger.info(
+            f"mapped start: cosine to the teacher {stats['english_cosine']:.3f} (English), "
+            f"{stats['translation_cosine']:.3f} (translations)"
+        )
         return student, vocab_stats, stats
     elif s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
         import torch
         from sentence_transformers.models import Dense
 
-        student.append(Dense(in_features=s_dim, out_features=t_dim, bias=False, activation_function=torch.nn.Identity()))
-        _log(f"student dimension {s_dim} != teacher {t_dim}: added a trainable Dense projection")
+        student.append(
+            Dense(in_features=s_dim, out_features=t_dim, bias=False, activation_function=torch.nn.Identity())
+        )
+        logger.info(f"student dimension {s_dim} != teacher {t_dim}: added a trainable Dense projection")
     return student, vocab_stats, {}
 
 
@@ -373,7 +386,9 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     components = np.load(work / "pca.npy") if plan["pca"] else None
     cache = TeacherCache(plan["cache_dir"], teacher)
     if cache.fingerprint != plan["teacher_fingerprint"]:
-        raise ValueError(f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}")
+        raise ValueError(
+            f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}"
+        )
     evaluator = dev_evaluator(dev, teacher, components) if dev else None
     budget = TimeBudget(config.max_minutes)
     ckpt_dir = work / "checkpoints"
@@ -400,8 +415,9 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         batch_sampler=LengthGroupedBatchSampler,
     )
     prompt = (student.prompts or {}).get(student.default_prompt_name or "") or None
-    collator = TeacherTargetCollator(preprocess_fn=student.preprocess, targets=cache.vectors(), components=components,
-                                     prompt=prompt)
+    collator = TeacherTargetCollator(
+        preprocess_fn=student.preprocess, targets=cache.vectors(), components=components, prompt=prompt
+    )
     trainer = SentenceTransformerTrainer(
         model=student,
         args=args,
@@ -414,12 +430,12 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     )
     last = _last_checkpoint(ckpt_dir)
     if last:
-        _log(f"continuing from {last.name}")
+        logger.info(f"continuing from {last.name}")
     t0 = time.monotonic()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     train_seconds = time.monotonic() - t0
     if budget.stopped:
-        _log(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps: saving")
+        logger.info(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps: saving")
     dev_scores = run_dev(evaluator, student) if evaluator else {}
     result = DistillResult(
         output=str(Path(config.output)),
@@ -481,7 +497,7 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
     either the previous folder or the new model, never a loadable mix of both. The work folder moves
     into the new OUTPUT (``keep_work``) or goes."""
     from mlembed.distill.card import model_card
-    from mlembed.io import replace_dir
+    from mlembed.files import replace_dir
 
     out = Path(config.output)
     staging = out.parent / f".{out.name}.staging"
@@ -489,7 +505,9 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
         shutil.rmtree(staging)
     student.save(str(staging))
     (staging / "README.md").write_text(model_card(plan, result), encoding="utf-8")
-    (staging / "mlembed.json").write_text(json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False))
+    (staging / "mlembed.json").write_text(
+        json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False)
+    )
     if config.keep_work:
         shutil.move(str(work), str(staging / WORK))
     replace_dir(staging, out)

@@ -8,7 +8,7 @@ Task specs (see ``docs/evaluation.md``):
 * ``mse:SPEC`` -- MSE x100 of student(translation) vs teacher(English) (:mod:`mlembed.evaluation.mse`);
 * ``sts:DIR:PAIRS[:split]`` / ``sts:FILE`` -- STS Spearman x100 (:mod:`mlembed.evaluation.sts`);
 * ``mining:SPEC`` -- bitext mining F1 of gold pairs hidden among distractors, and ``bucc:DIR[:langs[:split]]``
-  for the BUCC 2018 layout (:mod:`mlembed.evaluation.mining`).
+  for the BUCC 2018 layout (:mod:`mlembed.evaluation.mining`, :mod:`mlembed.evaluation.bucc`).
 
 Example:
     >>> from mlembed.evaluation import parse_task, evaluate
@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlembed.evaluation.base import EmbeddingCache, Task, TaskResult
-from mlembed.io import DataError
+from mlembed.files import DataError
 
 __all__ = ["EmbeddingCache", "Task", "TaskResult", "TASK_KINDS", "parse_task", "evaluate", "PEERS"]
 
@@ -65,13 +66,15 @@ def parse_task(
     if kind == "tatoeba":
         from mlembed.evaluation.retrieval import RetrievalTask
 
-        return RetrievalTask(spec, name="tatoeba-cross" if english else "tatoeba", margin=margin, limit=limit,
-                             english=english)
+        return RetrievalTask(
+            spec, name="tatoeba-cross" if english else "tatoeba", margin=margin, limit=limit, english=english
+        )
     if kind == "translation":
         from mlembed.evaluation.retrieval import RetrievalTask
 
-        return RetrievalTask(rest, name="translation-cross" if english else "translation", margin=margin, limit=limit,
-                             english=english)
+        return RetrievalTask(
+            rest, name="translation-cross" if english else "translation", margin=margin, limit=limit, english=english
+        )
     if kind == "mse":
         from mlembed.evaluation.mse import MSETask
 
@@ -88,8 +91,10 @@ def parse_task(
     if kind == "mining":
         from mlembed.evaluation.mining import MiningTask
 
-        return MiningTask(rest, distractors=list(distractors), ratio=distractor_ratio, seed=seed, limit=limit, spec=spec)
-    from mlembed.evaluation.mining import BuccTask
+        return MiningTask(
+            rest, distractors=list(distractors), ratio=distractor_ratio, seed=seed, limit=limit, spec=spec
+        )
+    from mlembed.evaluation.bucc import BuccTask
 
     where, _, tail = rest.partition(":")
     langs, _, split = tail.partition(":")

@@ -6,11 +6,14 @@ A task turns sentences into vectors only through an :class:`EmbeddingCache`, so 
 
 from __future__ import annotations
 
-import sys
+import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Task(Protocol):
     name: str
     spec: str
 
-    def evaluate(self, cache: "EmbeddingCache") -> TaskResult: ...
+    def evaluate(self, cache: EmbeddingCache) -> TaskResult: ...
 
 
 class EmbeddingCache:
@@ -96,8 +99,7 @@ class EmbeddingCache:
 
         new = list(dict.fromkeys(s for s in sentences if s not in self._rows))
         if new:
-            if self.show_progress:
-                print(f"[{self.name}] encoding {len(new):,} sentences", file=sys.stderr, flush=True)
+            logger.info("[%s] encoding %s sentences", self.name, f"{len(new):,}")
             vectors = encode(new, self.model, batch_size=self.batch_size, show_progress=self.show_progress)
             for i, text in enumerate(new):
                 self._rows[text] = self.encoded + i

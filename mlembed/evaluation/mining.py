@@ -1,6 +1,6 @@
 """Bitext mining F1: find gold translation pairs hidden among distractor sentences.
 
-Two tasks share the scoring:
+Scoring shared with :mod:`mlembed.evaluation.bucc` (the BUCC 2018 layout):
 
 * :class:`MiningTask` (``mining:SPEC``): the gold pairs of any parallel data spec (e.g. NTREX) are
   mixed with distractor sentences on both sides -- sentences of the same languages taken from other
@@ -10,10 +10,8 @@ Two tasks share the scoring:
   sentences that occur in any pair with the gold language are dropped, so that a distractor is
   never the known translation of another distractor.  Sentences are deduplicated; a mined pair is
   correct when its two texts are a gold pair.
-* :class:`BuccTask` (``bucc:DIR[:langs[:split]]``): the BUCC 2018 layout (``xx-en.SPLIT.xx`` and
-  ``xx-en.SPLIT.en`` as ``id<TAB>sentence``, ``xx-en.SPLIT.gold`` as ``id_xx<TAB>id_en``).
 
-Mining is :func:`mlembed.mining.mine_embeddings` (ratio margin, k=4, ``max`` retrieval as in LASER's
+Mining is :func:`mlembed.mine.mine_embeddings` (ratio margin, k=4, ``max`` retrieval as in LASER's
 BUCC script).  The score threshold is the one that maximises F1 on a separate split (``training``
 for BUCC; for ``mining:`` half of the gold documents, the other half being reported), and the
 report gives that threshold, precision, recall and F1 x100, plus the oracle F1 of the reported split.
@@ -21,16 +19,12 @@ report gives that threshold, precision, recall and F1 x100, plus the oracle F1 o
 
 from __future__ import annotations
 
-import os
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from mlembed.evaluation.base import EmbeddingCache, TaskResult
-from mlembed.io import DataError, read_lines
 
 MINING_MODE = "max"
 
@@ -45,7 +39,9 @@ class Operating:
     f1: float
 
 
-def _cuts(scores: np.ndarray, correct: np.ndarray, n_gold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _cuts(
+    scores: np.ndarray, correct: np.ndarray, n_gold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Thresholds (each distinct score) with precision, recall, F1 of keeping scores >= it."""
     order = np.argsort(-scores, kind="stable")
     s, c = scores[order], correct[order].astype(np.int64)
@@ -93,7 +89,7 @@ def at_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int, threshold
 
 def mine_candidates(cache: EmbeddingCache, src: list[str], tgt: list[str], mode: str = MINING_MODE):
     """Mine all candidate pairs between two sentence lists with ratio margin (k=4), best first."""
-    from mlembed.mining import mine_embeddings
+    from mlembed.mine import mine_embeddings
 
     return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin="ratio", mode=mode, threshold=None)
 
@@ -127,7 +123,10 @@ def distractor_pool(specs: Sequence[str], src_lang: str, tgt_lang: str = "en") -
     tgt: dict[str, None] = {}
     linked: set[str] = set()
     for p in read_pairs(list(specs)):
-        for text, lang, other_text, other_lang in ((p.src, p.src_lang, p.tgt, p.tgt_lang), (p.tgt, p.tgt_lang, p.src, p.src_lang)):
+        for text, lang, other_text, other_lang in (
+            (p.src, p.src_lang, p.tgt, p.tgt_lang),
+            (p.tgt, p.tgt_lang, p.src, p.src_lang),
+        ):
             if _same_language(lang, src_lang):
                 src.setdefault(text)
                 if _same_language(other_lang, tgt_lang):
@@ -154,8 +153,9 @@ def hashed_sample(texts: Sequence[str], n: int, seed: int, exclude: set[str] = f
     return sorted((t for t in texts if t not in exclude), key=key)[: max(0, n)]
 
 
-def select_distractors(specs: Sequence[str], src_lang: str, tgt_lang: str, n: int, seed: int,
-                       exclude_src: set[str], exclude_tgt: set[str]) -> DistractorPool:
+def select_distractors(
+    specs: Sequence[str], src_lang: str, tgt_lang: str, n: int, seed: int, exclude_src: set[str], exclude_tgt: set[str]
+) -> DistractorPool:
     """Up to ``n`` distractors per side: from the first spec, then the next ones where it runs short."""
     src: list[str] = []
     tgt: list[str] = []
@@ -189,9 +189,23 @@ class MiningTask:
 
     name = "mining"
 
-    def __init__(self, gold_spec: str, distractors: Sequence[str] = (), ratio: float = 10.0, seed: int = 0,
-                 limit: int | None = None, spec: str | None = None, mode: str = MINING_MODE):
-        self.gold_spec, self.distractors, self.ratio, self.seed, self.limit = gold_spec, list(distractors), ratio, seed, limit
+    def __init__(
+        self,
+        gold_spec: str,
+        distractors: Sequence[str] = (),
+        ratio: float = 10.0,
+        seed: int = 0,
+        limit: int | None = None,
+        spec: str | None = None,
+        mode: str = MINING_MODE,
+    ):
+        self.gold_spec, self.distractors, self.ratio, self.seed, self.limit = (
+            gold_spec,
+            list(distractors),
+            ratio,
+            seed,
+            limit,
+        )
         self.spec = spec or f"mining:{gold_spec}"
         self.mode = mode
         self._setups: list[dict] | None = None
@@ -225,7 +239,9 @@ class MiningTask:
             src_lang, tgt_lang = g.src_lang, g.tgt_lang
             dev_gold = self._dev_mask(len(src_gold))
             want = int(round(self.ratio * len(src_gold)))
-            chosen = select_distractors(self.distractors, src_lang, tgt_lang, want, self.seed, set(src_gold), set(tgt_gold))
+            chosen = select_distractors(
+                self.distractors, src_lang, tgt_lang, want, self.seed, set(src_gold), set(tgt_gold)
+            )
             src_d, tgt_d = chosen.src, chosen.tgt
             src_all = list(dict.fromkeys(src_gold + src_d))
             tgt_all = list(dict.fromkeys(tgt_gold + tgt_d))
@@ -233,11 +249,22 @@ class MiningTask:
             tgt_id = {t: i for i, t in enumerate(tgt_all)}
             gold = {(src_id[s], tgt_id[t]) for s, t in zip(src_gold, tgt_gold)}
             src_dev = np.zeros(len(src_all), dtype=bool)
-            src_dev[len(dict.fromkeys(src_gold)):] = rng.random(len(src_all) - len(dict.fromkeys(src_gold))) < 0.5
+            src_dev[len(dict.fromkeys(src_gold)) :] = rng.random(len(src_all) - len(dict.fromkeys(src_gold))) < 0.5
             for s, dev in zip(src_gold, dev_gold):
                 src_dev[src_id[s]] = dev
-            setups.append({"key": g.key, "src": src_all, "tgt": tgt_all, "gold": gold, "src_dev": src_dev,
-                           "distractors": {"src": len(src_all) - len(set(src_gold)), "tgt": len(tgt_all) - len(set(tgt_gold))}})
+            setups.append(
+                {
+                    "key": g.key,
+                    "src": src_all,
+                    "tgt": tgt_all,
+                    "gold": gold,
+                    "src_dev": src_dev,
+                    "distractors": {
+                        "src": len(src_all) - len(set(src_gold)),
+                        "tgt": len(tgt_all) - len(set(tgt_gold)),
+                    },
+                }
+            )
         self._setups = setups
         return setups
 
@@ -245,126 +272,38 @@ class MiningTask:
         scores, meta_lang = {}, {}
         for st in self.setups():
             mined = mine_candidates(cache, st["src"], st["tgt"], self.mode)
-            correct = np.array([(int(i), int(j)) in st["gold"] for i, j in zip(mined.src_idx, mined.tgt_idx)], dtype=bool)
+            correct = np.array(
+                [(int(i), int(j)) in st["gold"] for i, j in zip(mined.src_idx, mined.tgt_idx)], dtype=bool
+            )
             on_dev = st["src_dev"][mined.src_idx]
             gold_dev = sum(1 for i, _ in st["gold"] if st["src_dev"][i])
             gold_test = len(st["gold"]) - gold_dev
             dev = best_threshold(mined.scores[on_dev], correct[on_dev], gold_dev)
             test = at_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test, dev.threshold)
             oracle = best_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test)
-            scores[st["key"]] = {"f1": test.f1, "precision": test.precision, "recall": test.recall,
-                                 "threshold": dev.threshold, "dev_f1": dev.f1, "oracle_f1": oracle.f1}
-            meta_lang[st["key"]] = {"gold_pairs": len(st["gold"]), "gold_dev": gold_dev, "gold_test": gold_test,
-                                    "source_sentences": len(st["src"]), "target_sentences": len(st["tgt"]),
-                                    "distractors": st["distractors"]}
-        meta = {"languages": meta_lang, "distractors": self.distractors, "ratio": self.ratio, "seed": self.seed,
-                "margin": "ratio, k=4", "mode": self.mode,
-                "threshold_note": "threshold maximises F1 on the dev half (by document), F1 reported on the test half"}
+            scores[st["key"]] = {
+                "f1": test.f1,
+                "precision": test.precision,
+                "recall": test.recall,
+                "threshold": dev.threshold,
+                "dev_f1": dev.f1,
+                "oracle_f1": oracle.f1,
+            }
+            meta_lang[st["key"]] = {
+                "gold_pairs": len(st["gold"]),
+                "gold_dev": gold_dev,
+                "gold_test": gold_test,
+                "source_sentences": len(st["src"]),
+                "target_sentences": len(st["tgt"]),
+                "distractors": st["distractors"],
+            }
+        meta = {
+            "languages": meta_lang,
+            "distractors": self.distractors,
+            "ratio": self.ratio,
+            "seed": self.seed,
+            "margin": "ratio, k=4",
+            "mode": self.mode,
+            "threshold_note": "threshold maximises F1 on the dev half (by document), F1 reported on the test half",
+        }
         return TaskResult(self.name, self.spec, "test", "f1", scores, meta)
-
-
-@dataclass
-class BuccSplit:
-    """One BUCC split of one language pair: id -> sentence on both sides and the gold id pairs."""
-
-    src: dict[str, str]
-    tgt: dict[str, str]
-    gold: set[tuple[str, str]]
-
-
-def _read_id_sentences(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line, text in read_lines(path):
-        if not text:
-            continue
-        sid, sep, sentence = text.partition("\t")
-        if not sep or not sid:
-            raise DataError("expected id<TAB>sentence", path, line)
-        out[sid] = sentence
-    return out
-
-
-def read_bucc_split(directory: str | os.PathLike, lang: str, split: str) -> BuccSplit:
-    """Read ``LANG-en.SPLIT.{LANG,en,gold}`` from ``directory`` (or its ``LANG-en/`` subfolder).
-
-    Example:
-        >>> read_bucc_split("bucc2018", "de", "training")  # doctest: +SKIP
-    """
-    base = Path(directory)
-    if (base / f"{lang}-en").is_dir():
-        base = base / f"{lang}-en"
-    stem = base / f"{lang}-en.{split}"
-    paths = {side: Path(f"{stem}.{side}") for side in (lang, "en", "gold")}
-    for side, path in paths.items():
-        if not path.is_file():
-            raise DataError(f"missing BUCC file {path.name} (expected {lang}-en.{split}.{{{lang},en,gold}})", path)
-    src = _read_id_sentences(paths[lang])
-    tgt = _read_id_sentences(paths["en"])
-    gold = set()
-    for line, text in read_lines(paths["gold"]):
-        if not text:
-            continue
-        cols = text.split("\t")
-        if len(cols) != 2:
-            raise DataError("expected id_xx<TAB>id_en", paths["gold"], line)
-        if cols[0] not in src or cols[1] not in tgt:
-            raise DataError(f"gold pair {cols[0]} / {cols[1]} names an id absent from the sentence files", paths["gold"], line)
-        gold.add((cols[0], cols[1]))
-    return BuccSplit(src, tgt, gold)
-
-
-def bucc_languages(directory: str | os.PathLike) -> list[str]:
-    """Languages with BUCC files in ``directory`` (``de``, ``fr``, ``ru``, ``zh`` in BUCC 2018)."""
-    found = {m.group(1) for p in Path(directory).rglob("*-en.*.gold") if (m := re.match(r"([a-z]+)-en\.", p.name))}
-    if not found:
-        raise DataError("no BUCC files (LANG-en.SPLIT.gold) here", directory)
-    return sorted(found)
-
-
-class BuccTask:
-    """BUCC 2018 mining F1: threshold optimised on ``training``, F1 reported on ``split``.
-
-    Duplicate sentences are encoded and mined once; a mined text pair is correct when any of its id
-    combinations is a gold pair, and it counts as one prediction.
-
-    Example:
-        >>> BuccTask("bucc2018", ["de"]).evaluate(cache).scores["de-en"]["f1"]  # doctest: +SKIP
-    """
-
-    name = "bucc"
-
-    def __init__(self, where: str, langs: Sequence[str] = (), split: str = "test", spec: str | None = None,
-                 tune_split: str = "training", mode: str = MINING_MODE):
-        self.where, self.langs, self.split, self.tune_split, self.mode = where, list(langs), split, tune_split, mode
-        self.spec = spec or f"bucc:{where}"
-
-    def _score(self, cache: EmbeddingCache, data: BuccSplit) -> tuple[np.ndarray, np.ndarray, int]:
-        src_texts = list(dict.fromkeys(data.src.values()))
-        tgt_texts = list(dict.fromkeys(data.tgt.values()))
-        src_ids: dict[str, list[str]] = {}
-        tgt_ids: dict[str, list[str]] = {}
-        for sid, s in data.src.items():
-            src_ids.setdefault(s, []).append(sid)
-        for tid, t in data.tgt.items():
-            tgt_ids.setdefault(t, []).append(tid)
-        mined = mine_candidates(cache, src_texts, tgt_texts, self.mode)
-        correct = np.array([
-            any((a, b) in data.gold for a in src_ids[src_texts[i]] for b in tgt_ids[tgt_texts[j]])
-            for i, j in zip(mined.src_idx, mined.tgt_idx)
-        ], dtype=bool)
-        return mined.scores, correct, len(data.gold)
-
-    def evaluate(self, cache: EmbeddingCache) -> TaskResult:
-        scores, meta_lang = {}, {}
-        for lang in self.langs or bucc_languages(self.where):
-            tune = read_bucc_split(self.where, lang, self.tune_split)
-            dev = best_threshold(*self._score(cache, tune))
-            test_data = read_bucc_split(self.where, lang, self.split)
-            s, c, n = self._score(cache, test_data)
-            test = at_threshold(s, c, n, dev.threshold)
-            scores[f"{lang}-en"] = {"f1": test.f1, "precision": test.precision, "recall": test.recall,
-                                    "threshold": dev.threshold, "tune_f1": dev.f1}
-            meta_lang[f"{lang}-en"] = {"gold_pairs": n, "sentences": [len(test_data.src), len(test_data.tgt)]}
-        meta = {"languages": meta_lang, "margin": "ratio, k=4", "mode": self.mode,
-                "threshold_note": f"threshold maximises F1 on {self.tune_split}, F1 reported on {self.split}"}
-        return TaskResult(self.name, self.spec, self.split, "f1", scores, meta)

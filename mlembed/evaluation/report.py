@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlembed.evaluation.base import TaskResult
-from mlembed.io import atomic_open, atomic_path
+from mlembed.files import atomic_open, atomic_path
 
 Results = Sequence[tuple[str, TaskResult]]
 
@@ -33,11 +34,15 @@ def result_entries(results: Results) -> list[dict[str, Any]]:
         base = {"model": model, "task": r.task, "spec": r.spec, "split": r.split, "main_metric": r.main_metric}
         for lang, scores in r.scores.items():
             entries.append({**base, "language": lang, "main_score": scores[r.main_metric], "scores": scores})
-        entries.append({**base, "language": "mean", "main_score": r.main_score, "scores": {r.main_metric: r.main_score}})
+        entries.append(
+            {**base, "language": "mean", "main_score": r.main_score, "scores": {r.main_metric: r.main_score}}
+        )
     return entries
 
 
-def _tables(results: Results) -> dict[str, tuple[str, list[str], dict[str, dict[str, float]], dict[str, float], TaskResult]]:
+def _tables(
+    results: Results,
+) -> dict[str, tuple[str, list[str], dict[str, dict[str, float]], dict[str, float], TaskResult]]:
     """Per task spec: (title, language keys, {model: {lang: score}}, {model: mean}, one result for metadata)."""
     tables: dict[str, Any] = {}
     for model, r in results:
@@ -68,7 +73,7 @@ def markdown(results: Results, command: str | None = None) -> str:
         lines.append("| model | " + " | ".join(langs) + " | mean |")
         lines.append("|---|" + "---:|" * (len(langs) + 1))
         for model, per_lang in rows.items():
-            cells = [f"{per_lang[l]:.1f}" if l in per_lang else "" for l in langs]
+            cells = [f"{per_lang[lang]:.1f}" if lang in per_lang else "" for lang in langs]
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {means[model]:.1f} |")
         extra = {k: v for k, v in r.metadata.items() if k in ("threshold_note", "similarity", "distractors")}
         if extra:
@@ -77,7 +82,14 @@ def markdown(results: Results, command: str | None = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def chart(title: str, langs: list[str], rows: dict[str, dict[str, float]], means: dict[str, float], metric: str, path: str | os.PathLike) -> None:
+def chart(
+    title: str,
+    langs: list[str],
+    rows: dict[str, dict[str, float]],
+    means: dict[str, float],
+    metric: str,
+    path: str | os.PathLike,
+) -> None:
     """One grouped bar chart: languages (and ``mean``) on x, one bar per model, values printed on bars."""
     import matplotlib
 
@@ -135,8 +147,13 @@ def read_results(path: str | os.PathLike) -> list[tuple[str, TaskResult]]:
     return [(model, r) for (model, _), r in results.items()]
 
 
-def write_report(results: Results, output: str | os.PathLike, command: str | None = None, extra: dict | None = None,
-                 charts: bool = True) -> list[Path]:
+def write_report(
+    results: Results,
+    output: str | os.PathLike,
+    command: str | None = None,
+    extra: dict | None = None,
+    charts: bool = True,
+) -> list[Path]:
     """Write ``results.json``, ``results.md`` and (``charts``) one ``TASK.png`` per task under ``output``; return the paths.
 
     Example:
@@ -161,6 +178,13 @@ def write_report(results: Results, output: str | os.PathLike, command: str | Non
         fh.write(markdown(results, command))
     for spec, (title, langs, rows, means, r) in (_tables(results) if charts else {}).items():
         png = output / f"{_slug(spec)}.png"
-        chart(title, langs, rows, means, r.main_metric + (" (lower is better)" if r.metadata.get("lower_is_better") else ""), png)
+        chart(
+            title,
+            langs,
+            rows,
+            means,
+            r.main_metric + (" (lower is better)" if r.metadata.get("lower_is_better") else ""),
+            png,
+        )
         paths.append(png)
     return paths

@@ -5,14 +5,13 @@ y by cosine similarity is y_i; y->x likewise; the task reports both and their me
 exact FAISS inner product on L2-normalised vectors.  A tie for the nearest neighbour goes to the
 lowest index, as ``np.argmax`` does in sentence-transformers' ``TranslationEvaluator``, so the two
 agree exactly; with ``margin`` the neighbour is chosen by the ratio margin of Artetxe & Schwenk
-(2019) computed by :func:`mlembed.mining.mine_embeddings` instead of by raw cosine.
+(2019) computed by :func:`mlembed.mine.mine_embeddings` instead of by raw cosine.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -66,8 +65,10 @@ def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, margin: bool = False) -
     if len(src) != len(tgt) or len(src) == 0:
         raise ValueError(f"need the same positive number of source and target rows, got {len(src)} and {len(tgt)}")
     if src.shape[1] != tgt.shape[1]:
-        raise ValueError(f"the two sides have different dimensions ({src.shape[1]} and {tgt.shape[1]}): cross-model "
-                         "retrieval needs a model distilled into the other model's space")
+        raise ValueError(
+            f"the two sides have different dimensions ({src.shape[1]} and {tgt.shape[1]}): cross-model "
+            "retrieval needs a model distilled into the other model's space"
+        )
     src, tgt = normalize(src), normalize(tgt)
     gold = np.arange(len(src))
     if margin:
@@ -81,7 +82,7 @@ def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, margin: bool = False) -
 
 def _margin_top1(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Best key per query by ratio margin (forward candidates of the shared mining code)."""
-    from mlembed.mining import mine_embeddings
+    from mlembed.mine import mine_embeddings
 
     mined = mine_embeddings(queries, keys, k=4, margin="ratio", mode="forward", threshold=None)
     best = np.full(len(queries), -1, dtype=np.int64)
@@ -142,8 +143,14 @@ class RetrievalTask:
         >>> task.evaluate(EmbeddingCache(load_model("muse"))).scores["deu"]  # doctest: +SKIP
     """
 
-    def __init__(self, spec: str, name: str = "translation", margin: bool = False, limit: int | None = None,
-                 english: EmbeddingCache | None = None):
+    def __init__(
+        self,
+        spec: str,
+        name: str = "translation",
+        margin: bool = False,
+        limit: int | None = None,
+        english: EmbeddingCache | None = None,
+    ):
         self.data_spec, self.name, self.margin, self.limit = spec, name, margin, limit
         self.english = english
         self.spec = spec if name == "tatoeba" else f"{name}:{spec}"
@@ -157,7 +164,9 @@ class RetrievalTask:
             key_fn = _laser_key if self.data_spec.startswith("tatoeba:") else None
             groups = group_pairs(read_pairs(self.data_spec), key_fn)
             if self.limit:
-                groups = [PairGroup(g.key, g.src[: self.limit], g.tgt[: self.limit], g.src_lang, g.tgt_lang) for g in groups]
+                groups = [
+                    PairGroup(g.key, g.src[: self.limit], g.tgt[: self.limit], g.src_lang, g.tgt_lang) for g in groups
+                ]
             self._groups = groups
         return self._groups
 
@@ -169,9 +178,12 @@ class RetrievalTask:
             acc = retrieval_accuracy(cache.encode(g.src), tgt_cache.encode(g.tgt), margin=self.margin)
             scores[g.key] = {"xx2en": acc["src2tgt"], "en2xx": acc["tgt2src"], "accuracy": acc["accuracy"]}
             sizes[g.key] = len(g.src)
-        meta = {"pairs": sizes, "similarity": "ratio margin (k=4)" if self.margin else "cosine",
-                **({"english_side": self.english.name} if self.english is not None else {}),
-                "note": "xx2en: non-English (or first) side queries the other side; accuracy = mean of both"}
+        meta = {
+            "pairs": sizes,
+            "similarity": "ratio margin (k=4)" if self.margin else "cosine",
+            **({"english_side": self.english.name} if self.english is not None else {}),
+            "note": "xx2en: non-English (or first) side queries the other side; accuracy = mean of both",
+        }
         return TaskResult(self.name, self.spec, "test", "accuracy", scores, meta)
 
 

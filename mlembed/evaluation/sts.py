@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mlembed.evaluation.base import EmbeddingCache, TaskResult, normalize
-from mlembed.io import DataError, read_lines
+from mlembed.files import DataError, read_lines
 
 
 @dataclass
@@ -101,12 +101,12 @@ def read_stsb_multi_mt(directory: str | os.PathLike, pair: str, split: str = "te
         return first
     second = read_stsb_csv(directory / f"stsb-{l2}-{split}.csv")
     if len(first) != len(second):
-        raise DataError(
-            f"{len(first)} rows but {second.source} has {len(second)}: files not aligned", first.source
-        )
+        raise DataError(f"{len(first)} rows but {second.source} has {len(second)}: files not aligned", first.source)
     for row, (a, b) in enumerate(zip(first.scores, second.scores), start=1):
         if abs(a - b) > 1e-6:
-            raise DataError(f"gold score {a} differs from {b} in {second.source}: files not aligned", first.source, row)
+            raise DataError(
+                f"gold score {a} differs from {b} in {second.source}: files not aligned", first.source, row
+            )
     return STSPairs(first.sentence1, second.sentence2, first.scores, f"{first.source}+{second.source}")
 
 

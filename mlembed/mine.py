@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows
 from mlembed.data.output import tsv_field
-from mlembed.io import DataError, atomic_open
-from mlembed.knn import Embeddings, Neighbours, knn_both_ways, open_embeddings, read_rows
+from mlembed.files import DataError, atomic_open, file_sha256
+from mlembed.knn import Neighbours, knn_both_ways
 
 MARGINS = ("ratio", "distance", "absolute")
 MODES = ("forward", "backward", "intersect", "max")
@@ -41,7 +42,7 @@ class MinedPairs:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def above(self, threshold: float) -> "MinedPairs":
+    def above(self, threshold: float) -> MinedPairs:
         """The pairs scoring at least ``threshold``."""
         keep = self.scores >= threshold
         return MinedPairs(self.scores[keep], self.src_idx[keep], self.tgt_idx[keep])
@@ -164,8 +165,17 @@ def mine_embeddings(
         (True, 50)
     """
     fwd, bwd = knn_both_ways(
-        src, tgt, k=k, memory_budget=memory_budget, index=index, workdir=workdir, resume=resume,
-        shard_size=shard_size, nprobe=nprobe, train_size=train_size, show_progress=show_progress,
+        src,
+        tgt,
+        k=k,
+        memory_budget=memory_budget,
+        index=index,
+        workdir=workdir,
+        resume=resume,
+        shard_size=shard_size,
+        nprobe=nprobe,
+        train_size=train_size,
+        show_progress=show_progress,
     )
     pairs = select_pairs(fwd, bwd, margin, mode)
     return pairs if threshold is None else pairs.above(threshold)
@@ -198,7 +208,9 @@ def best_threshold(pairs: MinedPairs, gold: set[tuple[int, int]]) -> ThresholdCh
     f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     last = np.r_[pairs.scores[1:] != pairs.scores[:-1], True]  # cut only between distinct scores
     best = int(np.argmax(np.where(last, f1, -1)))
-    return ThresholdChoice(round(float(pairs.scores[best]), 6), float(precision[best]), float(recall[best]), float(f1[best]))
+    return ThresholdChoice(
+        round(float(pairs.scores[best]), 6), float(precision[best]), float(recall[best]), float(f1[best])
+    )
 
 
 def calibrate_threshold(
@@ -222,8 +234,15 @@ def calibrate_threshold(
     return best_threshold(pairs, {(int(i), j) for j, i in enumerate(kept)})
 
 
-def calibrate_from_spec(spec: str, model: Any, k: int = 4, margin: str = "ratio", mode: str = "intersect",
-                        langs: list[str] | None = None, limit: int = 5000) -> ThresholdChoice:
+def calibrate_from_spec(
+    spec: str,
+    model: Any,
+    k: int = 4,
+    margin: str = "ratio",
+    mode: str = "intersect",
+    langs: list[str] | None = None,
+    limit: int = 5000,
+) -> ThresholdChoice:
     """:func:`calibrate_threshold` on up to ``limit`` pairs read with :func:`mlembed.data.read_pairs` (e.g. ``ntrex:DIR:deu``)."""
     from itertools import islice
 
@@ -239,8 +258,14 @@ def calibrate_from_spec(spec: str, model: Any, k: int = 4, margin: str = "ratio"
 
 
 def _embed_unique(
-    text: str | os.PathLike, ids: np.ndarray, n_lines: int, out: Path, model: Any, emb: str | os.PathLike | None,
-    fingerprint: str, show_progress: bool,
+    text: str | os.PathLike,
+    ids: np.ndarray,
+    n_lines: int,
+    out: Path,
+    model: Any,
+    emb: str | os.PathLike | None,
+    fingerprint: str,
+    show_progress: bool,
 ) -> Path:
     """Embeddings of the deduplicated lines ``ids`` of ``text`` in ``out`` (reused when already complete)."""
     from tqdm.auto import tqdm
@@ -248,11 +273,13 @@ def _embed_unique(
     from mlembed.encoding import encode_to_npy
     from mlembed.textstore import LineStore
 
-    from mlembed.index import file_sha256
-
     stamp = out.with_suffix(".json")  # inputs stamped by content: an edited file at the same path is re-encoded
-    want = {"fingerprint": fingerprint, "rows": int(len(ids)), "source_sha256": file_sha256(text),
-            "embeddings_sha256": None if emb is None else file_sha256(emb)}
+    want = {
+        "fingerprint": fingerprint,
+        "rows": int(len(ids)),
+        "source_sha256": file_sha256(text),
+        "embeddings_sha256": None if emb is None else file_sha256(emb),
+    }
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return out
     if emb is not None:
@@ -260,7 +287,9 @@ def _embed_unique(
         if len(given) != n_lines:
             raise DataError(f"{len(given)} embedding rows for {n_lines} lines of {text}", emb)
         with atomic_open(out, "wb") as fh:  # gather the unique rows in chunks
-            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (len(ids), given.shape[1])})
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": "<f4", "fortran_order": False, "shape": (len(ids), given.shape[1])}
+            )
             for start in tqdm(range(0, len(ids), 65536), desc=f"gather {out.name}", disable=not show_progress):
                 part = ids[start : start + 65536]
                 fh.write(read_rows(given, int(part[0]), int(part[-1]) + 1)[part - part[0]].tobytes())
@@ -318,14 +347,14 @@ def mine_files(
     from mlembed.models import fingerprint, load_model
     from mlembed.textstore import LineStore, unique_line_ids
 
-    from mlembed.knn import parse_size
-
     try:  # options are checked before minutes of encoding
         parse_size(memory_budget)
     except ValueError as exc:
         raise ValueError(f"--memory-budget: {exc}") from None
     if margin not in ("ratio", "distance", "absolute") or mode not in ("forward", "backward", "intersect", "max"):
-        raise ValueError(f"margin {margin!r} / mode {mode!r}: expected ratio|distance|absolute / forward|backward|intersect|max")
+        raise ValueError(
+            f"margin {margin!r} / mode {mode!r}: expected ratio|distance|absolute / forward|backward|intersect|max"
+        )
     if k < 1:
         raise ValueError(f"--k {k}: expected a positive neighbourhood size")
     for path in (src, tgt):
@@ -349,18 +378,40 @@ def mine_files(
             raise DataError("no non-empty lines to mine", text)
         sides.append((ids, _embed_unique(text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress)))
     if threshold is None:
-        threshold = calibrate_from_spec(calibrate, model, k, margin, mode).threshold if calibrate else DEFAULT_THRESHOLDS[margin]
+        threshold = (
+            calibrate_from_spec(calibrate, model, k, margin, mode).threshold
+            if calibrate
+            else DEFAULT_THRESHOLDS[margin]
+        )
     pairs = mine_embeddings(
-        sides[0][1], sides[1][1], k=k, margin=margin, mode=mode, threshold=threshold, memory_budget=memory_budget,
-        index=index, workdir=work / "knn", resume=resume, shard_size=shard_size, nprobe=nprobe, show_progress=show_progress,
+        sides[0][1],
+        sides[1][1],
+        k=k,
+        margin=margin,
+        mode=mode,
+        threshold=threshold,
+        memory_budget=memory_budget,
+        index=index,
+        workdir=work / "knn",
+        resume=resume,
+        shard_size=shard_size,
+        nprobe=nprobe,
+        show_progress=show_progress,
     )
     src_store = LineStore.build(src, offsets=work / "src.lines.npy")
     tgt_store = LineStore.build(tgt, offsets=work / "tgt.lines.npy")
     src_ids, tgt_ids = sides[0][0], sides[1][0]
     with atomic_open(output) as fh:
-        for score, i, j in tqdm(zip(pairs.scores.tolist(), pairs.src_idx, pairs.tgt_idx), total=len(pairs),
-                                desc="write", unit="pair", disable=not show_progress):
-            fh.write(f"{score:.6f}\t{tsv_field(src_store[int(src_ids[i])])}\t{tsv_field(tgt_store[int(tgt_ids[j])])}\n")
+        for score, i, j in tqdm(
+            zip(pairs.scores.tolist(), pairs.src_idx, pairs.tgt_idx),
+            total=len(pairs),
+            desc="write",
+            unit="pair",
+            disable=not show_progress,
+        ):
+            fh.write(
+                f"{score:.6f}\t{tsv_field(src_store[int(src_ids[i])])}\t{tsv_field(tgt_store[int(tgt_ids[j])])}\n"
+            )
     src_store.close()
     tgt_store.close()
     shutil.rmtree(work, ignore_errors=True)

@@ -34,11 +34,11 @@ import gettext as stdlib_gettext
 import re
 import struct
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from mlembed.data.base import Pair
-from mlembed.io import DataError, OnBadLine
+from mlembed.files import DataError, OnBadLine
 from mlembed.languages import lang_matches, looks_like_lang, matches_any, normalize_lang
 
 SYSTEM_LOCALE_DIR = "/usr/share/locale"
@@ -179,8 +179,10 @@ def catalog_files(directory: str | Path, langs: Sequence[str] | None = None) -> 
         files = [root]
     elif root.is_dir():
         files = sorted(
-            p for p in root.rglob("*")
-            if p.suffix in (".mo", ".po") and p.is_file()
+            p
+            for p in root.rglob("*")
+            if p.suffix in (".mo", ".po")
+            and p.is_file()
             # other categories (coreutils installs a copy of its catalog as LC_TIME/coreutils.mo) would repeat pairs
             and not (p.parent.name.startswith("LC_") and p.parent.name != "LC_MESSAGES")
         )

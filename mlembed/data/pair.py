@@ -6,11 +6,11 @@ Each file's language comes from a ``@lang`` after its path or else from its last
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from mlembed.data.base import Pair, read_aligned, split_at_suffix, wanted_target
-from mlembed.io import DataError, OnBadLine
+from mlembed.files import DataError, OnBadLine
 from mlembed.languages import looks_like_lang, normalize_lang
 
 

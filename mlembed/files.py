@@ -7,10 +7,12 @@ half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Literal
 
 OnBadLine = Literal["error", "skip"]
 
@@ -55,7 +57,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     removed = []
     prefix = f".{path.name}."
     for item in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        pid = item.name[len(prefix):].split(".", 1)[0]
+        pid = item.name[len(prefix) :].split(".", 1)[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
@@ -196,3 +198,18 @@ def cache_root() -> Path:
         True
     """
     return Path(os.environ.get("MLEMBED_CACHE", Path.home() / ".cache" / "mlembed"))
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, streamed.
+
+    Example:
+        >>> import tempfile; p = tempfile.mktemp(); _ = open(p, "w").write("a")
+        >>> file_sha256(p)[:12]
+        'ca978112ca1b'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while buf := fh.read(block):
+            digest.update(buf)
+    return digest.hexdigest()

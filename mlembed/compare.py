@@ -43,9 +43,7 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(1, width - _display_width(text))
 
 
-def similarity_table(
-    models: dict[str, Any], sentences: dict[str, str] | None = None, control: bool = True
-) -> str:
+def similarity_table(models: dict[str, Any], sentences: dict[str, str] | None = None, control: bool = True) -> str:
     """A text table: one row per language, one column per model, cosine to the English sentence.
 
     Example:
@@ -68,4 +66,3 @@ def similarity_table(
         rows.append(_pad(lang, 8) + _pad(text, width) + "".join(f"{col[i]:14.3f}" for col in columns.values()))
     rows.append("(cosine similarity to the first sentence; en* is an unrelated control)" if control else "")
     return "\n".join(rows).rstrip()
-
