@@ -315,6 +315,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
         timeout=300,
     )
     assert straight.returncode == 0, straight.stderr[-2000:]
+    before = (killed / "model.safetensors").read_bytes()
+    again = subprocess.run(
+        args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "holds a finished run: nothing to resume" in again.stderr
+    assert (killed / "model.safetensors").read_bytes() == before  # --resume on a finished run changes nothing
     resumed = json.loads((killed / "mlembed.json").read_text())["result"]
     plain = json.loads((tmp_path / "straight" / "mlembed.json").read_text())["result"]
     assert resumed["steps"] == plain["steps"] == 8

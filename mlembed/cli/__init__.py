@@ -7,6 +7,7 @@ Each verb module defines ``register(subparsers)``, which adds its parser and set
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import signal
@@ -153,6 +154,8 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or _out_of_resources(exc):
         detail = "" if isinstance(exc, MemoryError) else f" ({str(exc).splitlines()[0][:160]})"
         return f"out of memory or threads{detail}: lower --batch-size / --memory-budget or use an approximate --index"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and exc.filename is None:
+        return "no space left on device: free space where the output (and any --workdir) is written"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
     if isinstance(exc, json.JSONDecodeError):

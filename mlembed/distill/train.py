@@ -109,6 +109,10 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
 
     out = Path(config.output)
     work = out / WORK
+    saved = out / "mlembed.json"
+    if resume and not (work / "plan.json").exists() and saved.is_file():  # the run had finished: keep its model
+        logger.info(f"{out} holds a finished run: nothing to resume")
+        return DistillResult(**json.loads(saved.read_text())["result"])
     t0 = time.monotonic()
     teacher = load_model(config.teacher)
     if config.dim and config.dim > embedding_dim(teacher):
