@@ -191,8 +191,29 @@ class ThresholdChoice:
     f1: float
 
 
+def f1_sweep(
+    scores: np.ndarray, correct: np.ndarray, n_gold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every cut of scored candidates: thresholds (each distinct score, descending) with the precision,
+    recall and F1 (fractions) of keeping the candidates scoring ``>=`` it. The one threshold sweep of
+    mlembed: ``mine --calibrate`` and the ``mining:``/``bucc:`` evaluation tasks both use it.
+
+    Example:
+        >>> t, p, r, f = f1_sweep(np.array([0.9, 0.8, 0.8, 0.6]), np.array([1, 1, 0, 1]), n_gold=4)
+        >>> t.tolist(), p.round(3).tolist(), r.tolist()
+        ([0.9, 0.8, 0.6], [1.0, 0.667, 0.75], [0.25, 0.5, 0.75])
+    """
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    s, c = np.asarray(scores, np.float64)[order], np.asarray(correct, bool)[order].astype(np.int64)
+    tp, n_pred = np.cumsum(c), np.arange(1, len(s) + 1)
+    last = np.r_[s[1:] != s[:-1], True]  # a cut keeps whole groups of equal scores
+    tp, n_pred, s = tp[last], n_pred[last], s[last]
+    f1 = np.where(tp > 0, 2 * tp / (n_pred + max(n_gold, 1)), 0.0)
+    return s, tp / n_pred, tp / max(n_gold, 1), f1
+
+
 def best_threshold(pairs: MinedPairs, gold: set[tuple[int, int]]) -> ThresholdChoice:
-    """Sweep thresholds over the mined scores; return the one maximising F1 against ``gold`` pairs.
+    """The threshold maximising F1 of the mined ``pairs`` against ``gold`` (ties: the highest threshold).
 
     Example:
         >>> p = MinedPairs(np.array([1.3, 1.2, 1.0], "float32"), np.array([0, 1, 2]), np.array([0, 1, 5]))
@@ -201,15 +222,11 @@ def best_threshold(pairs: MinedPairs, gold: set[tuple[int, int]]) -> ThresholdCh
     """
     if not gold or not len(pairs):
         return ThresholdChoice(float("inf"), 0.0, 0.0, 0.0)
-    correct = np.array([(int(i), int(j)) in gold for i, j in zip(pairs.src_idx, pairs.tgt_idx)], dtype=np.float64)
-    tp = np.cumsum(correct)
-    found = np.arange(1, len(correct) + 1)
-    precision, recall = tp / found, tp / len(gold)
-    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    last = np.r_[pairs.scores[1:] != pairs.scores[:-1], True]  # cut only between distinct scores
-    best = int(np.argmax(np.where(last, f1, -1)))
+    correct = np.array([(int(i), int(j)) in gold for i, j in zip(pairs.src_idx, pairs.tgt_idx)])
+    thresholds, precision, recall, f1 = f1_sweep(pairs.scores, correct, len(gold))
+    best = int(np.argmax(f1))
     return ThresholdChoice(
-        round(float(pairs.scores[best]), 6), float(precision[best]), float(recall[best]), float(f1[best])
+        round(float(thresholds[best]), 6), float(precision[best]), float(recall[best]), float(f1[best])
     )
 
 

@@ -39,22 +39,6 @@ class Operating:
     f1: float
 
 
-def _cuts(
-    scores: np.ndarray, correct: np.ndarray, n_gold: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Thresholds (each distinct score) with precision, recall, F1 of keeping scores >= it."""
-    order = np.argsort(-scores, kind="stable")
-    s, c = scores[order], correct[order].astype(np.int64)
-    tp = np.cumsum(c)
-    n_pred = np.arange(1, len(s) + 1)
-    last = np.r_[s[1:] != s[:-1], True]  # a cut keeps whole groups of equal scores
-    tp, n_pred, s = tp[last], n_pred[last], s[last]
-    precision = tp / n_pred
-    recall = tp / max(n_gold, 1)
-    f1 = np.where(tp > 0, 2 * tp / (n_pred + n_gold), 0.0)
-    return s, precision, recall, f1
-
-
 def best_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int) -> Operating:
     """The score threshold maximising F1 (ties: the highest threshold).
 
@@ -66,7 +50,9 @@ def best_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int) -> Oper
     scores, correct = np.asarray(scores, np.float64), np.asarray(correct, bool)
     if len(scores) == 0:
         return Operating(float("inf"), 0.0, 0.0, 0.0)
-    s, p, r, f = _cuts(scores, correct, n_gold)
+    from mlembed.mine import f1_sweep
+
+    s, p, r, f = f1_sweep(scores, correct, n_gold)
     i = int(np.argmax(f))
     return Operating(float(s[i]), float(p[i] * 100), float(r[i] * 100), float(f[i] * 100))
 
