@@ -354,11 +354,7 @@ def _build_student(
             cached[rows[picked]],
             show_progress=config.show_progress,
         )
-        logger.info(
-            f"mapped start: cosine to the teacher {stats['english_cosine']:.3f} (English), "
-            f"{stats['translation_cosine']:.3f} (translations)"
-        )
-        return student, vocab_stats, stats
+        return student, vocab_stats, stats  # distill.head logged the mapped start's cosines
     elif s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
         import torch
         from sentence_transformers.models import Dense
