@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,13 @@ def kill_trials(
     rerun: list[str],
     env: dict | None = None,
     workdirs: tuple[Path, ...] = (),
+    setup: Callable[[], None] | None = None,
+    measure: Callable[[Path], str] | None = None,
 ) -> dict:
-    """``trials`` times: put ``previous`` at ``out``, start ``command``, SIGKILL it after a random delay,
-    check ``out`` holds the previous or the complete new output, then ``rerun`` and compare to ``reference``."""
+    """``trials`` times: put ``previous`` at ``out`` (or call ``setup``), start ``command``, SIGKILL it after a
+    random delay, check ``out`` holds the previous or the complete new output, then ``rerun`` and compare to
+    ``reference``; outputs are compared by ``measure`` (default: :func:`digest`)."""
+    measure = measure or digest
     stats = {
         "trials": trials,
         "killed_mid_run": 0,
@@ -87,13 +92,16 @@ def kill_trials(
     for t in range(trials):
         for w in workdirs:
             shutil.rmtree(w, ignore_errors=True)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        if previous.is_dir():
-            shutil.copytree(previous, out)
+        if setup is not None:
+            setup()
         else:
-            shutil.copy(previous, out)
-        before = digest(out)
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            if previous.is_dir():
+                shutil.copytree(previous, out)
+            else:
+                shutil.copy(previous, out)
+        before = measure(out)
         delay = rng.uniform(0.1, 0.95) * seconds
         proc = subprocess.Popen(MLEMBED + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         time.sleep(delay)
@@ -103,7 +111,7 @@ def kill_trials(
         else:
             stats["finished_before_kill"] += 1
         proc.wait()
-        after = digest(out)
+        after = measure(out)
         if after not in (before, reference):
             stats["partial_outputs"] += 1
             print(f"{name} trial {t}: PARTIAL output after kill at {delay:.1f}s", flush=True)
@@ -114,7 +122,7 @@ def kill_trials(
         if done.returncode != 0:
             stats["rerun_failed"] += 1
             print(f"{name} trial {t}: rerun failed: {done.stderr[-500:]}", flush=True)
-        elif digest(out) == reference:
+        elif measure(out) == reference:
             stats["rerun_identical"] += 1
         else:
             print(f"{name} trial {t}: rerun differs from the uninterrupted run", flush=True)
@@ -456,48 +464,21 @@ def main() -> None:
     reference = weights(w / "ref-student")
     (w / "dist").mkdir()
     target = w / "dist" / "student"
-    stats = {
-        "trials": n_distill,
-        "killed_mid_run": 0,
-        "finished_before_kill": 0,
-        "partial_outputs": 0,
-        "rerun_identical": 0,
-        "rerun_failed": 0,
-        "stray_after_kill": 0,
-        "stray_temporaries": 0,
-        "tracebacks": 0,
-    }
-    for t in range(n_distill):
-        staged(target, w / "previous-student")
-        before = weights(target)
-        proc = subprocess.Popen(
-            MLEMBED + dist + ["--output", str(target), "--resume"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        time.sleep(rng.uniform(0.1, 0.95) * secs)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            stats["killed_mid_run"] += 1
-        else:
-            stats["finished_before_kill"] += 1
-        proc.wait()
-        if weights(target) not in (before, reference):
-            stats["partial_outputs"] += 1
-        stats["stray_after_kill"] += len(stray(target.parent))
-        done = run(dist + ["--output", str(target), "--resume"], env=env)
-        stats["stray_temporaries"] += len(stray(target.parent))
-        stats["tracebacks"] += "Traceback" in done.stderr
-        if done.returncode != 0:
-            stats["rerun_failed"] += 1
-            print(f"distill trial {t}: resume failed: {done.stderr[-500:]}", flush=True)
-        elif weights(target) == reference:
-            stats["rerun_identical"] += 1
-        else:
-            print(f"distill trial {t}: resumed weights differ from the uninterrupted run", flush=True)
-    faults["distill"] = stats
-    print(f"distill: {stats}", flush=True)
+    resume = dist + ["--output", str(target), "--resume"]
+    faults["distill"] = kill_trials(
+        "distill",
+        resume,
+        target,
+        w / "previous-student",
+        reference,
+        secs,
+        n_distill,
+        rng,
+        resume,
+        env,
+        setup=lambda: staged(target, w / "previous-student"),
+        measure=weights,
+    )
 
     fuzzed = fuzz(args.fuzz_examples)
     concurrent = concurrent_distill(w, w / "pairs.eng-deu.tsv")
