@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLEMBED_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
+CACHE = Path(tempfile.gettempdir()) / "mlembed-bench"  # synthetic vectors and encodings reused across runs
 
 
 def require_shared() -> Path:
@@ -46,3 +52,75 @@ def write_results(name: str, data: dict, markdown: str) -> None:
     with atomic_open(RESULTS / f"{name}.md") as fh:
         fh.write(markdown.rstrip() + "\n")
     print(markdown)
+
+
+def load_results(name: str) -> dict:
+    """The earlier ``benchmarks/results/NAME.json``, or ``{}`` (a part rerun keeps the other parts' rows)."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sgemm_gflops(dim: int = 384, n: int = 8192, repeat: int = 5) -> float:
+    """This machine's float32 matrix-product rate (the floor of exact k-NN is ``2 N^2 d`` flops at it)."""
+    a = np.random.default_rng(0).random((n, dim), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, dim), dtype=np.float32)
+    a @ b.T
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b.T
+    return 2 * n * n * dim * repeat / (time.perf_counter() - t) / 1e9
+
+
+def synthetic(
+    n: int,
+    dim: int,
+    cache: Path = CACHE,
+    noise: float = 0.038,
+    spread: float = 0.06,
+    clusters: int = 1000,
+    seed: int = 0,
+) -> tuple[Path, Path, Path]:
+    """``src``, ``tgt`` (.npy, unit rows) and ``gold`` (tgt row t < n/2 pairs src row gold[t]), written in chunks.
+
+    Vectors are clustered (random centre + ``spread`` noise, cosine ~0.65 to the centre) as real
+    embeddings are; a paired target is its source + ``noise`` (cosine ~0.8); other targets are new
+    clustered vectors.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = cache / f"synth2-{n}-src.npy", cache / f"synth2-{n}-tgt.npy", cache / f"synth2-{n}-gold.npy"
+    if all(p.exists() for p in paths):
+        return paths
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def clustered(m: int) -> np.ndarray:
+        return centres[rng.integers(0, clusters, m)] + spread * rng.standard_normal((m, dim), dtype=np.float32)
+
+    src = np.lib.format.open_memmap(paths[0], "w+", np.float32, (n, dim))
+    tgt = np.lib.format.open_memmap(paths[1], "w+", np.float32, (n, dim))
+    step = 65536
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        v = clustered(b - a)
+        src[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    gold = rng.permutation(n)[: n // 2]
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        rows = np.arange(a, b)
+        v = clustered(b - a)
+        paired = rows < n // 2
+        v[paired] = src[gold[rows[paired]]] + noise * rng.standard_normal((int(paired.sum()), dim), dtype=np.float32)
+        tgt[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    src.flush(), tgt.flush()
+    del src, tgt
+    np.save(paths[2], gold)
+    return paths

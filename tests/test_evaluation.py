@@ -312,6 +312,24 @@ def test_mining_task_finds_hidden_pairs(tmp_path):
     assert result.metadata["languages"]["de-en"]["gold_dev"] == 20
 
 
+@pytest.mark.parametrize("margin", ["ratio", "distance", "absolute"])
+def test_mining_task_scores_every_margin_at_both_thresholds(tmp_path, margin):
+    gold = tmp_path / "gold.tsv"
+    gold.write_text("eng\tdeu\n" + "".join(f"en:{i} gold\tde:{i} gold\n" for i in range(30)))
+    dis = tmp_path / "eng-deu.tsv"
+    dis.write_text("eng\tdeu\n" + "".join(f"en:{1000 + i} x\tde:{3000 + i} x\n" for i in range(90)))
+    result = MiningTask(f"tsv:{gold}", [f"tsv:{dis}"], ratio=3.0, margin=margin, mode="intersect").evaluate(
+        EmbeddingCache(MeaningEncoder(), show_progress=False)
+    )
+    s = result.scores["de-en"]
+    assert s["default_f1"] == 100.0 and s["oracle_f1"] == 100.0
+    # the dev half's best threshold is its lowest gold score; with raw cosine a few test pairs fall just below it
+    assert s["f1"] == 100.0 if margin != "absolute" else s["f1"] > 90 and s["precision"] == 100.0
+    assert result.metadata["margin"] == f"{margin}, k=4" and result.metadata["mode"] == "intersect"
+    with pytest.raises(ValueError, match="margin one of"):
+        MiningTask(f"tsv:{gold}", margin="cosine")
+
+
 def test_bucc_reader_and_task(tmp_path):
     d = tmp_path / "de-en"
     d.mkdir()

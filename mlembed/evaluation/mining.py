@@ -11,7 +11,7 @@ Scoring shared with :mod:`mlembed.evaluation.bucc` (the BUCC 2018 layout):
   never the known translation of another distractor.  Sentences are deduplicated; a mined pair is
   correct when its two texts are a gold pair.
 
-Mining is :func:`mlembed.mine.mine_embeddings` (ratio margin, k=4, ``max`` retrieval as in LASER's
+Mining is :func:`mlembed.mine.mine_embeddings` (by default ratio margin, k=4, ``max`` retrieval as in LASER's
 BUCC script).  The score threshold is the one that maximises F1 on a separate split (``training``
 for BUCC; for ``mining:`` half of the gold documents, the other half being reported), and the
 report gives that threshold, precision, recall and F1 x100, plus the oracle F1 of the reported split.
@@ -73,11 +73,13 @@ def at_threshold(scores: np.ndarray, correct: np.ndarray, n_gold: int, threshold
     return Operating(float(threshold), p * 100, r * 100, f * 100)
 
 
-def mine_candidates(cache: EmbeddingCache, src: list[str], tgt: list[str], mode: str = MINING_MODE):
-    """Mine all candidate pairs between two sentence lists with ratio margin (k=4), best first."""
+def mine_candidates(
+    cache: EmbeddingCache, src: list[str], tgt: list[str], mode: str = MINING_MODE, margin: str = "ratio"
+):
+    """Mine all candidate pairs between two sentence lists (k=4, no threshold), best first."""
     from mlembed.mine import mine_embeddings
 
-    return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin="ratio", mode=mode, threshold=None)
+    return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin=margin, mode=mode, threshold=None)
 
 
 def _same_language(tag: str, wanted: str) -> bool:
@@ -164,6 +166,12 @@ class MiningTask:
         ratio: distractors per gold pair on each side (fewer where all the specs together have fewer).
         seed: seed of the sampling.
         limit: at most this many gold pairs per language.
+        mode: which direction's best candidates are kept (:data:`mlembed.mine.MODES`).
+        margin: how a candidate is scored (:data:`mlembed.mine.MARGINS`).
+
+    Besides the F1 at the dev half's threshold, each language reports ``default_f1``: the test
+    half's F1 at :data:`mlembed.mine.DEFAULT_THRESHOLDS` for the margin (what ``mlembed mine`` uses
+    when it is not calibrated), and ``oracle_f1``: the test half's F1 at its own best threshold.
 
     The gold pairs are split in two by NTREX document (for ``ntrex:`` specs) or by position: the
     first half (``dev``) chooses the threshold, the second (``test``) is reported.  Distractor
@@ -184,7 +192,12 @@ class MiningTask:
         limit: int | None = None,
         spec: str | None = None,
         mode: str = MINING_MODE,
+        margin: str = "ratio",
     ):
+        from mlembed.mine import MARGINS, MODES
+
+        if mode not in MODES or margin not in MARGINS:
+            raise ValueError(f"mode must be one of {MODES} and margin one of {MARGINS}, got {mode!r}, {margin!r}")
         self.gold_spec, self.distractors, self.ratio, self.seed, self.limit = (
             gold_spec,
             list(distractors),
@@ -193,8 +206,23 @@ class MiningTask:
             limit,
         )
         self.spec = spec or f"mining:{gold_spec}"
-        self.mode = mode
+        self.mode, self.margin = mode, margin
         self._setups: list[dict] | None = None
+        self._shared: MiningTask | None = None  # a task whose setups this one reuses (scored_by)
+
+    def scored_by(self, margin: str, mode: str) -> MiningTask:
+        """The same sentences, gold pairs and split (built once) mined with another ``margin`` and ``mode``.
+
+        Example:
+            >>> task = MiningTask("tsv:gold.tsv")
+            >>> task.scored_by("distance", "intersect").margin
+            'distance'
+        """
+        other = MiningTask(
+            self.gold_spec, self.distractors, self.ratio, self.seed, self.limit, self.spec, mode=mode, margin=margin
+        )
+        other._shared = self
+        return other
 
     def _dev_mask(self, n: int) -> np.ndarray:
         """True for gold pairs of the threshold (dev) half: by NTREX document where known."""
@@ -213,6 +241,8 @@ class MiningTask:
 
     def setups(self) -> list[dict]:
         """Per language pair: sentences of both sides, gold pairs and the dev/test assignment of sources."""
+        if self._shared is not None:
+            self._setups = self._shared.setups()
         if self._setups is not None:
             return self._setups
         from mlembed.data import read_pairs
@@ -255,9 +285,11 @@ class MiningTask:
         return setups
 
     def evaluate(self, cache: EmbeddingCache) -> TaskResult:
+        from mlembed.mine import DEFAULT_THRESHOLDS
+
         scores, meta_lang = {}, {}
         for st in self.setups():
-            mined = mine_candidates(cache, st["src"], st["tgt"], self.mode)
+            mined = mine_candidates(cache, st["src"], st["tgt"], self.mode, self.margin)
             correct = np.array(
                 [(int(i), int(j)) in st["gold"] for i, j in zip(mined.src_idx, mined.tgt_idx)], dtype=bool
             )
@@ -267,6 +299,7 @@ class MiningTask:
             dev = best_threshold(mined.scores[on_dev], correct[on_dev], gold_dev)
             test = at_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test, dev.threshold)
             oracle = best_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test)
+            default = at_threshold(mined.scores[~on_dev], correct[~on_dev], gold_test, DEFAULT_THRESHOLDS[self.margin])
             scores[st["key"]] = {
                 "f1": test.f1,
                 "precision": test.precision,
@@ -274,6 +307,9 @@ class MiningTask:
                 "threshold": dev.threshold,
                 "dev_f1": dev.f1,
                 "oracle_f1": oracle.f1,
+                "default_f1": default.f1,
+                "default_precision": default.precision,
+                "default_recall": default.recall,
             }
             meta_lang[st["key"]] = {
                 "gold_pairs": len(st["gold"]),
@@ -288,7 +324,7 @@ class MiningTask:
             "distractors": self.distractors,
             "ratio": self.ratio,
             "seed": self.seed,
-            "margin": "ratio, k=4",
+            "margin": f"{self.margin}, k=4",
             "mode": self.mode,
             "threshold_note": "threshold maximises F1 on the dev half (by document), F1 reported on the test half",
         }
