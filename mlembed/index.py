@@ -76,8 +76,12 @@ class SentenceIndex:
         ef_search: int | None = None,
         batch_size: int = 64,
         show_progress: bool = True,
+        lang: str | None = None,
     ) -> SentenceIndex:
         """Index a text file (one sentence a line) into the folder ``output``.
+
+        ``lang`` (a BCP-47 tag such as ``de`` or ``zh-Hans``) records the sentences' language in
+        ``meta.json``; ``mlembed serve`` tags its search results with it.
 
         Sentences are encoded in chunks to a memory-mapped ``embeddings.npy`` in ``output`` (or
         ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used). The folder is
@@ -85,6 +89,12 @@ class SentenceIndex:
         index as it was.
         """
         output = Path(output)
+        if lang is not None:
+            from mlembed.languages import looks_like_lang, normalize_lang
+
+            if not looks_like_lang(lang):
+                raise DataError(f"--lang {lang!r}: expected a language tag such as de, pt-BR or zh-Hans")
+            lang = normalize_lang(lang)
         if output.exists() and not output.is_dir():
             raise DataError("exists and is not a folder: expected an index folder to create or replace", output)
         stage = output.parent / f".{output.name}.staging"  # built whole, then swapped in by renames
@@ -103,6 +113,7 @@ class SentenceIndex:
                 ef_search,
                 batch_size,
                 show_progress,
+                lang,
             )
             replace_dir(stage, output)
         except BaseException:
@@ -114,7 +125,17 @@ class SentenceIndex:
 
     @staticmethod
     def _build_in(
-        stage: Path, sentences_file, model, kind, embeddings, train_size, nprobe, ef_search, batch_size, show_progress
+        stage: Path,
+        sentences_file,
+        model,
+        kind,
+        embeddings,
+        train_size,
+        nprobe,
+        ef_search,
+        batch_size,
+        show_progress,
+        lang,
     ) -> tuple[Any, dict]:
         import faiss
 
@@ -150,6 +171,7 @@ class SentenceIndex:
             "dimension": int(emb.shape[1]),
             "normalized": True,
             "count": int(len(emb)),
+            "lang": lang,
             "factory": factory,
             "nprobe": nprobe,
             "ef_search": ef_search,

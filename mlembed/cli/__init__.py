@@ -16,7 +16,7 @@ import threading
 
 from mlembed import __version__
 
-VERBS = ["compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search"]
+VERBS = ["compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query (saved in the index)")
     b.add_argument("--ef-search", type=int, default=None, help="HNSW efSearch (saved in the index)")
     b.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
+    b.add_argument("--lang", default=None, help="language of the sentences (e.g. de, zh-Hans), saved in meta.json")
     b.set_defaults(func=run)
 
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         nprobe=args.nprobe,
         ef_search=args.ef_search,
         batch_size=args.batch_size,
+        lang=args.lang,
     )
     m = idx.meta
     print(

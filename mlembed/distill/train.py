@@ -295,6 +295,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         "train_pairs": len(train),
         "dev_pairs": len(dev),
         "pairs_per_language": dict(sorted(counts.items())),
+        "languages": sorted({p.src_lang for p in train} | {p.tgt_lang for p in train}),
         "cleaning": stats.summary(),
         "vocab": vocab_stats,
         "student_map": map_stats,

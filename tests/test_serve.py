@@ -1,0 +1,374 @@
+"""``mlembed serve``: the OpenAI embeddings API, search, compare, errors, auth, micro-batching, a real browser."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mlembed.encoding import encode  # noqa: E402
+from mlembed.index import SentenceIndex  # noqa: E402
+from mlembed.models import fingerprint  # noqa: E402
+from mlembed.serve import Limits, create_app  # noqa: E402
+from mlembed.serve.search import IndexSet  # noqa: E402
+
+ENGLISH = ["The cat sleeps.", "Stock markets fell sharply.", "I am hungry.", "Where is the station?"]
+
+
+@pytest.fixture(scope="module")
+def english_index(tmp_path_factory, teacher) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    (folder / "en.txt").write_text("\n".join(ENGLISH) + "\n")
+    SentenceIndex.build(folder / "en.txt", folder / "en", model=teacher, show_progress=False, lang="en")
+    return folder / "en"
+
+
+@pytest.fixture(scope="module")
+def client(teacher, english_index):
+    app = create_app(teacher, "minilm-en", IndexSet.load([str(english_index)], teacher), limits=Limits(max_inputs=8))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def e5_client(tmp_path_factory, e5_folder):
+    """A multilingual model (multilingual-e5-small) serving an English index."""
+    from mlembed.models import load_model
+
+    model = load_model(e5_folder)
+    folder = tmp_path_factory.mktemp("serve-e5")
+    (folder / "en.txt").write_text("\n".join(ENGLISH) + "\n")
+    SentenceIndex.build(folder / "en.txt", folder / "en", model=model, show_progress=False, lang="en")
+    with TestClient(create_app(model, "e5", IndexSet.load([str(folder / "en")], model))) as c:
+        yield c
+
+
+def test_embeddings_are_the_normalised_vectors_of_encode(client, teacher):
+    r = client.post("/v1/embeddings", json={"model": "minilm-en", "input": ["Hallo Welt", "A cat."]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list" and body["model"] == "minilm-en"
+    assert [d["index"] for d in body["data"]] == [0, 1] and body["data"][0]["object"] == "embedding"
+    got = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
+    want = encode(["Hallo Welt", "A cat."], teacher, normalize=True)
+    assert np.min(np.sum(got * want, axis=1)) > 0.999  # same vectors (bf16 autocast on some CPUs)
+    tokens = sum(len(x) for x in teacher.tokenizer(["Hallo Welt", "A cat."])["input_ids"])
+    assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+def test_base64_decodes_to_the_float_vector(client):
+    one = client.post("/v1/embeddings", json={"model": "minilm-en", "input": "Guten Morgen"}).json()
+    b64 = client.post(
+        "/v1/embeddings", json={"model": "minilm-en", "input": "Guten Morgen", "encoding_format": "base64"}
+    ).json()
+    decoded = np.frombuffer(base64.b64decode(b64["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_allclose(decoded, np.array(one["data"][0]["embedding"], dtype=np.float32), atol=1e-6)
+    assert (
+        client.post("/v1/embeddings", json={"model": "minilm-en", "input": "x y", "dimensions": 384}).status_code
+        == 200
+    )
+
+
+def test_models_and_health(client, teacher):
+    card = client.get("/v1/models").json()["data"][0]
+    assert card["id"] == "minilm-en" and card["dimension"] == 384 and card["fingerprint"] == fingerprint(teacher)
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["indexes"] == 1 and health["auth"] is False
+    (idx,) = client.get("/v1/indexes").json()["data"]
+    assert idx["lang"] == "en" and idx["count"] == len(ENGLISH)
+
+
+def test_search_finds_the_translation_with_cosine_and_margin(e5_client):
+    client = e5_client
+    r = client.post("/v1/search", json={"query": ["Die Katze schläft.", "Ich habe Hunger."], "k": 2})
+    assert r.status_code == 200 and r.json()["score"] == "cosine"
+    first, second = r.json()["data"]
+    assert first["hits"][0]["sentence"] == "The cat sleeps." and second["hits"][0]["sentence"] == "I am hungry."
+    assert first["hits"][0]["lang"] == "en" and first["hits"][0]["index"] == "en" and len(first["hits"]) == 2
+    assert first["hits"][0]["score"] == first["hits"][0]["cosine"] and first["hits"][0]["margin"] is None
+    m = client.post("/v1/search", json={"query": "Die Katze schläft.", "k": 4, "margin": True}).json()
+    hits = m["data"][0]["hits"]
+    assert m["score"] == "margin" and hits[0]["sentence"] == "The cat sleeps."
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert hits[0]["margin"] > 1.0 > hits[-1]["margin"]  # the translation stands out of its neighbourhood
+
+
+def test_compare_gives_a_symmetric_similarity_matrix(client):
+    r = client.post(
+        "/v1/compare",
+        json={
+            "sentences": [
+                {"lang": "en", "text": "I am hungry."},
+                {"lang": "de", "text": "Ich habe Hunger."},
+                {"text": "Stocks fell."},
+            ]
+        },
+    )
+    body = r.json()
+    m = np.array(body["matrix"])
+    assert body["labels"] == ["en", "de", "3"] and m.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-3)
+    np.testing.assert_allclose(m, m.T, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "minilm-en", "input": ""}, 400, "input is empty: expected a non-empty string"),
+        ({"model": "minilm-en", "input": ["ok", "  "]}, 400, r"input\[1\] is empty"),
+        ({"model": "minilm-en", "input": []}, 400, "empty list"),
+        ({"model": "minilm-en", "input": 5}, 400, "expected a string or a list of strings, got integer"),
+        ({"model": "minilm-en", "input": [[101, 102]]}, 400, "token arrays are not supported"),
+        ({"model": "minilm-en", "input": ["a"] * 9}, 400, "at most 8 per request"),
+        ({"model": "minilm-en", "input": "x" * 20_001}, 400, "at most 20,000 per string"),
+        ({"input": "x"}, 400, "model: required field missing"),
+        ({"model": "gpt-4", "input": "x"}, 404, "not served here"),
+        ({"model": "minilm-en", "input": "x", "dimensions": 128}, 400, "was not trained to be truncated"),
+        ({"model": "minilm-en", "input": "x", "encoding_format": "hex"}, 400, "encoding_format"),
+        ([1, 2], 400, "expected a JSON object"),
+    ],
+)
+def test_bad_embedding_requests_get_a_4xx_json_error_and_the_server_keeps_serving(client, body, status, message):
+    r = client.post("/v1/embeddings", json=body)
+    assert r.status_code == status
+    error = r.json()["error"]
+    assert pytest.importorskip("re").search(message, error["message"]), error
+    assert set(error) == {"message", "type", "param", "code"}
+    assert client.post("/v1/embeddings", json={"model": "minilm-en", "input": "still up"}).status_code == 200
+
+
+def test_malformed_json_oversized_bodies_and_bad_search_requests(teacher, english_index):
+    app = create_app(
+        teacher, "m", IndexSet.load([f"docs={english_index}"], teacher), limits=Limits(max_body_bytes=2000)
+    )
+    with TestClient(app) as c:
+        r = c.post("/v1/embeddings", content=b'{"model": "m", "input": ', headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+        r = c.post("/v1/embeddings", json={"model": "m", "input": "x" * 5000})
+        assert r.status_code == 413 and "over 2,000 bytes" in r.json()["error"]["message"]
+        chunks = iter([b'{"model": "m", "input": "', b"y" * 3000, b'"}'])  # no Content-Length: counted as it streams
+        r = c.post("/v1/embeddings", content=chunks, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert c.post("/v1/search", json={"query": "x", "k": 101}).json()["error"]["param"] == "k"
+        assert c.post("/v1/search", json={"query": "x", "k": 0}).status_code == 400
+        r = c.post("/v1/search", json={"query": "x", "indexes": ["nope"]})
+        assert r.status_code == 400 and "no index named 'nope'; loaded: docs" in r.json()["error"]["message"]
+        assert c.get("/v1/nothing").status_code == 404 and "error" in c.get("/v1/nothing").json()
+        assert c.post("/v1/compare", json={"sentences": [{"text": "only one"}]}).status_code == 400
+        assert (
+            c.post("/v1/search", json={"query": "Die Katze schläft."}).json()["data"][0]["hits"][0]["index"] == "docs"
+        )
+    with TestClient(create_app(teacher, "m")) as c:
+        r = c.post("/v1/search", json={"query": "x"})
+        assert r.status_code == 400 and "no index is loaded" in r.json()["error"]["message"]
+
+
+def test_api_key_is_required_on_v1_routes_only(teacher):
+    with TestClient(create_app(teacher, "m", api_key="s3cret")) as c:
+        assert c.get("/healthz").json()["auth"] is True and c.get("/").status_code == 200
+        assert c.get("/v1/models").status_code == 401
+        wrong = c.post("/v1/embeddings", json={"model": "m", "input": "x"}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+        ok = c.post("/v1/embeddings", json={"model": "m", "input": "x"}, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+
+
+def test_the_page_is_served_and_needs_no_build(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'id="q"' in r.text and "/v1/search" in r.text and "/v1/compare" in r.text
+
+
+# --- a live server on 127.0.0.1 ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on 127.0.0.1 in a thread; stopped on exit."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def test_the_openai_client_works_unchanged_against_a_live_server(teacher):
+    openai = pytest.importorskip("openai")
+    with LiveServer(create_app(teacher, "minilm-en", api_key="k1")) as live:
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="k1", max_retries=0)
+        out = client.embeddings.create(
+            model="minilm-en", input=["Hallo Welt", "Bonjour le monde"]
+        )  # base64 under the hood
+        got = np.array([d.embedding for d in out.data], dtype=np.float32)
+        floats = client.embeddings.create(model="minilm-en", input="Hallo Welt", encoding_format="float")
+        assert got.shape == (2, 384) and out.usage.prompt_tokens > 0
+        np.testing.assert_allclose(got[0], np.array(floats.data[0].embedding, dtype=np.float32), atol=1e-5)
+        want = encode(["Hallo Welt", "Bonjour le monde"], teacher, normalize=True)
+        assert np.min(np.sum(got * want, axis=1)) > 0.999
+        assert [m.id for m in client.models.list().data] == ["minilm-en"]
+        with pytest.raises(openai.BadRequestError, match="is empty"):
+            client.embeddings.create(model="minilm-en", input="")
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{live.url}/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_concurrent_requests_share_forward_passes(teacher):
+    import httpx
+
+    app = create_app(teacher, "m")
+    sentences = [f"Sentence number {i} about the weather." for i in range(48)]
+
+    async def fire(url: str) -> list[list[float]]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            rs = await asyncio.gather(*(c.post("/v1/embeddings", json={"model": "m", "input": s}) for s in sentences))
+        return [r.json()["data"][0]["embedding"] for r in rs]
+
+    with LiveServer(app) as live:
+        got = np.array(asyncio.run(fire(live.url)), dtype=np.float32)
+        stats = httpx.get(f"{live.url}/healthz").json()["batching"]
+    assert stats["requests"] == 48 and stats["batches"] < 48 and stats["largest_batch"] > 1
+    want = encode(sentences, teacher, normalize=True)
+    assert np.min(np.sum(got * want, axis=1)) > 0.999  # each request got its own rows back
+
+
+def test_a_full_queue_answers_503_and_the_server_recovers(teacher):
+    import httpx
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def __init__(self, model):
+            self.model = model
+            self.tokenizer = model.tokenizer
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def encode(self, sentences, **kw):
+            started.set()
+            release.wait(30)
+            return self.model.encode(sentences, **kw)
+
+    app = create_app(Slow(teacher), "m", limits=Limits(max_queue=2, max_batch=2))
+
+    async def burst(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            first = asyncio.create_task(c.post("/v1/embeddings", json={"model": "m", "input": ["a", "b"]}))
+            while not started.is_set():
+                await asyncio.sleep(0.01)
+            queued = asyncio.create_task(c.post("/v1/embeddings", json={"model": "m", "input": ["c", "d"]}))
+            await asyncio.sleep(0.2)
+            refused = await c.post("/v1/embeddings", json={"model": "m", "input": "e"})
+            release.set()
+            return [(await first).status_code, (await queued).status_code, refused.status_code]
+
+    with LiveServer(app) as live:
+        assert asyncio.run(burst(live.url)) == [200, 200, 503]
+        assert httpx.post(f"{live.url}/v1/embeddings", json={"model": "m", "input": "e"}).status_code == 200
+
+
+def test_serve_cli_refuses_bad_options_in_one_line(capsys):
+    from mlembed.cli import main
+
+    assert main(["serve", "--port", "0"]) == 2
+    assert "--port 0: expected 1 to 65535" in capsys.readouterr().err
+    assert main(["serve", "--max-batch", "0"]) == 2
+    assert "--max-batch 0: expected a positive number" in capsys.readouterr().err
+    assert main(["serve", "--index", "/nonexistent/idx"]) == 2
+    assert "not an mlembed index" in capsys.readouterr().err
+
+
+# --- a real browser -----------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
+def test_a_browser_finds_the_english_translation_of_a_german_sentence(shared_data, e5_folder, tmp_path):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from mlembed.models import load_model
+
+    model = load_model(e5_folder)
+    tatoeba = shared_data / "tatoeba"
+    (tmp_path / "en.txt").write_text("\n".join(_lines(tatoeba / "tatoeba.deu-eng.eng", 300)) + "\n")
+    (tmp_path / "fr.txt").write_text("\n".join(_lines(tatoeba / "tatoeba.fra-eng.fra", 300)) + "\n")
+    for lang in ("en", "fr"):
+        SentenceIndex.build(
+            tmp_path / f"{lang}.txt", tmp_path / f"tatoeba-{lang}", model=model, lang=lang, show_progress=False
+        )
+    german = _lines(tatoeba / "tatoeba.deu-eng.deu", 300)[299]
+    english = _lines(tatoeba / "tatoeba.deu-eng.eng", 300)[299]
+    indexes = IndexSet.load([str(tmp_path / "tatoeba-en"), str(tmp_path / "tatoeba-fr")], model)
+    shot = Path(os.environ.get("MLEMBED_SCREENSHOT_DIR", tmp_path)) / "serve.png"
+    with (
+        LiveServer(create_app(model, "multilingual-e5-small", indexes)) as live,
+        playwright_api.sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 640})
+            page.goto(live.url)
+            page.wait_for_function("document.getElementById('serving').textContent.includes('tatoeba-en')")
+            page.keyboard.type(german)  # the search box has the focus on load
+            page.keyboard.press("Enter")
+            first = page.locator("#hits li").first
+            first.wait_for()
+            assert first.locator(".sentence").inner_text() == english
+            assert first.locator(".lang").inner_text() == "en"
+            assert page.locator("#hits li").count() == 10
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+            page.get_by_role("tab", name="Compare").click()
+            page.get_by_role("button", name="Compare").click()
+            page.locator("#heat td").first.wait_for()
+            assert page.locator("#heat tr").count() == 8  # header + the 7 default sentences
+            page.set_viewport_size({"width": 380, "height": 700})  # a narrow screen: nothing wider than it
+            assert page.evaluate("document.documentElement.scrollWidth") <= 380
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+
+
+def _lines(path: Path, n: int) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        return [next(fh).rstrip("\n") for _ in range(n)]
+
+
+def test_body_limit_error_is_json(teacher):
+    app = create_app(teacher, "m", limits=Limits(max_body_bytes=10))
+    with TestClient(app) as c:
+        r = c.post("/v1/embeddings", content=json.dumps({"model": "m", "input": "long enough"}))
+        assert r.status_code == 413 and r.headers["content-type"] == "application/json"
