@@ -25,6 +25,10 @@ from mlembed.models import embedding_dim, load_model
 Precision = Literal["auto", "fp32", "bf16"]
 
 
+#: padded tokens per CPU forward pass (rows x longest sentence); measured on MiniLM in benchmarks/encode_speed.py
+DEFAULT_TOKEN_BUDGET = 2048
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True when this CPU has AVX512-BF16 or AMX-BF16 (where bf16 autocast is a real speed-up).
@@ -79,6 +83,16 @@ def _model_device(model: Any) -> str:
     return str(getattr(model, "device", "cpu"))
 
 
+def _token_lengths(model: Any, sentences: list[str]) -> list[int] | None:
+    """Tokens per sentence as the model's tokenizer counts them (truncated at its limit); None without one."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or not callable(tokenizer):
+        return None
+    limit = getattr(model, "max_seq_length", None)
+    ids = tokenizer(sentences, truncation=limit is not None, max_length=limit)["input_ids"]
+    return [len(x) for x in ids]
+
+
 def encode(
     sentences: Sequence[str] | str,
     model: Any = "minilm-en",
@@ -88,6 +102,7 @@ def encode(
     dtype: str = "float32",
     precision: Precision = "auto",
     show_progress: bool = False,
+    token_budget: int | None = DEFAULT_TOKEN_BUDGET,
 ) -> np.ndarray:
     """Encode sentences in any language to a ``(n, dim)`` array.
 
@@ -98,6 +113,11 @@ def encode(
         max_seq_length: truncate inputs to this many tokens (default: the model's own limit).
         dtype: ``float32`` or ``float16`` for the returned array.
         precision: ``auto`` (bf16 autocast only on CPUs with native bf16), ``fp32`` or ``bf16``.
+        token_budget: on CPU, sort the sentences by token length and give each forward pass at most this
+            many padded tokens (rows x longest), instead of ``batch_size`` rows: short sentences go many
+            to a pass, long ones few, padding stays small and memory is bounded by the budget
+            (``benchmarks/encode_speed.py``). ``None`` or 0: fixed batches of ``batch_size``, as on GPU
+            and for models without a tokenizer.
 
     Example:
         >>> import mlembed
@@ -114,14 +134,30 @@ def encode(
     device = _model_device(model)
     if not batch:
         return np.zeros((0, embedding_dim(model)), dtype=dtype)
+    lengths = _token_lengths(model, batch) if token_budget and device == "cpu" and len(batch) > 1 else None
     with _autocast(resolve_precision(precision, device), device):
-        out = model.encode(
-            batch,
-            batch_size=batch_size,
-            show_progress_bar=show_progress,
-            normalize_embeddings=normalize,
-            convert_to_numpy=True,
-        )
+        if lengths is None:
+            out = model.encode(
+                batch,
+                batch_size=batch_size,
+                show_progress_bar=show_progress,
+                normalize_embeddings=normalize,
+                convert_to_numpy=True,
+            )
+        else:
+            from tqdm.auto import tqdm
+
+            out = np.empty((len(batch), embedding_dim(model)), dtype=np.float32)
+            with tqdm(total=len(batch), unit="sent", desc="encode", disable=not show_progress) as bar:
+                for rows in token_budget_chunks(lengths, token_budget):
+                    out[rows] = model.encode(
+                        [batch[i] for i in rows],
+                        batch_size=len(rows),
+                        show_progress_bar=False,
+                        normalize_embeddings=normalize,
+                        convert_to_numpy=True,
+                    )
+                    bar.update(len(rows))
     out = np.asarray(out, dtype=np.float32)
     if normalize:  # bf16 and some peers leave tiny norm errors; make cosine == dot exactly
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -148,30 +184,6 @@ def token_budget_chunks(lengths: Sequence[int], budget: int) -> list[np.ndarray]
     return chunks
 
 
-def encode_token_budget(
-    sentences: Sequence[str], model: Any, lengths: Sequence[int], budget: int = 512, normalize: bool = True
-) -> np.ndarray:
-    """:func:`encode` in chunks of :func:`token_budget_chunks` (``lengths``: tokens per sentence); rows in input order.
-
-    For a batch of unrelated sentences (a server's concurrent requests) this is faster than fixed-size
-    batches: measured 361 against 255 sentences/s on groups of 32 Tatoeba sentences (budget 256, MiniLM,
-    2 CPU cores; ``benchmarks/serve.py`` gives the end-to-end effect).
-
-    Example:
-        >>> from mlembed.models import load_model
-        >>> m = load_model("minilm-en")
-        >>> encode_token_budget(["Hi.", "A much longer sentence than that."], m, [3, 9], budget=8).shape
-        (2, 384)
-    """
-    out: np.ndarray | None = None
-    for chunk in token_budget_chunks(lengths, budget):
-        vectors = encode([sentences[i] for i in chunk], model, batch_size=len(chunk), normalize=normalize)
-        if out is None:
-            out = np.empty((len(sentences), vectors.shape[1]), dtype=np.float32)
-        out[chunk] = vectors
-    return out if out is not None else np.zeros((0, embedding_dim(model)), np.float32)
-
-
 def encode_to_npy(
     sentences: Iterable[str],
     output: str | os.PathLike,
@@ -184,8 +196,11 @@ def encode_to_npy(
     dtype: str = "float32",
     precision: Precision = "auto",
     show_progress: bool = True,
+    token_budget: int | None = DEFAULT_TOKEN_BUDGET,
 ) -> Path:
     """Stream sentences into a ``.npy`` file chunk by chunk (memory bounded by ``chunk_size``).
+
+    Each chunk is encoded by :func:`encode` (``batch_size``, ``precision``, ``token_budget`` as there).
 
     With ``count`` (the number of sentences, known for a file input) the ``.npy`` header is written first
     and the rows after it: one pass, no second copy on disk; a different number of sentences is an error.
@@ -219,7 +234,16 @@ def encode_to_npy(
                     }
                     np.lib.format.write_array_header_1_0(fh, header)
                 for chunk in batched(sentences, chunk_size):
-                    emb = encode(chunk, model, batch_size, normalize, max_seq_length, dtype, precision)
+                    emb = encode(
+                        chunk,
+                        model,
+                        batch_size,
+                        normalize,
+                        max_seq_length,
+                        dtype,
+                        precision,
+                        token_budget=token_budget,
+                    )
                     fh.write(np.ascontiguousarray(emb).tobytes())
                     n += len(chunk)
                     bar.update(len(chunk))

@@ -194,3 +194,17 @@ def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teac
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["e.npy"]  # ... the next run removes the dead writer's files
     assert np.load(out / "e.npy").shape == (3000, 384)
+
+
+def test_token_budget_keeps_every_row_in_place_and_the_same_vectors(teacher):
+    from mlembed.encoding import token_budget_chunks
+
+    texts = ["Hi.", "A considerably longer sentence about the weather in Lisbon today.", "Ok", "Der Hund bellt."] * 5
+    budgeted = encode(texts, teacher, precision="fp32", token_budget=40)
+    fixed = encode(texts, teacher, precision="fp32", token_budget=None, batch_size=3)
+    np.testing.assert_allclose(budgeted, fixed, atol=1e-5)  # padding changes nothing but float rounding
+    lengths = [len(x) for x in teacher.tokenizer(texts)["input_ids"]]
+    chunks = token_budget_chunks(lengths, 40)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(len(texts)))
+    assert all(len(c) == 1 or max(lengths[i] for i in c) * len(c) <= 40 for c in chunks)
+    assert len(chunks) < len(texts)  # short sentences share a pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+DEFAULT_TOKEN_BUDGET = 2048  # mlembed.encoding.DEFAULT_TOKEN_BUDGET, without importing numpy for --help
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default="minilm-en", help="alias (minilm-en, e5-small, muse, e5q4), folder or hub id [%(default)s]"
     )
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
+    p.add_argument(
+        "--token-budget",
+        type=int,
+        default=DEFAULT_TOKEN_BUDGET,
+        help="on CPU: padded tokens per forward pass, sentences sorted by length (0: fixed --batch-size) [%(default)s]",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="sentences per forward pass with --token-budget 0 [%(default)s]"
+    )
     p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine = dot product)")
     p.add_argument("--max-seq-length", type=int, default=None, help="truncate to this many tokens")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="[%(default)s]")
@@ -58,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         precision=args.precision,
         show_progress=True,
+        token_budget=args.token_budget or None,
     )
     if args.sidecar:
         write_sidecar(
