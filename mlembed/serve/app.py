@@ -170,10 +170,9 @@ def _token_counter(model: Any) -> Any:
 def _heap_trimmer(every_s: float = 5.0) -> Callable[[], None]:
     """Return freed native memory to the OS at most every ``every_s`` seconds (glibc's ``malloc_trim``).
 
-    Forward passes of changing shapes leave glibc's heap holding freed blocks. In a loop of 1,800 encode
-    calls of 1-32 random sentences, RSS grew by 6 MB per 300 calls while Python's own heap stayed at
-    0.2 MB. Trimming after a pass keeps RSS flat (``benchmarks/serve.py`` reruns a load level to check).
-    Elsewhere than glibc this does nothing.
+    Forward passes of changing shapes leave glibc's heap holding freed blocks (Python's own heap stays
+    flat), so a busy server's RSS creeps up; ``benchmarks/serve.py`` reruns a load level to check that it
+    does not. Elsewhere than glibc this does nothing.
     """
     import ctypes
     import ctypes.util
@@ -193,7 +192,7 @@ def _heap_trimmer(every_s: float = 5.0) -> Callable[[], None]:
     return maybe_trim
 
 
-def model_card(model: Any, name: str) -> dict:
+def served_model_card(model: Any, name: str) -> dict:
     """What ``/v1/models`` says of the served model: id, fingerprint, dimension, languages of its training data."""
     from mlembed.models import model_info
 
@@ -252,7 +251,7 @@ def create_app(
     indexes = indexes or IndexSet({})
     dim = embedding_dim(model)
     count_tokens = _token_counter(model)
-    card = model_card(model, name)
+    card = served_model_card(model, name)
 
     trim = _heap_trimmer()
 
