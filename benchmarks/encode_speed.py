@@ -1,32 +1,32 @@
-"""Encoding speed and quality of each way to run a model, against plain ``SentenceTransformer.encode``.
+"""Encoding speed and quality of each backend, against plain ``SentenceTransformer.encode`` (fp32).
 
 Same run, same sentences, rows timed in alternation (``--repeats`` rounds, best of each), so machine
 noise hits all alike. Rows:
 
 * ``sentence-transformers fp32`` -- ``SentenceTransformer.encode(sentences)`` with its defaults (batch
   32, sorted by length): the reference every ratio and cosine is taken against;
-* ``mlembed`` -- :func:`mlembed.encoding.encode_to_npy`, what ``mlembed encode`` runs: precision
-  ``auto`` and the default token budget (sentences sorted by token length, each forward pass at most
-  2,048 padded tokens);
-* ``mlembed, fixed batches of 64`` -- the same without the token budget (mlembed's earlier default);
-* ``mlembed bf16`` -- bf16 autocast, only where the CPU has native bf16 (emulated, it is ~5x slower);
-* ``onnxruntime fp32`` and ``onnxruntime int8`` (dynamic, per-channel weights) -- the model's whole
-  sentence-transformers forward exported with ``torch.onnx`` and run by ONNX Runtime in the same
-  token-budget chunks: candidate backends, measured here before any is offered.
+* ``mlembed torch`` -- :func:`mlembed.encoding.encode` on sentence-transformers (precision ``auto``:
+  bf16 autocast where the CPU has native bf16, else fp32; sentences sorted by token length, each forward
+  pass at most 2,048 padded tokens);
+* ``mlembed onnx`` / ``onnx-int8`` / ``openvino`` / ``openvino-int8`` (and ``openvino bf16`` where the CPU
+  has native bf16) -- :mod:`mlembed.backends`, the same chunks on ONNX Runtime or OpenVINO;
+* ``auto`` is not a row of its own: the table marks the backend ``auto`` chose on this CPU (its cached
+  probe, run here first when needed), and the JSON keeps the probe's own figures.
 
 Speed on short sentences (Tatoeba test sentences of every language) and long ones (NTREX-128).
 Quality: min and mean cosine to the reference on both sets, Tatoeba accuracy (deu, cmn, fra, rus;
-500 pairs each, both directions) and STS-B en Spearman, as deltas to the reference. Models: the
-teacher (all-MiniLM-L6-v2) and e5-small (multilingual-e5-small, the distilled students' architecture
-and starting point). The CPU's bf16/VNNI/AMX flags are recorded.
+500 pairs each, both directions) and STS-B en Spearman, as deltas to the reference; and the RSS the
+engine added when it was built. Models: the teacher (all-MiniLM-L6-v2) and a student distilled by
+``mlembed distill`` (``--student``; multilingual-e5-small's architecture). The CPU's bf16/VNNI/AMX flags
+are recorded.
 
-    python benchmarks/encode_speed.py
+    python benchmarks/encode_speed.py --student /tmp/mlembed-distill-quality/e5-student
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -34,65 +34,18 @@ from typing import Any
 import numpy as np
 from _common import machine, require_shared, write_results
 
+DEFAULT_STUDENT = Path("/tmp/mlembed-distill-quality/e5-student")  # where distill_quality.py saves its student
+
+
+def rss_mb() -> float:
+    """This process's resident set now, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 TATOEBA_LANGS = "deu,cmn,fra,rus"
-
-
-class OnnxEncoder:
-    """A sentence-transformers model's forward (transformer, pooling, dense, normalisation) run by ONNX Runtime."""
-
-    def __init__(self, st: Any, path: Path, int8: bool = False):
-        import onnxruntime as ort
-        import torch
-
-        self.st, self.tokenizer, self.max_seq_length = st, st.tokenizer, st.max_seq_length
-        self.prompt = (st.prompts or {}).get(st.default_prompt_name or "", "")
-        features = st.tokenize(["a short one", "and a somewhat longer sentence"])
-        self.inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
-
-        class Forward(torch.nn.Module):
-            def __init__(self, model: Any, names: list[str]):
-                super().__init__()
-                self.model, self.names = model, names
-
-            def forward(self, *tensors: Any) -> Any:
-                return self.model(dict(zip(self.names, tensors)))["sentence_embedding"]
-
-        fp32 = path.with_suffix(".fp32.onnx")
-        axes = {k: {0: "batch", 1: "tokens"} for k in self.inputs} | {"embedding": {0: "batch"}}
-        with torch.no_grad():
-            torch.onnx.export(
-                Forward(st, self.inputs).eval(),
-                tuple(features[k] for k in self.inputs),
-                str(fp32),
-                input_names=self.inputs,
-                output_names=["embedding"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
-        model_file = fp32
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            model_file = path.with_suffix(".int8.onnx")
-            quantize_dynamic(str(fp32), str(model_file), weight_type=QuantType.QInt8, per_channel=True)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-
-    def get_embedding_dimension(self) -> int:
-        dim = self.session.get_outputs()[0].shape[-1]
-        return dim if isinstance(dim, int) else int(self.st.get_embedding_dimension())
-
-    def encode(self, sentences: list[str], batch_size: int = 32, normalize_embeddings: bool = False, **_: Any):
-        out = []
-        for i in range(0, len(sentences), batch_size):
-            features = self.st.tokenize([self.prompt + s for s in sentences[i : i + batch_size]])
-            out.append(self.session.run(None, {k: features[k].numpy() for k in self.inputs})[0])
-        vectors = np.concatenate(out).astype(np.float32)
-        if normalize_embeddings:
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors
 
 
 def cpu_flags() -> dict[str, bool]:
@@ -135,34 +88,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=1000, help="per set (short and long) [%(default)s]")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--model", action="append", help="repeatable [minilm-en, e5-small]")
+    parser.add_argument("--model", action="append", help="repeatable [minilm-en and --student]")
+    parser.add_argument(
+        "--student", default=str(DEFAULT_STUDENT), help="a student saved by mlembed distill [%(default)s]"
+    )
     args = parser.parse_args()
     shared = require_shared()
     from sentence_transformers import SentenceTransformer
 
-    from mlembed.encoding import cpu_has_native_bf16, encode, encode_to_npy, resolve_precision
+    from mlembed.backends import choose_backend, load_backend
+    from mlembed.backends.probe import probe_key
+    from mlembed.encoding import cpu_has_native_bf16, encode, resolve_precision
+    from mlembed.files import cache_root
     from mlembed.models import load_model, resolve_model_path
 
+    names = args.model or ["minilm-en"] + ([args.student] if Path(args.student).is_dir() else [])
     sets = read_sets(shared, args.sentences)
-    work = Path(tempfile.mkdtemp())
     results: dict[str, Any] = {}
-    for name in args.model or ["minilm-en", "e5-small"]:
+    for name in names:
         plain = SentenceTransformer(resolve_model_path(name), device="cpu")
         ours = load_model(name)
-        rows: dict[str, Any] = {
-            "sentence-transformers fp32": lambda texts, m=plain: m.encode(texts),
-            "mlembed": lambda texts, m=ours: np.load(
-                encode_to_npy(texts, work / "e.npy", m, show_progress=False, count=len(texts))
-            ),
-            "mlembed, fixed batches of 64": lambda texts, m=ours: encode(texts, m, token_budget=None),
-        }
-        encoders: dict[str, Any] = {"sentence-transformers fp32": plain, "mlembed": ours}
+        chosen = choose_backend(ours)
+        verdict = json.loads((cache_root() / "backends.json").read_text()).get(probe_key(ours), {})
+        encoders: dict[str, Any] = {"sentence-transformers fp32": plain, "mlembed torch": ours}
+        rss_added: dict[str, float] = {}
+        variants = [("onnx", "onnx", "auto"), ("onnx-int8", "onnx-int8", "auto")]
+        variants += [("openvino", "openvino", "fp32"), ("openvino-int8", "openvino-int8", "fp32")]
         if cpu_has_native_bf16():
-            rows["mlembed bf16"] = lambda texts, m=ours: encode(texts, m, precision="bf16")
-        for label, int8 in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
-            onnx = OnnxEncoder(ours, work / f"{name}-{int(int8)}", int8=int8)
-            rows[label] = lambda texts, m=onnx: encode(texts, m, precision="fp32")
-            encoders[label] = onnx
+            variants.append(("openvino bf16", "openvino", "bf16"))
+        for label, backend, precision in variants:
+            before = rss_mb()
+            encoders[f"mlembed {label}"] = load_backend(ours, backend, precision=precision)
+            rss_added[f"mlembed {label}"] = round(rss_mb() - before, 1)
+        rows = {
+            label: (lambda texts, m=enc: m.encode(texts)) if enc is plain else (lambda texts, m=enc: encode(texts, m))
+            for label, enc in encoders.items()
+        }
         for texts in sets.values():  # warm-up
             for run in rows.values():
                 run(texts[:64])
@@ -176,8 +137,8 @@ def main() -> None:
                     times[set_name][label].append(time.perf_counter() - t0)
         ref_quality = quality(plain, shared)
         model_rows = {}
-        for label in rows:
-            row: dict[str, Any] = {}
+        for label, encoder in encoders.items():
+            row: dict[str, Any] = {"auto": label == f"mlembed {chosen}"}
             for set_name, texts in sets.items():
                 best = min(times[set_name][label])
                 ref = vectors[set_name]["sentence-transformers fp32"]
@@ -189,12 +150,20 @@ def main() -> None:
                     "min_cosine": round(float(cos.min()), 5),
                     "mean_cosine": round(float(cos.mean()), 6),
                 }
-            if label in encoders and label != "sentence-transformers fp32":
-                q = quality(encoders[label], shared)
+            if label in rss_added:
+                row["rss_added_mb"] = rss_added[label]
+            if label != "sentence-transformers fp32":
+                q = quality(encoder, shared)
                 row["quality_delta"] = {k: round(v - ref_quality[k], 2) for k, v in q.items()}
             model_rows[label] = row
             print(name, label, row, flush=True)
-        results[name] = {"reference_quality": {k: round(v, 2) for k, v in ref_quality.items()}, "rows": model_rows}
+        results[Path(name).name] = {
+            "source": name,
+            "auto": chosen,
+            "probe": verdict,
+            "reference_quality": {k: round(v, 2) for k, v in ref_quality.items()},
+            "rows": model_rows,
+        }
     data = {
         "benchmark": "encode_speed",
         "sentences_per_set": args.sentences,
@@ -211,13 +180,14 @@ def render(data: dict) -> str:
     m = data["machine"]
     flags = ", ".join(f for f, on in data["cpu_flags"].items() if on) or "none of note"
     lines = [
-        "# Encoding: speed and quality of each way to run a model",
+        "# Encoding: speed and quality of each backend",
         "",
         "Produced by `benchmarks/encode_speed.py` (its docstring gives the method). "
         f"{data['sentences_per_set']:,} sentences per set, best of {data['repeats']} alternating rounds; "
         f"{m['cpu_count']} CPUs, native bf16: {m['native_bf16']} (flags: {flags}); `auto` precision here: "
         f"{data['precision_auto']}. Ratios are to plain `SentenceTransformer.encode` (fp32) in the same run. "
-        "`mlembed` is what `mlembed encode` runs; the onnxruntime rows are candidates, not offered by mlembed.",
+        "**auto** marks the backend `--backend auto` chose on this CPU (its probe: mean cosine >= 0.999 to torch "
+        "fp32 on held-out gettext sentences, the fastest that passes). RSS: what building the engine added.",
         "",
     ]
     for name, res in data["models"].items():
@@ -226,21 +196,25 @@ def render(data: dict) -> str:
         lines += [
             f"## {name}",
             "",
-            "Reference quality (sentence-transformers fp32): " + ", ".join(f"{k} {v}" for k, v in ref.items()),
+            f"`{res['source']}`. Reference quality (sentence-transformers fp32): "
+            + ", ".join(f"{k} {v}" for k, v in ref.items()),
             "",
-            "| encoder | short: sent/s | x | long: sent/s | x | min cos | mean cos | "
+            "| encoder | short: sent/s | x | long: sent/s | x | min cos | mean cos | RSS MB | "
             + " | ".join(f"Δ {k}" for k in keys)
             + " |",
-            "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(keys),
+            "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(keys),
         ]
         for label, row in res["rows"].items():
             s, lg = row["short"], row["long"]
             deltas = row.get("quality_delta")
             cells = [f"{deltas[k]:+.2f}" if deltas else "-" for k in keys]
+            name_cell = f"**{label} (auto)**" if row.get("auto") else label
             lines.append(
-                f"| {label} | {s['sentences_per_s']} | {s['x_reference']} | {lg['sentences_per_s']} | "
+                f"| {name_cell} | {s['sentences_per_s']} | {s['x_reference']} | {lg['sentences_per_s']} | "
                 f"{lg['x_reference']} | {min(s['min_cosine'], lg['min_cosine'])} | "
-                f"{min(s['mean_cosine'], lg['mean_cosine'])} | " + " | ".join(cells) + " |"
+                f"{min(s['mean_cosine'], lg['mean_cosine'])} | {row.get('rss_added_mb', '-')} | "
+                + " | ".join(cells)
+                + " |"
             )
         lines.append("")
     return "\n".join(lines)

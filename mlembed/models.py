@@ -169,7 +169,7 @@ def fingerprint(model_or_path: Any) -> str:
         >>> fingerprint("minilm-en") == fingerprint(teacher_path())
         True
     """
-    if isinstance(model_or_path, (MuseModel, E5Q4Model)):
+    if isinstance(getattr(model_or_path, "fingerprint", None), str):  # peers, and models on another backend
         return model_or_path.fingerprint
     if isinstance(model_or_path, (str, os.PathLike)):
         name = str(model_or_path)
@@ -368,6 +368,7 @@ def model_info(model: Any) -> dict:
         "fingerprint": fingerprint(model),
         "dimension": int(dim) if dim is not None else None,
         "max_seq_length": getattr(model, "max_seq_length", None),
+        "backend": getattr(model, "backend", "torch" if hasattr(model, "preprocess") else None),
     }
 
 

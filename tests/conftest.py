@@ -10,6 +10,9 @@ import pytest
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
+# the CLI's batch verbs default to --backend auto (a probe of ~1 min per model and CPU); tests run torch
+# unless they test a backend by name (tests/test_backends.py)
+os.environ.setdefault("MLEMBED_BACKEND", "torch")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

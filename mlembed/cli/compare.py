@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlembed.cli import add_backend_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sentence, a built-in sentence in en, de, fr, es, ru and zh-Hans is used.",
     )
     p.add_argument("--model", action="append", default=None, help="model (repeatable) [minilm-en]")
+    add_backend_argument(p, "torch")
     p.add_argument(
         "--sentence",
         action="append",
@@ -25,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlembed.backends import load_backend
     from mlembed.compare import DEFAULT_SENTENCES, similarity_table
     from mlembed.files import DataError
     from mlembed.models import load_model
@@ -37,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
             if not sep or not text.strip():
                 raise DataError(f"expected LANG=TEXT, got {item!r}", "--sentence")
             sentences[lang.strip()] = text.strip()
-    models = {name: load_model(name) for name in (args.model or ["minilm-en"])}
+    models = {name: load_backend(load_model(name), args.backend) for name in (args.model or ["minilm-en"])}
     print(similarity_table(models, sentences, control=not args.sentence))
     return 0

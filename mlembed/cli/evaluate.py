@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlembed.cli import add_backend_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="repeatable: alias (minilm-en, e5-small), peer (teacher = minilm-en, muse, e5q4), folder or hub id",
     )
     p.add_argument("--task", action="append", required=True, help="repeatable task spec (see above)")
+    add_backend_argument(p, "torch")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--teacher", default="minilm-en", help="teacher for mse: tasks [%(default)s]")
     p.add_argument("--margin", action="store_true", help="tatoeba/translation: nearest neighbour by ratio margin")
@@ -53,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlembed.backends import load_backend
     from mlembed.evaluation import PEERS, EmbeddingCache, evaluate, parse_task
     from mlembed.evaluation.report import write_report
     from mlembed.models import load_model
@@ -61,13 +65,17 @@ def run(args: argparse.Namespace) -> int:
     teacher = None
     if any(t.startswith("mse:") for t in args.task):
         name = args.teacher
-        teacher = EmbeddingCache(load_model(PEERS.get(name, name)), args.batch_size, True, name)
+        teacher = EmbeddingCache(
+            load_backend(load_model(PEERS.get(name, name)), args.backend), args.batch_size, True, name
+        )
         if name in args.model:
             caches[name] = teacher
     english = None
     if args.english_model:
         name = args.english_model
-        english = caches.get(name) or EmbeddingCache(load_model(PEERS.get(name, name)), args.batch_size, True, name)
+        english = caches.get(name) or EmbeddingCache(
+            load_backend(load_model(PEERS.get(name, name)), args.backend), args.batch_size, True, name
+        )
         if name in args.model:
             caches[name] = english
     tasks = [

@@ -7,6 +7,8 @@ import ipaddress
 import logging
 import os
 
+from mlembed.cli import add_backend_argument
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "requests share forward passes (micro-batching). Binds to 127.0.0.1 unless --host says otherwise.",
     )
     p.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
+    add_backend_argument(p, "torch")
     p.add_argument(
         "--index", action="append", default=[], metavar="[NAME=]DIR", help="index folder to search (repeatable)"
     )
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mlembed.arrays import parse_size
+    from mlembed.backends import load_backend
     from mlembed.files import DataError
     from mlembed.models import load_model
     from mlembed.serve.app import Limits, create_app
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not _is_loopback(args.host) and not args.api_key:
         logger.warning(f"serving on {args.host} with no --api-key: anyone who can reach this address can use it")
-    model = load_model(args.model)
+    model = load_backend(load_model(args.model), args.backend)
     indexes = IndexSet.load(args.index, model) if args.index else None
     app = create_app(model, args.name or args.model, indexes, api_key=args.api_key, limits=limits)
     names = (

@@ -1,0 +1,156 @@
+"""``auto``: the fastest backend whose vectors stay within the quality bound, measured once per model and CPU.
+
+The probe encodes held-out sentences (:func:`mlembed.backends.sentences.probe_sentences`) with each
+candidate, in alternating rounds (machine noise hits all alike), and compares each to the model's own
+torch fp32 vectors. A candidate passes when its mean cosine is at least 0.999 and its worst at least 0.99;
+the fastest that passes wins, if it beats torch by 5% (a closer gap is noise, and torch needs no export).
+The verdict and every candidate's figures are cached in
+``$MLEMBED_CACHE/backends.json`` under the model's fingerprint, the CPU (model name, flags, cores) and the
+engines' versions: a new CPU, model or engine release probes again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlembed.backends.runtime import ExportedModel
+from mlembed.backends.sentences import probe_sentences
+from mlembed.files import atomic_open, cache_root
+
+log = logging.getLogger(__name__)
+
+#: what ``auto`` accepts, as cosine to the same model's torch fp32 vectors
+QUALITY_BOUND = {"mean_cosine": 0.999, "min_cosine": 0.99}
+CANDIDATES = ("torch", "onnx", "openvino", "openvino-int8", "onnx-int8")
+#: another engine must beat torch by this factor to be chosen (closer is within the probe's noise)
+MIN_GAIN = 1.05
+#: bump when the probe's method changes: old verdicts are then measured again
+PROBE_VERSION = 1
+
+
+def choose_backend(model: Any, refresh: bool = False) -> str:
+    """The backend ``auto`` means for this model on this CPU: the cached verdict, else a fresh probe.
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> choose_backend(load_model("minilm-en")) in CANDIDATES  # doctest: +SKIP
+        True
+    """
+    key = probe_key(model)
+    store = cache_root() / "backends.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known and not refresh:
+        return known[key]["chosen"]
+    result = probe(model)
+    log.info("backend auto -> %s (%s)", result["chosen"], result["reason"])
+    try:
+        known = json.loads(store.read_text())  # another process may have added its own verdict meanwhile
+    except (OSError, ValueError):
+        known = {}
+    known[key] = result
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(store) as fh:
+            json.dump(known, fh, indent=1)
+    except OSError:  # a read-only cache only costs a probe next time
+        pass
+    return result["chosen"]
+
+
+def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2) -> dict:
+    """Measure every candidate on the held-out probe sentences; the verdict with each one's figures.
+
+    A candidate whose engine is missing or fails to export is recorded with its error, not chosen.
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> probe(load_model("minilm-en"), ("torch", "onnx"))["rows"]["onnx"]["mean_cosine"] > 0.9999  # doctest: +SKIP
+        True
+    """
+    from mlembed.encoding import encode, resolve_precision
+
+    held_out = probe_sentences()[1]
+    if not held_out:
+        return {"chosen": "torch", "reason": "no probe sentences (no gettext catalogs on this machine)", "rows": {}}
+    reference = encode(held_out, model, normalize=True, precision="fp32")
+    precision = resolve_precision("auto")
+    encoders: dict[str, Any] = {}
+    rows: dict[str, dict] = {}
+    for name in candidates:
+        try:
+            encoders[name] = model if name == "torch" else ExportedModel(model, name, precision)
+            encode(held_out[:32], encoders[name])  # warm-up: first-call allocations and kernel selection
+        except Exception as exc:  # noqa: BLE001 - an engine missing or failing here is a candidate less, not an error
+            log.warning("backend %s unavailable: %s", name, exc)
+            rows[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            encoders.pop(name, None)
+    seconds: dict[str, list[float]] = {name: [] for name in encoders}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(repeats):
+        for name, encoder in encoders.items():
+            start = time.perf_counter()
+            vectors[name] = encode(held_out, encoder, normalize=True)
+            seconds[name].append(time.perf_counter() - start)
+    for name in encoders:
+        cosine = np.sum(reference * vectors[name], axis=1)
+        rows[name] = {
+            "sentences_per_s": round(len(held_out) / min(seconds[name]), 1),
+            "mean_cosine": round(float(cosine.mean()), 6),
+            "min_cosine": round(float(cosine.min()), 6),
+        }
+        rows[name]["passes"] = bool(
+            rows[name]["mean_cosine"] >= QUALITY_BOUND["mean_cosine"]
+            and rows[name]["min_cosine"] >= QUALITY_BOUND["min_cosine"]
+        )
+    speed = {name: rows[name]["sentences_per_s"] for name in encoders}
+    passing = [name for name in encoders if rows[name]["passes"]]
+    chosen = max(passing, key=speed.__getitem__) if passing else "torch"
+    if "torch" in speed and chosen != "torch" and speed[chosen] < MIN_GAIN * speed["torch"]:
+        chosen = "torch"
+    reason = f"fastest within mean cosine >= {QUALITY_BOUND['mean_cosine']} and >= {MIN_GAIN}x torch" + (
+        f": {speed[chosen] / speed['torch']:.2f}x torch" if "torch" in speed and chosen in speed else ""
+    )
+    return {
+        "chosen": chosen,
+        "reason": reason,
+        "precision": precision,
+        "sentences": len(held_out),
+        "rows": rows,
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def probe_key(model: Any) -> str:
+    """Model fingerprint, CPU (model name, relevant flags, cores) and engine versions, joined by ``|``."""
+    import os
+
+    from mlembed.models import fingerprint
+
+    cpu, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu == "unknown":
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    versions = []
+    for package in ("torch", "onnxruntime", "openvino", "nncf"):
+        try:
+            versions.append(f"{package}={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package}=none")
+    parts = [fingerprint(model), cpu, "+".join(f for f in wanted if f in flags), f"{os.cpu_count()} cpus"]
+    return "|".join(parts + versions + [f"probe={PROBE_VERSION}"])

@@ -1,0 +1,129 @@
+"""Backends: the same vectors from ONNX Runtime and OpenVINO as from torch, cached exports, the measured ``auto``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SENTENCES = [
+    "The cat sits on the mat.",
+    "Die Katze sitzt auf der Matte.",
+    "猫がマットの上に座っている。",
+    "Le chat est assis sur le tapis, et il regarde les oiseaux qui passent devant la fenêtre ouverte.",
+    "Кошка сидит на коврике.",
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One mlembed cache for the module: the export is made once and reused by every test here."""
+    folder = tmp_path_factory.mktemp("mlembed-cache")
+    old = os.environ.get("MLEMBED_CACHE")
+    os.environ["MLEMBED_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        del os.environ["MLEMBED_CACHE"]
+    else:
+        os.environ["MLEMBED_CACHE"] = old
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_fp32_backends_give_torch_fp32_vectors(cache, teacher, backend):
+    from mlembed.backends import load_backend
+    from mlembed.encoding import encode
+
+    expected = encode(SENTENCES, teacher, precision="fp32", normalize=True)
+    model = load_backend(teacher, backend, precision="fp32")
+    got = encode(SENTENCES, model, normalize=True)
+    assert model.backend == backend
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    # without the token budget too (fixed batches, padding inside a batch must not change a vector)
+    np.testing.assert_allclose(encode(SENTENCES, model, normalize=True, token_budget=None), expected, atol=2e-5)
+
+
+def test_export_is_made_once_per_model_and_keeps_the_fingerprint(cache, teacher, e5_folder):
+    from mlembed.backends import load_backend
+    from mlembed.backends.export import export_dir
+    from mlembed.models import fingerprint, load_model, model_info
+
+    first = load_backend(teacher, "onnx")
+    onnx_file = export_dir(teacher) / "model.onnx"
+    stamp = onnx_file.stat().st_mtime_ns
+    second = load_backend(teacher, "onnx")
+    assert onnx_file.stat().st_mtime_ns == stamp, "the export was made again"
+    assert fingerprint(first) == fingerprint(second) == fingerprint(teacher)
+    assert model_info(first)["backend"] == "onnx" and model_info(teacher)["backend"] == "torch"
+    # another model (e5-small, with its "query: " prompt) gets its own export and its own vectors
+    e5 = load_model(str(e5_folder))
+    assert export_dir(e5) != export_dir(teacher)
+    expected = e5.encode(SENTENCES[:3], normalize_embeddings=True)
+    np.testing.assert_allclose(
+        load_backend(e5, "onnx").encode(SENTENCES[:3], normalize_embeddings=True), expected, atol=2e-5
+    )
+
+
+def test_auto_rejects_a_backend_outside_the_quality_bound(cache, teacher):
+    """Dynamic int8 is faster but measured at mean cosine ~0.99 on MiniLM: the probe must not pick it."""
+    from mlembed.backends.probe import QUALITY_BOUND, probe
+
+    result = probe(teacher, ("torch", "onnx-int8"), repeats=1)
+    rows = result["rows"]
+    assert rows["torch"]["passes"] and rows["torch"]["mean_cosine"] > 0.99999
+    assert rows["onnx-int8"]["mean_cosine"] < QUALITY_BOUND["mean_cosine"] and not rows["onnx-int8"]["passes"]
+    assert result["chosen"] == "torch"
+
+
+def test_auto_is_probed_once_then_read_from_the_cache(cache, teacher, monkeypatch):
+    from mlembed.backends import load_backend, probe
+
+    calls = []
+    real = probe.probe
+    monkeypatch.setattr(probe, "probe", lambda model: calls.append(1) or real(model, ("torch", "onnx"), repeats=1))
+    first = load_backend(teacher, "auto")
+    second = load_backend(teacher, "auto")
+    assert len(calls) == 1
+    assert getattr(first, "backend", "torch") == getattr(second, "backend", "torch")
+    verdicts = json.loads((cache / "backends.json").read_text())
+    (verdict,) = [v for k, v in verdicts.items() if k.startswith(probe.probe_key(teacher).split("|")[0])]
+    assert verdict["chosen"] in ("torch", "onnx") and verdict["rows"][verdict["chosen"]]["passes"]
+
+
+def test_unknown_backend_is_a_clear_error(teacher):
+    from mlembed.backends import load_backend
+
+    with pytest.raises(ValueError, match="backend must be one of torch, onnx, openvino"):
+        load_backend(teacher, "tensorrt")
+
+
+def test_cli_encode_on_openvino_matches_torch(cache, tmp_path):
+    src = tmp_path / "s.txt"
+    src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    env = {**os.environ, "MLEMBED_CACHE": str(cache)}
+    out = {}
+    for backend in ("torch", "openvino"):
+        out[backend] = tmp_path / f"{backend}.npy"
+        cmd = [sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out[backend]), "--backend", backend]
+        subprocess.run(cmd + ["--precision", "fp32"], check=True, env=env, capture_output=True)
+    np.testing.assert_allclose(np.load(out["openvino"]), np.load(out["torch"]), atol=2e-5)
+
+
+def test_int8_is_calibrated_once_and_stays_close(cache, teacher):
+    """Static int8 (NNCF) on MiniLM: measured mean cosine 0.998 to fp32 -- close, but under auto's bound."""
+    from mlembed.backends import load_backend
+    from mlembed.backends.export import OPENVINO_INT8_FILE, export_dir
+    from mlembed.encoding import encode
+
+    model = load_backend(teacher, "openvino-int8")
+    xml = export_dir(teacher) / OPENVINO_INT8_FILE
+    stamp = xml.stat().st_mtime_ns
+    expected = encode(SENTENCES, teacher, precision="fp32", normalize=True)
+    cosine = (encode(SENTENCES, model, normalize=True) * expected).sum(1)
+    assert cosine.mean() > 0.99 and cosine.min() > 0.95
+    load_backend(teacher, "openvino-int8")
+    assert xml.stat().st_mtime_ns == stamp, "quantized again"
