@@ -86,8 +86,30 @@ def build_faiss_index(
         >>> build_faiss_index(x, "flat").search(x[:1], 1)[1].tolist()
         [[0]]
     """
-    import faiss
     from tqdm.auto import tqdm
+
+    emb = open_embeddings(emb)
+    n = len(emb)
+    index = trained_faiss_index(emb, kind, train_size)
+    bar = tqdm(total=n, unit="vec", desc=desc, disable=not show_progress)
+    for start in range(0, n, chunk_size):
+        index.add(read_rows(emb, start, min(start + chunk_size, n)))
+        bar.update(min(chunk_size, n - start))
+    bar.close()
+    return index
+
+
+def trained_faiss_index(emb: Any, kind: str = "auto", train_size: int | None = None) -> Any:
+    """An empty inner-product FAISS index for ``emb``, its IVF/PQ parts trained on a sample of it.
+
+    The vectors are added by the caller: :func:`build_faiss_index` in one process, or several processes
+    adding row ranges to copies that are merged (:mod:`mlembed.cluster.index`).
+
+    Example:
+        >>> trained_faiss_index(np.eye(4, dtype="float32"), "flat").ntotal
+        0
+    """
+    import faiss
 
     emb = open_embeddings(emb)
     n, dim = emb.shape
@@ -110,11 +132,6 @@ def build_faiss_index(
     if not index.is_trained:
         size = train_size or max(40 * (ivf.nlist if ivf is not None else 256), 10_000)
         index.train(_training_sample(emb, min(size, n)))
-    bar = tqdm(total=n, unit="vec", desc=desc, disable=not show_progress)
-    for start in range(0, n, chunk_size):
-        index.add(read_rows(emb, start, min(start + chunk_size, n)))
-        bar.update(min(chunk_size, n - start))
-    bar.close()
     return index
 
 

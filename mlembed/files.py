@@ -125,12 +125,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield fh
 
 
-def read_lines(path: str | os.PathLike, on_bad_line: OnBadLine = "error") -> Iterator[tuple[int, str]]:
+def read_lines(
+    path: str | os.PathLike,
+    on_bad_line: OnBadLine = "error",
+    start: int = 0,
+    first_line: int = 1,
+    limit: int | None = None,
+) -> Iterator[tuple[int, str]]:
     """Stream ``(line_number, text)`` from a UTF-8 text file, without the trailing newline.
 
     Invalid UTF-8 raises :class:`DataError` naming file and line, or with ``on_bad_line="skip"``
     the line is skipped (its number is still counted, so numbers stay true to the file).
-    ``path`` may be ``"-"`` for standard input.
+    ``path`` may be ``"-"`` for standard input. A shard of a file: ``start`` (byte offset of line
+    ``first_line``) and at most ``limit`` lines.
 
     Example:
         >>> import tempfile, os
@@ -139,11 +146,14 @@ def read_lines(path: str | os.PathLike, on_bad_line: OnBadLine = "error") -> Ite
         >>> list(read_lines(p, on_bad_line="skip"))
         [(1, 'Hallo Welt')]
     """
+    import itertools
     import sys
 
     fh = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
     try:
-        for number, raw in enumerate(fh, start=1):
+        if start:
+            fh.seek(start)
+        for number, raw in enumerate(itertools.islice(fh, limit), start=first_line):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -77,11 +77,16 @@ class SentenceIndex:
         batch_size: int = 64,
         show_progress: bool = True,
         lang: str | None = None,
+        backend: str = "torch",
+        ray: bool | str = False,
     ) -> SentenceIndex:
         """Index a text file (one sentence a line) into the folder ``output``.
 
         ``lang`` (a BCP-47 tag such as ``de`` or ``zh-Hans``) records the sentences' language in
-        ``meta.json``; ``mlembed serve`` tags its search results with it.
+        ``meta.json``; ``mlembed serve`` tags its search results with it. ``backend``: the engine a model
+        given by name runs on (:mod:`mlembed.backends`; queries may use another, the fingerprint is the model's).
+        ``ray`` (``True`` or a cluster address): encode on a Ray actor pool and build the IVF index in parts
+        merged on disk (:mod:`mlembed.cluster`); ``embeddings`` may then be an ``encode --ray`` folder.
 
         Sentences are encoded in chunks to a memory-mapped ``embeddings.npy`` in ``output`` (or
         ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used). The folder is
@@ -114,6 +119,8 @@ class SentenceIndex:
                 batch_size,
                 show_progress,
                 lang,
+                backend,
+                ray,
             )
             replace_dir(stage, output)
         except BaseException:
@@ -136,6 +143,8 @@ class SentenceIndex:
         batch_size,
         show_progress,
         lang,
+        backend,
+        ray,
     ) -> tuple[Any, dict]:
         import faiss
 
@@ -144,11 +153,29 @@ class SentenceIndex:
         from mlembed.textstore import LineStore
 
         store = LineStore.build(sentences_file, stage / SENTENCES)
+        address = ray if isinstance(ray, str) else None
         if isinstance(model, (str, os.PathLike)):
-            model_name, model = str(model), load_model(model)
+            from mlembed.backends import load_backend
+
+            model_name = str(model)
+            if not ray:  # on Ray the workers load it
+                model = load_model(model)
+                if embeddings is None:
+                    model = load_backend(model, backend)
         else:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
-        if embeddings is None:
+        if ray and (embeddings is None or Path(embeddings).is_dir()):
+            from mlembed.cluster.encode import encode_ray, shards_to_npy
+
+            shards = Path(embeddings) if embeddings is not None else stage / "shards"
+            if embeddings is None:
+                encode_ray(
+                    [sentences_file], shards, model_name, backend, address, normalize=True, show_progress=show_progress
+                )
+            embeddings = shards_to_npy(shards, stage / "embeddings.npy")
+            if shards.parent == stage:
+                shutil.rmtree(shards)
+        elif embeddings is None:
             embeddings = stage / "embeddings.npy"
             encode_to_npy(
                 read_sentences(sentences_file),
@@ -163,7 +190,13 @@ class SentenceIndex:
         if len(emb) != len(store):
             raise DataError(f"{len(emb)} embeddings for {len(store)} lines", embeddings)
         factory = factory_string(kind, len(emb), emb.shape[1])
-        index = build_faiss_index(emb, factory, train_size=train_size, show_progress=show_progress)
+        if ray:
+            from mlembed.cluster.index import build_ivf_on_ray
+
+            build_ivf_on_ray(embeddings, stage, factory, FAISS_FILE, train_size, None, address, show_progress)
+            index = faiss.read_index(str(stage / FAISS_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        else:
+            index = build_faiss_index(emb, factory, train_size=train_size, show_progress=show_progress)
         set_search_params(index, nprobe=nprobe, ef_search=ef_search)
         meta = {
             "model": model_name,
@@ -178,11 +211,13 @@ class SentenceIndex:
             "source": str(Path(sentences_file).resolve()),
             "source_sha256": file_sha256(sentences_file),
             "sentences_sha256": file_sha256(stage / SENTENCES),  # the stored copy, checked by load()
+            "ondisk": bool(ray),  # inverted lists in lists.ivfdata beside index.faiss, memory-mapped
         }
-        faiss.write_index(index, str(stage / FAISS_FILE))
+        if not ray:
+            faiss.write_index(index, str(stage / FAISS_FILE))
         with atomic_open(stage / META) as fh:
             json.dump(meta, fh, indent=2)
-        return index, {**meta, "_model": model}
+        return index, {**meta, "_model": None if isinstance(model, (str, os.PathLike)) else model}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, model: Any = None, mmap: bool = False) -> SentenceIndex:
@@ -217,6 +252,8 @@ class SentenceIndex:
                 )
             loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        if meta.get("ondisk"):  # built by --ray: its lists file is found beside index.faiss wherever it moved
+            flags = faiss.IO_FLAG_ONDISK_SAME_DIR
         index = faiss.read_index(str(folder / FAISS_FILE), flags)
         from mlembed.textstore import LineStore
 

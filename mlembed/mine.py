@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def mine_embeddings(
     shard_size: int | None = None,
     nprobe: int | None = None,
     train_size: int | None = None,
+    ray: bool | str = False,
 ) -> MinedPairs:
     """Mine parallel pairs between two sets of L2-normalised embeddings.
 
@@ -155,6 +157,9 @@ def mine_embeddings(
         index: ``flat`` (exact) or an approximate FAISS index (``ivf``, ``ivfsq``, ``hnsw``, factory string).
         workdir, resume: per-shard checkpoints, and continuing a killed run from them.
         shard_size, nprobe, train_size: see :func:`mlembed.knn.knn_both_ways`.
+        ray: run the query shards as tasks on a Ray cluster (``True``: ``$RAY_ADDRESS`` or a local one; a
+            string: that address); ``src`` and ``tgt`` are then ``.npy`` paths and ``workdir`` is needed
+            (:func:`mlembed.cluster.knn.knn_both_ways_ray`). Same pairs as without.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -164,6 +169,27 @@ def mine_embeddings(
         >>> bool(np.all(pairs.tgt_idx == 49 - pairs.src_idx)), len(pairs)
         (True, 50)
     """
+    if ray:
+        from mlembed.cluster.knn import knn_both_ways_ray
+
+        if workdir is None or not isinstance(src, (str, os.PathLike)) or not isinstance(tgt, (str, os.PathLike)):
+            raise ValueError("mining on Ray needs src and tgt as .npy paths and a workdir that its workers can read")
+        fwd, bwd = knn_both_ways_ray(
+            src,
+            tgt,
+            workdir,
+            k=k,
+            memory_budget=memory_budget,
+            index=index,
+            resume=resume,
+            shard_size=shard_size,
+            nprobe=nprobe,
+            train_size=train_size,
+            address=ray if isinstance(ray, str) else None,
+            show_progress=show_progress,
+        )
+        pairs = select_pairs(fwd, bwd, margin, mode)
+        return pairs if threshold is None else pairs.above(threshold)
     fwd, bwd = knn_both_ways(
         src,
         tgt,
@@ -319,6 +345,43 @@ def _embed_unique(
     return out
 
 
+def _encode_unique_on_ray(
+    text: str | os.PathLike,
+    ids: np.ndarray,
+    folder: Path,
+    model: Any,
+    backend: str,
+    ray: bool | str,
+    show_progress: bool,
+) -> Path:
+    """The distinct lines ``ids`` of ``text`` encoded by a Ray actor pool into ``FOLDER.npy`` (one row per id)."""
+    from mlembed.cluster.encode import encode_ray, shards_to_npy
+    from mlembed.textstore import LineStore
+
+    lines, stamp = folder.with_suffix(".unique.txt"), folder.with_suffix(".unique.json")
+    source = {"source_sha256": file_sha256(text), "rows": int(len(ids))}
+    if not (lines.exists() and stamp.exists() and json.loads(stamp.read_text()) == source):
+        shutil.rmtree(folder, ignore_errors=True)  # shards of an older version of the file
+        store = LineStore.build(text, offsets=folder.with_suffix(".offsets.npy"))
+        with atomic_open(lines) as fh:
+            for i in ids:
+                fh.write(store[int(i)] + "\n")
+        store.close()
+        with atomic_open(stamp) as fh:
+            json.dump(source, fh)
+    name = getattr(model, "mlembed_source", None) or model
+    encode_ray(
+        [lines],
+        folder,
+        str(name),
+        backend=backend,
+        address=ray if isinstance(ray, str) else None,
+        normalize=True,
+        show_progress=show_progress,
+    )
+    return shards_to_npy(folder, folder.with_suffix(".npy"))
+
+
 def mine_files(
     src: str | os.PathLike,
     tgt: str | os.PathLike,
@@ -338,12 +401,16 @@ def mine_files(
     shard_size: int | None = None,
     nprobe: int | None = None,
     show_progress: bool = True,
+    backend: str = "torch",
+    ray: bool | str = False,
 ) -> tuple[int, float]:
     """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
 
     Duplicate (and empty) lines are dropped on each side first; sentences are encoded in streamed
     chunks to memmaps in ``workdir`` (default ``OUTPUT.work``, kept for ``resume`` until success),
     or taken from ``src_embeddings``/``tgt_embeddings`` (``.npy`` rows aligned with the lines).
+    ``backend``: the engine a model given by name runs on (see :mod:`mlembed.backends`). ``ray``: encode
+    and search on a Ray cluster (``True`` or an address; see :func:`mine_embeddings`), same pairs.
     The threshold is ``threshold`` if given, else calibrated on ``calibrate`` (a
     :func:`mlembed.data.read_pairs` spec), else :data:`DEFAULT_THRESHOLDS` for the margin.
 
@@ -357,8 +424,6 @@ def mine_files(
         >>> mine_files(s, t, os.path.join(d, "out.tsv"), threshold=1.0, show_progress=False)
         (2, 1.0)
     """
-    import shutil
-
     from tqdm.auto import tqdm
 
     from mlembed.models import fingerprint, load_model
@@ -385,7 +450,12 @@ def mine_files(
     need_model = (src_embeddings is None or tgt_embeddings is None) or (threshold is None and calibrate)
     if isinstance(model, (str, os.PathLike)):
         fp = fingerprint(model)
-        model = load_model(model) if need_model else None
+        if need_model:
+            from mlembed.backends import load_backend
+
+            model = load_backend(load_model(model), backend)
+        else:
+            model = None
     else:
         fp = fingerprint(model)
     sides = []
@@ -393,7 +463,10 @@ def mine_files(
         ids, n_lines = unique_line_ids(text)
         if not len(ids):
             raise DataError("no non-empty lines to mine", text)
-        sides.append((ids, _embed_unique(text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress)))
+        if ray and emb is None:
+            sides.append((ids, _encode_unique_on_ray(text, ids, work / name, model, backend, ray, show_progress)))
+        else:
+            sides.append((ids, _embed_unique(text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress)))
     if threshold is None:
         threshold = (
             calibrate_from_spec(calibrate, model, k, margin, mode).threshold
@@ -414,6 +487,7 @@ def mine_files(
         shard_size=shard_size,
         nprobe=nprobe,
         show_progress=show_progress,
+        ray=ray,
     )
     src_store = LineStore.build(src, offsets=work / "src.lines.npy")
     tgt_store = LineStore.build(tgt, offsets=work / "tgt.lines.npy")

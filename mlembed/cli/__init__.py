@@ -19,6 +19,35 @@ from mlembed import __version__
 VERBS = ["compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search", "serve"]
 
 
+BACKENDS = ["torch", "onnx", "openvino", "openvino-int8", "onnx-int8", "auto"]  # mlembed.backends.BACKENDS
+
+
+def add_backend_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--backend``, defaulting to ``$MLEMBED_BACKEND`` when set (tests pin ``torch``), else ``default``."""
+    import os
+
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("MLEMBED_BACKEND", default),
+        help="inference engine; auto: the fastest that keeps mean cosine >= 0.999 to torch fp32 on this CPU, "
+        "measured once per model and cached (docs/backends.md) [%(default)s]",
+    )
+
+
+def add_ray_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--ray [ADDRESS]``: run on a Ray cluster (no address: ``$RAY_ADDRESS``, else a local one)."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ADDRESS",
+        help=f"{what} on a Ray cluster: ADDRESS (ray://host:10001 or host:6379), else $RAY_ADDRESS, else a new "
+        "local cluster on this machine's CPUs (docs/scale.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all verbs registered)."""
     parser = argparse.ArgumentParser(

@@ -154,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     result = distill(config, resume=args.resume)
+    from mlembed.distill.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     print(
         f"\nsaved {result.output}: {result.steps} steps in {result.train_seconds:.0f} s "
         f"(+{result.prep_seconds:.0f} s preparation), {sum(result.pairs_per_language.values()):,} pairs in "

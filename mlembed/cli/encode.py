@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlembed.cli import add_backend_argument, add_ray_argument
+
 DEFAULT_TOKEN_BUDGET = 2048  # mlembed.encoding.DEFAULT_TOKEN_BUDGET, without importing numpy for --help
 
 
@@ -15,11 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".npy matrix (rows in input order), written atomically; streamed in chunks so inputs larger than "
         "RAM work.",
     )
-    p.add_argument("input", nargs="?", default="-", help="text file, one sentence a line (default: stdin)")
-    p.add_argument("-o", "--output", required=True, help="output .npy path")
+    p.add_argument(
+        "input",
+        nargs="*",
+        default=["-"],
+        help="text file, one sentence a line (default: stdin); with --ray: files or globs",
+    )
+    p.add_argument("-o", "--output", required=True, help="output .npy path (with --ray: a folder of shards)")
     p.add_argument(
         "--model", default="minilm-en", help="alias (minilm-en, e5-small, muse, e5q4), folder or hub id [%(default)s]"
     )
+    add_backend_argument(p, "auto")
     p.add_argument(
         "--token-budget",
         type=int,
@@ -41,18 +49,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sidecar", default=None, help="also write a .jsonl with {id, text} per row")
     p.add_argument("--on-bad-line", choices=["error", "skip"], default="error", help="invalid UTF-8 lines")
     p.add_argument("--chunk-size", type=int, default=8192, help="sentences encoded per streamed chunk")
+    add_ray_argument(p, "encode")
+    p.add_argument("--actors", type=int, default=None, help="--ray: encoders at once [one per cluster CPU]")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=50_000,
+        help="--ray: lines per .npy shard, the unit of retry and resume [%(default)s]",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from mlembed.backends import load_backend
     from mlembed.encoding import encode_to_npy, read_sentences, write_sidecar
+    from mlembed.files import DataError
     from mlembed.models import load_model
 
+    if args.ray:
+        return _run_on_ray(args)
+    if len(args.input) > 1:
+        raise DataError(f"{len(args.input)} inputs: without --ray, encode takes one file (or stdin)")
+    args.input = args.input[0]
     # a file is counted first (bad lines found before the model loads; the .npy is then written in one pass)
     count = None if args.input == "-" else sum(1 for _ in read_sentences(args.input, args.on_bad_line))
-    model = load_model(args.model)
+    model = load_backend(load_model(args.model), args.backend)
     sentences = read_sentences(args.input, args.on_bad_line)
     if args.sidecar and args.input == "-":  # stdin can be read only once: keep the lines for the sidecar
         sentences = list(sentences)
@@ -77,5 +100,34 @@ def run(args: argparse.Namespace) -> int:
     emb = np.load(out, mmap_mode="r")
     print(
         f"wrote {out}: {emb.shape[0]} x {emb.shape[1]} {emb.dtype}" + (f" (+ {args.sidecar})" if args.sidecar else "")
+    )
+    return 0
+
+
+def _run_on_ray(args: argparse.Namespace) -> int:
+    from mlembed.cluster.encode import encode_ray
+    from mlembed.data.base import expand_paths
+    from mlembed.files import DataError
+
+    if args.input == ["-"] or args.sidecar:
+        raise DataError("--ray encodes files (not stdin) into a folder of shards, without --sidecar")
+    files = [f for pattern in args.input for f in expand_paths(pattern, ".txt")]
+    manifest = encode_ray(
+        files,
+        args.output,
+        args.model,
+        backend=args.backend,
+        address=args.ray if isinstance(args.ray, str) else None,
+        actors=args.actors,
+        shard_size=args.shard_size,
+        normalize=args.normalize,
+        dtype=args.dtype,
+        precision=args.precision,
+        token_budget=args.token_budget or None,
+        on_bad_line=args.on_bad_line,
+    )
+    print(
+        f"wrote {args.output}: {manifest['count']} x {manifest['dimension']} {args.dtype} in "
+        f"{len(manifest['shards'])} shards (manifest.json) on backend {manifest['backend']}"
     )
     return 0

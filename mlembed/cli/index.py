@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlembed.cli import add_backend_argument, add_ray_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="build FAISS indexes of sentences", description="Manage sentence indexes.")
@@ -15,16 +17,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "index in folder OUTPUT with the sentences and a meta.json (model fingerprint, dimension, count, source hash).",
     )
     b.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
+    add_backend_argument(b, "auto")
     b.add_argument("--input", required=True, help="text file, one sentence a line")
     b.add_argument("--output", "-o", required=True, help="index folder")
     b.add_argument(
         "--type", default="auto", help="auto, flat, ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]"
     )
-    b.add_argument("--embeddings", default=None, help="ready .npy of normalised embeddings aligned with the lines")
+    b.add_argument(
+        "--embeddings",
+        default=None,
+        help="ready .npy of normalised embeddings aligned with the lines (with --ray also an `encode --ray` folder)",
+    )
     b.add_argument("--train-size", type=int, default=None, help="vectors used to train IVF/PQ indexes")
     b.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query (saved in the index)")
     b.add_argument("--ef-search", type=int, default=None, help="HNSW efSearch (saved in the index)")
     b.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
+    add_ray_argument(b, "encode, then fill an IVF index in parts merged on disk,")
     b.add_argument("--lang", default=None, help="language of the sentences (e.g. de, zh-Hans), saved in meta.json")
     b.set_defaults(func=run)
 
@@ -36,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         args.input,
         args.output,
         model=args.model,
+        backend=args.backend,
+        ray=args.ray,
         kind=args.type,
         embeddings=args.embeddings,
         train_size=args.train_size,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlembed.cli import add_backend_argument, add_ray_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tgt", required=True, help="target text file, one sentence a line")
     p.add_argument("--output", "-o", required=True, help="output TSV (written atomically)")
     p.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
+    add_backend_argument(p, "auto")
     p.add_argument("--k", type=int, default=4, help="neighbourhood size of the margin [%(default)s]")
     p.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="[%(default)s]")
     p.add_argument(
@@ -46,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--src-embeddings", default=None, help=".npy of normalised embeddings aligned with --src lines (skip encoding)"
     )
     p.add_argument("--tgt-embeddings", default=None, help=".npy of normalised embeddings aligned with --tgt lines")
+    add_ray_argument(p, "encode and search (both directions)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.tgt,
         args.output,
         model=args.model,
+        backend=args.backend,
+        ray=args.ray,
         k=args.k,
         margin=args.margin,
         mode=args.mode,

@@ -24,7 +24,10 @@ class TimeBudget(TrainerCallback):
         self._start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds is not None and time.monotonic() - self._start >= self.seconds:
+        from mlembed.distill.distributed import any_rank
+
+        # under torchrun every rank must stop at the same step (else the others wait in DDP's all-reduce)
+        if self.seconds is not None and any_rank(time.monotonic() - self._start >= self.seconds):
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True

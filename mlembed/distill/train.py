@@ -105,8 +105,10 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
         setattr(config, key, value)
     validate(config, resume)
     _fill_defaults(config)
+    from mlembed.distill import distributed
     from mlembed.models import embedding_dim, load_model
 
+    distributed.init()
     out = Path(config.output)
     work = out / WORK
     saved = out / "mlembed.json"
@@ -118,15 +120,20 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     if config.dim and config.dim > embedding_dim(teacher):
         raise ValueError(f"--dim {config.dim}: expected at most the teacher's dimension, {embedding_dim(teacher)}")
     plan_path = work / "plan.json"
-    if resume and plan_path.exists():
+    prepared = resume and plan_path.exists()
+    distributed.barrier()  # under torchrun: every rank has looked before rank 0 changes anything
+    if prepared:
         plan = json.loads(plan_path.read_text())
         logger.info(f"resuming {out} (prepared {plan['train_pairs']} training pairs)")
-    else:
+    elif distributed.is_main():
         if resume:
             logger.info(f"nothing to resume in {out}: starting a new run")
         if work.exists():
             shutil.rmtree(work)
         plan = _prepare(config, teacher, work)
+    distributed.barrier()  # the other ranks wait for rank 0's preparation, then read its plan
+    if not prepared and not distributed.is_main():
+        plan = json.loads(plan_path.read_text())
     prep_seconds = time.monotonic() - t0
     return _train(config, plan, teacher, work, prep_seconds)
 
@@ -378,6 +385,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from mlembed.distill.callbacks import TimeBudget
     from mlembed.distill.collator import TeacherTargetCollator
     from mlembed.distill.dev import dev_evaluator, run_dev
+    from mlembed.distill.distributed import barrier, is_main
     from mlembed.encoding import resolve_precision
     from mlembed.teacher_cache import TeacherCache
 
@@ -429,7 +437,8 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         callbacks=[budget],
         optimizers=(_optimizer(student, config), None),
     )
-    last = _last_checkpoint(ckpt_dir)
+    last = _last_checkpoint(ckpt_dir, clean=is_main())
+    barrier()
     if last:
         logger.info(f"continuing from {last.name}")
     t0 = time.monotonic()
@@ -437,7 +446,6 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     train_seconds = time.monotonic() - t0
     if budget.stopped:
         logger.info(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps: saving")
-    dev_scores = run_dev(evaluator, student) if evaluator else {}
     result = DistillResult(
         output=str(Path(config.output)),
         steps=trainer.state.global_step,
@@ -445,11 +453,14 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         prep_seconds=round(prep_seconds, 1),
         stopped_by_budget=budget.stopped,
         pairs_per_language=plan["pairs_per_language"],
-        dev=dev_scores,
+        dev={},
         vocab=plan["vocab"],
         teacher_embeddings_computed=plan["teacher_embeddings_computed"],
         cleaning=plan["cleaning"],
     )
+    if not is_main():  # rank 0 evaluates and saves the one model
+        return result
+    result.dev = run_dev(evaluator, student) if evaluator else {}
     _save_final(student, config, plan, result, work)
     return result
 
@@ -477,9 +488,10 @@ def _optimizer(student: Any, config: DistillConfig) -> Any:
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0, fused=True)
 
 
-def _last_checkpoint(ckpt_dir: Path) -> Path | None:
+def _last_checkpoint(ckpt_dir: Path, clean: bool = True) -> Path | None:
     """The newest complete checkpoint. The trainer writes ``trainer_state.json`` last, so a folder
-    without it was cut off by a kill mid-save: it is removed and the previous one is used."""
+    without it was cut off by a kill mid-save: it is removed (``clean``: by rank 0 alone under torchrun)
+    and the previous one is used."""
     if not ckpt_dir.is_dir():
         return None
     found = sorted(
@@ -489,7 +501,8 @@ def _last_checkpoint(ckpt_dir: Path) -> Path | None:
     for ckpt in reversed(found):
         if (ckpt / "trainer_state.json").exists():
             return ckpt
-        shutil.rmtree(ckpt)
+        if clean:
+            shutil.rmtree(ckpt)
     return None
 
 
