@@ -36,3 +36,18 @@ def connect(address: str | None = None) -> int:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
     return int(ray.cluster_resources().get("CPU", 1))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB (``VmHWM``), as workers report it back.
+
+    Example:
+        >>> peak_rss_mb() > 0
+        True
+    """
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

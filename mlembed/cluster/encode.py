@@ -78,6 +78,7 @@ class _ShardEncoder:
         self.output, self.options = Path(output), options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from mlembed.cluster import peak_rss_mb
         from mlembed.encoding import encode_to_npy
         from mlembed.files import read_lines
 
@@ -105,7 +106,7 @@ class _ShardEncoder:
                     show_progress=False,
                 )
                 with atomic_open(stamp) as fh:
-                    json.dump({"rows": len(texts), "pid": os.getpid()}, fh)
+                    json.dump({"rows": len(texts), "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}, fh)
             rows.append(json.loads(stamp.read_text())["rows"])
         return {"shard": np.asarray(batch["shard"]), "rows": np.asarray(rows)}
 
@@ -222,6 +223,7 @@ def _manifest(output: Path, shards: list[dict], want: dict, backend: str) -> dic
                 "source": s["file"],
                 "lines": [s["first_line"], s["first_line"] + s["lines"] - 1],
                 "rows": [row, row + stamp["rows"]],
+                "worker_peak_rss_mb": stamp.get("peak_rss_mb"),
             }
         )
         row += stamp["rows"]

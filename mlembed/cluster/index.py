@@ -25,7 +25,7 @@ def _add_part(trained: str, embeddings: str, r0: int, r1: int, out: str, chunk: 
     import faiss
 
     from mlembed.arrays import open_embeddings, read_rows
-    from mlembed.cluster.knn import _peak_rss_mb
+    from mlembed.cluster import peak_rss_mb
 
     if not Path(out).exists():
         index = faiss.read_index(trained)
@@ -35,7 +35,7 @@ def _add_part(trained: str, embeddings: str, r0: int, r1: int, out: str, chunk: 
             index.add_with_ids(read_rows(emb, start, stop), np.arange(start, stop, dtype=np.int64))
         with atomic_path(out, suffix=".faiss") as tmp:
             faiss.write_index(index, str(tmp))
-    return _peak_rss_mb()
+    return peak_rss_mb()
 
 
 def build_ivf_on_ray(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlembed.arrays import open_embeddings, parse_size, read_rows
+from mlembed.cluster import peak_rss_mb
 from mlembed.knn import (
     Neighbours,
     _add_columns,
@@ -34,13 +35,6 @@ from mlembed.knn import (
 
 #: a task is retried this many times when its worker dies (killed, out of memory, node lost)
 TASK_RETRIES = 5
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _exact_shard(src: str, tgt: str, q0: int, q1: int, k: int, ds: int, out: str) -> float:
@@ -65,7 +59,7 @@ def _exact_shard(src: str, tgt: str, q0: int, q1: int, k: int, ds: int, out: str
         fwd.finalize()
         with atomic_path(out, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, sims=fwd.D, ids=fwd.I, bwd_D=bwd.D, bwd_I=bwd.I)
-    return _peak_rss_mb()
+    return peak_rss_mb()
 
 
 def _search_shard(index_file: str, queries: str, q0: int, q1: int, k: int, params: dict, out: str) -> float:
@@ -81,7 +75,7 @@ def _search_shard(index_file: str, queries: str, q0: int, q1: int, k: int, param
         d, i = _search(index, read_rows(open_embeddings(queries), q0, q1), k)
         with atomic_path(out, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, sims=d, ids=i)
-    return _peak_rss_mb()
+    return peak_rss_mb()
 
 
 def knn_both_ways_ray(
