@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -102,15 +100,14 @@ def test_unknown_backend_is_a_clear_error(teacher):
 
 
 def test_cli_encode_on_openvino_matches_torch(cache, tmp_path):
+    from mlembed.cli import main
+
     src = tmp_path / "s.txt"
     src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    env = {**os.environ, "MLEMBED_CACHE": str(cache)}
-    out = {}
     for backend in ("torch", "openvino"):
-        out[backend] = tmp_path / f"{backend}.npy"
-        cmd = [sys.executable, "-m", "mlembed", "encode", str(src), "-o", str(out[backend]), "--backend", backend]
-        subprocess.run(cmd + ["--precision", "fp32"], check=True, env=env, capture_output=True)
-    np.testing.assert_allclose(np.load(out["openvino"]), np.load(out["torch"]), atol=2e-5)
+        out = str(tmp_path / f"{backend}.npy")
+        assert main(["encode", str(src), "-o", out, "--backend", backend, "--precision", "fp32"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "openvino.npy"), np.load(tmp_path / "torch.npy"), atol=2e-5)
 
 
 def test_int8_is_calibrated_once_and_stays_close(cache, teacher):

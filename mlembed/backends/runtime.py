@@ -33,6 +33,7 @@ class ExportedModel:
     built with it accepts the same model's queries on any backend) and says which engine ran in ``backend``.
 
     Example:
+        >>> from mlembed.backends import load_backend
         >>> from mlembed.models import load_model
         >>> m = load_backend(load_model("minilm-en"), "onnx")
         >>> m.encode(["Hello world"]).shape, m.backend

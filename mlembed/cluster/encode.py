@@ -160,9 +160,14 @@ def encode_ray(
         "token_budget": token_budget,
         "on_bad_line": on_bad_line,
     }
+    if backend == "auto":  # decided once, here: every actor then runs the same engine
+        from mlembed.backends import choose_backend
+
+        backend = choose_backend(load_model(model))
     want = {
         "model": str(model),
         "fingerprint": fingerprint(model),
+        "backend": backend,
         "files": files,
         "shard_size": shard_size,
         **options,
@@ -171,14 +176,12 @@ def encode_ray(
     settings = output / "settings.json"
     if settings.exists() and json.loads(settings.read_text()) != want:
         raise DataError(
-            "holds shards of another encoding (model, files or options differ): use a new folder or remove it", output
+            "holds shards of another encoding (model, backend, files or options differ): use a new folder or "
+            "remove it",
+            output,
         )
     with atomic_open(settings) as fh:
         json.dump(want, fh, indent=1)
-    if backend == "auto":
-        from mlembed.backends import choose_backend
-
-        backend = choose_backend(load_model(model))
     shards = plan_shards(files, shard_size)
     todo = [s for s in shards if not (output / f"shard-{s['shard']:05d}.json").exists()]
     if todo:
@@ -202,14 +205,14 @@ def encode_ray(
         for _ in dataset.iter_rows():
             bar.update(1)
         bar.close()
-    manifest = _manifest(output, shards, want, backend)
+    manifest = _manifest(output, shards, want)
     manifest["dimension"] = manifest["dimension"] or embedding_dim(load_model(model))
     with atomic_open(output / MANIFEST) as fh:
         json.dump(manifest, fh, indent=1)
     return manifest
 
 
-def _manifest(output: Path, shards: list[dict], want: dict, backend: str) -> dict:
+def _manifest(output: Path, shards: list[dict], want: dict) -> dict:
     entries, row = [], 0
     dim = None
     for s in shards:
@@ -227,7 +230,7 @@ def _manifest(output: Path, shards: list[dict], want: dict, backend: str) -> dic
             }
         )
         row += stamp["rows"]
-    return {**want, "backend": backend, "count": row, "dimension": dim, "shards": entries}
+    return {**want, "count": row, "dimension": dim, "shards": entries}
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
