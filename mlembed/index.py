@@ -194,7 +194,7 @@ class SentenceIndex:
             from mlembed.cluster.index import build_ivf_on_ray
 
             build_ivf_on_ray(embeddings, stage, factory, FAISS_FILE, train_size, None, address, show_progress)
-            index = faiss.read_index(str(stage / FAISS_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
+            index = read_ondisk_index(stage / FAISS_FILE)
         else:
             index = build_faiss_index(emb, factory, train_size=train_size, show_progress=show_progress)
         set_search_params(index, nprobe=nprobe, ef_search=ef_search)
@@ -251,10 +251,12 @@ class SentenceIndex:
                     meta_path,
                 )
             loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         if meta.get("ondisk"):  # built by --ray: its lists file is found beside index.faiss wherever it moved
-            flags = faiss.IO_FLAG_ONDISK_SAME_DIR
-        index = faiss.read_index(str(folder / FAISS_FILE), flags)
+            index = read_ondisk_index(folder / FAISS_FILE)
+        else:
+            index = faiss.read_index(
+                str(folder / FAISS_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            )
         from mlembed.textstore import LineStore
 
         lines = len(LineStore.open(folder / SENTENCES))
@@ -294,3 +296,26 @@ class SentenceIndex:
             for row_s, row_i in zip(scores, ids)
         ]
         return hits[0] if single else hits
+
+
+def read_ondisk_index(path: str | os.PathLike) -> Any:
+    """Read an index whose inverted lists live in ``lists.ivfdata`` beside it (``index build --ray``).
+
+    FAISS finds the lists file in the index's folder wherever it moved (``IO_FLAG_ONDISK_SAME_DIR``) and
+    says so on the C stdout; that line is dropped, so ``mlembed search``'s stdout holds only results.
+    """
+    import ctypes
+    import sys
+
+    import faiss
+
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C stdio's buffer goes to /dev/null too, not to the restored stdout
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

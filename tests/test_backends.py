@@ -72,7 +72,7 @@ def test_auto_rejects_a_backend_outside_the_quality_bound(cache, teacher):
 
     result = probe(teacher, ("torch", "onnx-int8"), repeats=1)
     rows = result["rows"]
-    assert rows["torch"]["passes"] and rows["torch"]["mean_cosine"] > 0.99999
+    assert rows["torch"]["passes"]  # (bf16 autocast where the CPU has it: ~0.9999, fp32 elsewhere: 1.0)
     assert rows["onnx-int8"]["mean_cosine"] < QUALITY_BOUND["mean_cosine"] and not rows["onnx-int8"]["passes"]
     assert result["chosen"] == "torch"
 

@@ -17,10 +17,20 @@ ray = pytest.importorskip("ray", reason="the --ray verbs need Ray (pip install '
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray cluster of 2 CPUs on 127.0.0.1, stopped with the module."""
+    """A local Ray cluster of 2 CPUs on 127.0.0.1, stopped with the module.
+
+    Its workers, and this process while it runs, encode in fp32 whatever the CPU: the tests compare Ray's
+    vectors and index answers with one process's exactly, and bf16 rounding may differ between batchings.
+    """
+    old = os.environ.get("MLEMBED_PRECISION")
+    os.environ["MLEMBED_PRECISION"] = "fp32"  # inherited by the workers ray.init starts
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield
     ray.shutdown()
+    if old is None:
+        del os.environ["MLEMBED_PRECISION"]
+    else:
+        os.environ["MLEMBED_PRECISION"] = old
 
 
 def _unit(rng, n, d):
@@ -121,7 +131,7 @@ def test_mine_on_ray_survives_a_killed_worker(cluster, tmp_path):
     assert len(pairs) > 30_000
 
 
-def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tmp_path, teacher):
+def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tmp_path, teacher, capfd):
     from mlembed.encoding import encode
     from mlembed.index import SentenceIndex
 
@@ -130,7 +140,9 @@ def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tm
     built = SentenceIndex.build(sentences, tmp_path / "ray", model="minilm-en", ray=True, **kw)
     assert built.meta["ondisk"] and (tmp_path / "ray" / "lists.ivfdata").exists()
     (tmp_path / "ray").rename(tmp_path / "moved")  # the lists file is found beside the index wherever it goes
+    capfd.readouterr()
     moved = SentenceIndex.load(tmp_path / "moved")
+    assert capfd.readouterr().out == "", "FAISS's note on the moved lists file reached stdout"
     queries = encode(["a train to the sea", "Das Buch", "猫"], teacher, normalize=True)
     d1, i1 = moved.search_vectors(queries, 5)
     d2, i2 = single.search_vectors(queries, 5)
