@@ -169,40 +169,24 @@ def mine_embeddings(
         >>> bool(np.all(pairs.tgt_idx == 49 - pairs.src_idx)), len(pairs)
         (True, 50)
     """
-    if ray:
-        from mlembed.cluster.knn import knn_both_ways_ray
-
-        if workdir is None or not isinstance(src, (str, os.PathLike)) or not isinstance(tgt, (str, os.PathLike)):
-            raise ValueError("mining on Ray needs src and tgt as .npy paths and a workdir that its workers can read")
-        fwd, bwd = knn_both_ways_ray(
-            src,
-            tgt,
-            workdir,
-            k=k,
-            memory_budget=memory_budget,
-            index=index,
-            resume=resume,
-            shard_size=shard_size,
-            nprobe=nprobe,
-            train_size=train_size,
-            address=ray if isinstance(ray, str) else None,
-            show_progress=show_progress,
-        )
-        pairs = select_pairs(fwd, bwd, margin, mode)
-        return pairs if threshold is None else pairs.above(threshold)
-    fwd, bwd = knn_both_ways(
-        src,
-        tgt,
+    settings = dict(
         k=k,
         memory_budget=memory_budget,
         index=index,
-        workdir=workdir,
         resume=resume,
         shard_size=shard_size,
         nprobe=nprobe,
         train_size=train_size,
         show_progress=show_progress,
     )
+    if ray:
+        from mlembed.cluster.knn import knn_both_ways_ray
+
+        if workdir is None or not isinstance(src, (str, os.PathLike)) or not isinstance(tgt, (str, os.PathLike)):
+            raise ValueError("mining on Ray needs src and tgt as .npy paths and a workdir that its workers can read")
+        fwd, bwd = knn_both_ways_ray(src, tgt, workdir, address=ray if isinstance(ray, str) else None, **settings)
+    else:
+        fwd, bwd = knn_both_ways(src, tgt, workdir=workdir, **settings)
     pairs = select_pairs(fwd, bwd, margin, mode)
     return pairs if threshold is None else pairs.above(threshold)
 
@@ -447,15 +431,17 @@ def mine_files(
     if work.exists() and not resume and (work / "knn" / "manifest.json").exists():
         raise DataError("holds an unfinished run: pass --resume (resume=True) to continue it, or remove it", work)
     work.mkdir(parents=True, exist_ok=True)
-    need_model = (src_embeddings is None or tgt_embeddings is None) or (threshold is None and calibrate)
+    calibrating = threshold is None and calibrate
+    # on Ray the workers encode: the driver loads the model only to calibrate
+    need_model = calibrating or (not ray and (src_embeddings is None or tgt_embeddings is None))
     if isinstance(model, (str, os.PathLike)):
         fp = fingerprint(model)
         if need_model:
             from mlembed.backends import load_backend
 
             model = load_backend(load_model(model), backend)
-        else:
-            model = None
+        elif not ray:
+            model = None  # (on Ray its name goes to the workers)
     else:
         fp = fingerprint(model)
     sides = []

@@ -131,6 +131,20 @@ def test_mine_on_ray_survives_a_killed_worker(cluster, tmp_path):
     assert len(pairs) > 30_000
 
 
+def test_mine_files_on_ray_writes_the_single_process_output(cluster, sentences, tmp_path):
+    """The user's path: distinct lines encoded by Ray actors, k-NN as Ray tasks, the same TSV as without Ray."""
+    from mlembed.mine import mine_files
+
+    lines = open(sentences, encoding="utf-8").read().splitlines()
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(reversed(lines + lines[:50])) + "\n", encoding="utf-8")  # duplicates too
+    opts = dict(model="minilm-en", threshold=1.0, show_progress=False)
+    on_ray = mine_files(sentences, other, tmp_path / "ray.tsv", ray=True, **opts)
+    single = mine_files(sentences, other, tmp_path / "single.tsv", **opts)
+    assert on_ray == single and single[0] > 100
+    assert (tmp_path / "ray.tsv").read_bytes() == (tmp_path / "single.tsv").read_bytes()
+
+
 def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tmp_path, teacher, capfd):
     from mlembed.encoding import encode
     from mlembed.index import SentenceIndex
