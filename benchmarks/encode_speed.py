@@ -109,13 +109,14 @@ def main() -> None:
         plain = SentenceTransformer(resolve_model_path(name), device="cpu")
         ours = load_model(name)
         chosen = choose_backend(ours)
-        verdict = json.loads((cache_root() / "backends.json").read_text()).get(probe_key(ours), {})
+        key = probe_key(ours, resolve_precision("auto"))
+        verdict = json.loads((cache_root() / "backends.json").read_text()).get(key, {})
         encoders: dict[str, Any] = {"sentence-transformers fp32": plain, "mlembed torch": ours}
         rss_added: dict[str, float] = {}
         variants = [("onnx", "onnx", "auto"), ("onnx-int8", "onnx-int8", "auto")]
         variants += [("openvino", "openvino", "fp32"), ("openvino-int8", "openvino-int8", "fp32")]
         if cpu_has_native_bf16():
-            variants.append(("openvino bf16", "openvino", "bf16"))
+            variants.append(("openvino bf16", "openvino-bf16", "bf16"))
         for label, backend, precision in variants:
             before = rss_mb()
             encoders[f"mlembed {label}"] = load_backend(ours, backend, precision=precision)

@@ -43,6 +43,46 @@ class Neighbours:
     ids: np.ndarray
 
 
+def canonical(queries: Embeddings, db: Embeddings, nn: Neighbours, block_bytes: int = 32 << 20) -> Neighbours:
+    """``nn`` with each similarity recomputed as one exact float64 dot product rounded to float32, and each
+    row's neighbours ordered by (similarity descending, id ascending).
+
+    BLAS sums a dot product in an order set by the matrix shapes and thread count, so the same pair scores
+    differently (by ~1e-7) in a shard of another size, a Ray task on one thread or another CPU's kernel; a
+    margin or an order between near-equal candidates then flips. Products of float32 numbers are exact in
+    float64 and their sum is off by ~1e-16, far below float32's step, so the rescored similarity is the same
+    wherever it is computed. Reads ``block_bytes`` of neighbour rows at a time.
+
+    Example:
+        >>> x = np.eye(2, dtype="float32")
+        >>> nn = Neighbours(np.array([[0.0, 1.0]], "float32"), np.array([[1, 0]]))
+        >>> out = canonical(x[:1], x, nn); out.ids.tolist(), out.sims.tolist()
+        ([[0, 1]], [[1.0, 0.0]])
+    """
+    queries, db = open_embeddings(queries), open_embeddings(db)
+    sims, ids = nn.sims.copy(), nn.ids.copy()
+    n, k = ids.shape
+    rows_per_block = max(1, block_bytes // max(1, k * db.shape[1] * 8))
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
+        part = ids[start:stop]
+        valid = part >= 0
+        wanted = np.unique(part[valid])
+        if not len(wanted):
+            continue
+        # a fresh mapping per block: pages read here are unmapped again, so RSS stays bounded
+        mapped = isinstance(db, np.memmap) and db.filename
+        source = np.memmap(db.filename, db.dtype, "r", db.offset, db.shape) if mapped else db
+        neighbours = np.asarray(source[wanted], dtype=np.float64)
+        del source
+        q = read_rows(queries, start, stop).astype(np.float64)
+        r, c = np.nonzero(valid)
+        dots = np.einsum("ij,ij->i", q[r], neighbours[np.searchsorted(wanted, part[r, c])])
+        sims[start + r, c] = dots.astype(np.float32)
+    order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), np.where(ids >= 0, -sims, np.inf)))
+    return Neighbours(np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1))
+
+
 def shard_sizes(n_query: int, n_db: int, dim: int, k: int, memory_budget: int) -> tuple[int, int]:
     """Query and database shard sizes so that the working set fits ``memory_budget`` bytes.
 
@@ -183,7 +223,8 @@ def knn_both_ways(
         nprobe, ef_search, train_size: approximate-index settings (see :mod:`mlembed.index`).
 
     Returns:
-        ``(forward, backward)``: neighbours of each source among targets, of each target among sources.
+        ``(forward, backward)``: neighbours of each source among targets, of each target among sources,
+        scored by :func:`canonical` (the same figures whatever the shards, threads or CPU).
 
     Example:
         >>> x = np.eye(3, dtype="float32"); y = x[[2, 0, 1]]
@@ -202,7 +243,8 @@ def knn_both_ways(
         ds = int(db_shard_size)
     if index == "flat":
         sig = _signature(src, tgt, k, index, qs, ds, {})
-        return _exact(src, tgt, k, qs, ds, _Checkpoint(workdir, sig, resume), show_progress)
+        fwd, bwd = _exact(src, tgt, k, qs, ds, _Checkpoint(workdir, sig, resume), show_progress)
+        return canonical(src, tgt, fwd), canonical(tgt, src, bwd)
     if not shard_size:  # approximate search needs no block: bigger query shards, fewer passes over the lists
         qs = approx_shard_size(len(src) + len(tgt), src.shape[1], k, budget)
     sig = _signature(src, tgt, k, index, qs, ds, {"nprobe": nprobe, "ef_search": ef_search, "train_size": train_size})
@@ -210,7 +252,7 @@ def knn_both_ways(
     settings = dict(nprobe=nprobe, ef_search=ef_search, train_size=train_size, show_progress=show_progress)
     fwd = _approximate(src, tgt, k, index, qs, ckpt, "forward", **settings)
     bwd = _approximate(tgt, src, k, index, qs, ckpt, "backward", **settings)
-    return fwd, bwd
+    return canonical(src, tgt, fwd), canonical(tgt, src, bwd)
 
 
 def _add_columns(heap: Any, b0: int, block: np.ndarray, query_ids: np.ndarray) -> None:

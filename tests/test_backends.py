@@ -8,6 +8,10 @@ import os
 import numpy as np
 import pytest
 
+# .ci/run runs this module again under MLEMBED_PRECISION=fp32 and =bf16 (auto's candidates and torch's precision
+# follow it); both OpenVINO hints are exercised by name in every run
+pytestmark = pytest.mark.precision
+
 SENTENCES = [
     "The cat sits on the mat.",
     "Die Katze sitzt auf der Matte.",
@@ -33,16 +37,33 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_fp32_backends_give_torch_fp32_vectors(cache, teacher, backend):
+    """fp32 by name on every CPU: OpenVINO alone would run bf16 where the CPU has it (its own default hint)."""
     from mlembed.backends import load_backend
     from mlembed.encoding import encode
 
     expected = encode(SENTENCES, teacher, precision="fp32", normalize=True)
     model = load_backend(teacher, backend, precision="fp32")
     got = encode(SENTENCES, model, normalize=True)
-    assert model.backend == backend
+    assert model.backend == backend and model.precision == "fp32"
     np.testing.assert_allclose(got, expected, atol=2e-5)
     # without the token budget too (fixed batches, padding inside a batch must not change a vector)
     np.testing.assert_allclose(encode(SENTENCES, model, normalize=True, token_budget=None), expected, atol=2e-5)
+
+
+def test_openvino_bf16_is_its_own_backend(cache, teacher):
+    """The bf16 hint is asked for by name (run on every CPU: where bf16 is not native OpenVINO computes f32)."""
+    from mlembed.backends import load_backend
+    from mlembed.backends.runtime import openvino_config
+    from mlembed.encoding import encode
+
+    assert openvino_config("openvino")["INFERENCE_PRECISION_HINT"] == "f32"
+    assert openvino_config("openvino-int8")["INFERENCE_PRECISION_HINT"] == "f32"
+    model = load_backend(teacher, "openvino-bf16")
+    assert model.precision == "bf16"
+    cosine = (encode(SENTENCES, model, normalize=True) * encode(SENTENCES, teacher, "fp32", normalize=True)).sum(1)
+    assert cosine.min() > 0.999  # bf16 weights and activations: close to fp32, not equal
+    with pytest.raises(ValueError, match="backend openvino runs in fp32, not bf16: use openvino-bf16"):
+        load_backend(teacher, "openvino", precision="bf16")
 
 
 def test_export_is_made_once_per_model_and_keeps_the_fingerprint(cache, teacher, e5_folder):
@@ -70,9 +91,10 @@ def test_auto_rejects_a_backend_outside_the_quality_bound(cache, teacher):
     """Dynamic int8 is faster but measured at mean cosine ~0.99 on MiniLM: the probe must not pick it."""
     from mlembed.backends.probe import QUALITY_BOUND, probe
 
-    result = probe(teacher, ("torch", "onnx-int8"), repeats=1)
+    result = probe(teacher, ("torch", "onnx-int8"), repeats=1, precision="fp32")
     rows = result["rows"]
-    assert rows["torch"]["passes"]  # (bf16 autocast where the CPU has it: ~0.9999, fp32 elsewhere: 1.0)
+    assert rows["torch"]["precision"] == "fp32" and rows["onnx-int8"]["precision"] == "int8"
+    assert rows["torch"]["passes"] and rows["torch"]["mean_cosine"] > 0.99999
     assert rows["onnx-int8"]["mean_cosine"] < QUALITY_BOUND["mean_cosine"] and not rows["onnx-int8"]["passes"]
     assert result["chosen"] == "torch"
 
@@ -82,14 +104,22 @@ def test_auto_is_probed_once_then_read_from_the_cache(cache, teacher, monkeypatc
 
     calls = []
     real = probe.probe
-    monkeypatch.setattr(probe, "probe", lambda model: calls.append(1) or real(model, ("torch", "onnx"), repeats=1))
-    first = load_backend(teacher, "auto")
-    second = load_backend(teacher, "auto")
-    assert len(calls) == 1
+    monkeypatch.setattr(
+        probe,
+        "probe",
+        lambda model, _, precision: calls.append(precision) or real(model, ("torch", "onnx"), 1, precision),
+    )
+    first = load_backend(teacher, "auto", precision="fp32")
+    second = load_backend(teacher, "auto", precision="fp32")
+    assert calls == ["fp32"]
     assert getattr(first, "backend", "torch") == getattr(second, "backend", "torch")
     verdicts = json.loads((cache / "backends.json").read_text())
-    (verdict,) = [v for k, v in verdicts.items() if k.startswith(probe.probe_key(teacher).split("|")[0])]
+    (verdict,) = [v for k, v in verdicts.items() if k.startswith(probe.probe_key(teacher, "fp32").split("|")[0])]
     assert verdict["chosen"] in ("torch", "onnx") and verdict["rows"][verdict["chosen"]]["passes"]
+    # a verdict is kept per precision: bf16 is probed again, with its bf16 engines among the candidates
+    load_backend(teacher, "auto", precision="bf16")
+    assert calls == ["fp32", "bf16"]
+    assert probe.candidates_for("bf16") == ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8", "onnx-int8")
 
 
 def test_unknown_backend_is_a_clear_error(teacher):

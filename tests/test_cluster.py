@@ -13,17 +13,21 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="the --ray verbs need Ray (pip install 'ray[data]')")
+# .ci/run runs this module again under MLEMBED_PRECISION=fp32 and =bf16: Ray's output equals one process's in both
+pytestmark = pytest.mark.precision
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray cluster of 2 CPUs on 127.0.0.1, stopped with the module.
 
-    Its workers, and this process while it runs, encode in fp32 whatever the CPU: the tests compare Ray's
-    vectors and index answers with one process's exactly, and bf16 rounding may differ between batchings.
+    Its workers and this process encode at one precision, the one ``auto`` gives this process (CI runs the
+    module under fp32 and bf16): the environment that says it is inherited by the workers ray.init starts.
     """
+    from mlembed.encoding import resolve_precision
+
     old = os.environ.get("MLEMBED_PRECISION")
-    os.environ["MLEMBED_PRECISION"] = "fp32"  # inherited by the workers ray.init starts
+    os.environ["MLEMBED_PRECISION"] = resolve_precision("auto")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield
     ray.shutdown()

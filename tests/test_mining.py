@@ -127,6 +127,32 @@ def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch):
     assert np.array_equal(bwd.ids, i) and np.allclose(bwd.sims, d, atol=1e-5)
 
 
+def test_knn_scores_are_the_same_bits_whatever_the_shards_and_threads(tmp_path):
+    """A Ray task (one thread, its own shard) and one process (two threads, other shards) score alike: the
+    similarities are rescored canonically, so mining's margins and tie orders cannot depend on BLAS."""
+    import faiss
+
+    rng = np.random.default_rng(2)
+    x, y = unit(rng.normal(size=(2000, 384))), unit(rng.normal(size=(1500, 384)))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    threads = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one = knn_both_ways(tmp_path / "x.npy", tmp_path / "y.npy", k=4, shard_size=333, db_shard_size=256)
+        faiss.omp_set_num_threads(2)
+        other = knn_both_ways(x, y, k=4)
+        ivf = [knn_both_ways(x, y, k=4, index="IVF16,Flat", nprobe=16, shard_size=s) for s in (700, 2000)]
+    finally:
+        faiss.omp_set_num_threads(threads)
+    for a, b, (queries, db) in zip(one, other, ((x, y), (y, x))):
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.sims, b.sims)
+        exact = np.einsum("ij,ij->i", np.float64(queries).repeat(4, axis=0), np.float64(db)[a.ids.ravel()])
+        assert np.array_equal(a.sims.ravel(), exact.astype(np.float32))
+    for a, b in zip(*ivf):
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.sims, b.sims)
+
+
 def test_shard_sizes_follow_budget_not_n():
     small = shard_sizes(1_000_000, 1_000_000, 384, 4, 1 << 30)
     assert small == shard_sizes(300_000, 300_000, 384, 4, 1 << 30)

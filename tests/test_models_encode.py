@@ -151,7 +151,8 @@ def test_compare_prints_shape_and_table(capsys):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     src = tmp_path / "in.txt"
-    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(5000)))
+    # long enough that no CPU finishes it between the temporary's appearance and the signal (a state, not a time)
+    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(40000)))
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen(
@@ -162,8 +163,7 @@ def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".*")) and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)  # inside the encoding loop
+        time.sleep(0.01)  # the temporary .npy exists: encoding has begun
     assert proc.poll() is None, "encode ended before it could be signalled"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -175,7 +175,7 @@ def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
 @pytest.mark.slow
 def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teacher):
     src = tmp_path / "in.txt"
-    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(3000)))
+    src.write_text("".join(f"Sentence number {i} about a topic worth encoding.\n" for i in range(40000)))
     out = tmp_path / "out"
     out.mkdir()
     np.save(out / "e.npy", np.ones((2, 3), dtype=np.float32))  # a previous run's output
@@ -184,16 +184,16 @@ def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teac
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".*")) and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
+        time.sleep(0.01)  # the temporary exists: encoding has begun
     assert proc.poll() is None, "encode ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (out / "e.npy").read_bytes() == previous  # never a partial file
     assert list(out.glob(".*"))  # kill -9 runs no cleanup ...
+    src.write_text("".join(f"Sentence number {i}.\n" for i in range(300)))  # the rerun: a shorter input
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["e.npy"]  # ... the next run removes the dead writer's files
-    assert np.load(out / "e.npy").shape == (3000, 384)
+    assert np.load(out / "e.npy").shape == (300, 384)
 
 
 def test_token_budget_keeps_every_row_in_place_and_the_same_vectors(teacher):

@@ -12,12 +12,14 @@ Backends:
 
 * ``torch`` -- sentence-transformers as it is (bf16 autocast where the CPU has it);
 * ``onnx`` -- ONNX Runtime, fp32;
-* ``openvino`` -- OpenVINO, fp32 (bf16 where the CPU has native bf16 and precision ``auto`` says so);
+* ``openvino`` -- OpenVINO, fp32 (its inference-precision hint pinned: the plugin would pick bf16 by itself
+  on CPUs with native bf16);
+* ``openvino-bf16`` -- OpenVINO, bf16 (a candidate of ``auto`` where bf16 is ``auto``'s precision);
 * ``openvino-int8`` -- OpenVINO on a model quantized by NNCF (static, calibrated: SmoothQuant, int8
   weights per channel and activations), offered by ``auto`` only when the probe finds it within the bound;
 * ``onnx-int8`` -- ONNX Runtime, dynamic int8 per channel (kept as a measured candidate; ``auto`` rejects
   it wherever it measured too lossy);
-* ``auto`` -- the fastest of those that pass the probe.
+* ``auto`` -- the fastest of those that pass the probe, never slower than torch at ``auto``'s precision.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 from mlembed.backends.probe import QUALITY_BOUND, choose_backend
-from mlembed.backends.runtime import BACKENDS, ExportedModel
+from mlembed.backends.runtime import BACKENDS, PRECISION, ExportedModel
 
 
 def load_backend(model: Any, backend: str = "torch", precision: str = "auto") -> Any:
-    """The model on ``backend``: ``torch`` gives it back as it is; ``auto`` asks the cached probe.
+    """The model on ``backend``: ``torch`` gives it back as it is; ``auto`` asks the cached probe, among the
+    candidates of ``precision`` (``fp32`` leaves out the bf16 engines). An exported backend runs at the
+    precision its name says; asking it for another one is an error.
 
     ``openvino-int8`` is calibrated on the probe's calibration sentences. Peers with engines of their own
     (``muse``, ``e5q4``) stay as they are whatever the backend.
@@ -39,15 +43,19 @@ def load_backend(model: Any, backend: str = "torch", precision: str = "auto") ->
         >>> load_backend(load_model("minilm-en"), "torch").__class__.__name__
         'SentenceTransformer'
     """
-    from mlembed.encoding import resolve_precision
-
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto" and hasattr(model, "preprocess"):
-        backend = choose_backend(model)
+        backend = choose_backend(model, precision=precision)
+    elif backend in PRECISION and precision != "auto" and PRECISION[backend] not in (precision, "int8"):
+        better = {"openvino": "openvino-bf16", "openvino-bf16": "openvino"}.get(backend)
+        raise ValueError(
+            f"backend {backend} runs in {PRECISION[backend]}, not {precision}"
+            + (f": use {better}" if better else ": use torch or an openvino backend")
+        )
     if backend in ("torch", "auto") or not hasattr(model, "preprocess"):
         return model
-    return ExportedModel(model, backend, resolve_precision(precision))
+    return ExportedModel(model, backend)
 
 
 __all__ = ["BACKENDS", "QUALITY_BOUND", "ExportedModel", "choose_backend", "load_backend"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlembed.backends.runtime import ExportedModel
+from mlembed.backends.runtime import PRECISION, ExportedModel
 from mlembed.backends.sentences import probe_sentences
 from mlembed.files import atomic_open, cache_root
 
@@ -28,22 +28,38 @@ log = logging.getLogger(__name__)
 
 #: what ``auto`` accepts, as cosine to the same model's torch fp32 vectors
 QUALITY_BOUND = {"mean_cosine": 0.999, "min_cosine": 0.99}
-CANDIDATES = ("torch", "onnx", "openvino", "openvino-int8", "onnx-int8")
+CANDIDATES = ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8", "onnx-int8")
 #: another engine must beat torch by this factor to be chosen (closer is within the probe's noise)
 MIN_GAIN = 1.05
 #: bump when the probe's method changes: old verdicts are then measured again
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 
 
-def choose_backend(model: Any, refresh: bool = False) -> str:
-    """The backend ``auto`` means for this model on this CPU: the cached verdict, else a fresh probe.
+def candidates_for(precision: str) -> tuple[str, ...]:
+    """The candidates ``auto`` measures when encoding at ``precision`` (``fp32`` or ``bf16``): a bf16 engine
+    only where bf16 is what ``auto`` gives torch (a CPU with native bf16, or ``$MLEMBED_PRECISION=bf16``).
+
+    Example:
+        >>> candidates_for("fp32")
+        ('torch', 'onnx', 'openvino', 'openvino-int8', 'onnx-int8')
+    """
+    return tuple(c for c in CANDIDATES if precision == "bf16" or PRECISION.get(c) != "bf16")
+
+
+def choose_backend(model: Any, refresh: bool = False, precision: str = "auto") -> str:
+    """The backend ``auto`` means for this model on this CPU at ``precision`` (``auto``: bf16 where native):
+    the cached verdict, else a fresh probe. Torch is measured at that precision; exported engines at the one
+    their name says, so a verdict never names the wrong precision.
 
     Example:
         >>> from mlembed.models import load_model
         >>> choose_backend(load_model("minilm-en")) in CANDIDATES  # doctest: +SKIP
         True
     """
-    key = probe_key(model)
+    from mlembed.encoding import resolve_precision
+
+    precision = resolve_precision(precision)
+    key = probe_key(model, precision)
     store = cache_root() / "backends.json"
     try:
         known = json.loads(store.read_text())
@@ -51,7 +67,7 @@ def choose_backend(model: Any, refresh: bool = False) -> str:
         known = {}
     if key in known and not refresh:
         return known[key]["chosen"]
-    result = probe(model)
+    result = probe(model, candidates_for(precision), precision=precision)
     log.info("backend auto -> %s (%s)", result["chosen"], result["reason"])
     try:
         known = json.loads(store.read_text())  # another process may have added its own verdict meanwhile
@@ -67,8 +83,9 @@ def choose_backend(model: Any, refresh: bool = False) -> str:
     return result["chosen"]
 
 
-def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2) -> dict:
-    """Measure every candidate on the held-out probe sentences; the verdict with each one's figures.
+def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2, precision: str = "auto") -> dict:
+    """Measure every candidate on the held-out probe sentences; the verdict with each one's figures. Torch
+    runs at ``precision`` (``auto``: bf16 where native) and is the speed to beat; each row names its precision.
 
     A candidate whose engine is missing or fails to export is recorded with its error, not chosen.
 
@@ -83,13 +100,15 @@ def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2
     if not held_out:
         return {"chosen": "torch", "reason": "no probe sentences (no gettext catalogs on this machine)", "rows": {}}
     reference = encode(held_out, model, normalize=True, precision="fp32")
-    precision = resolve_precision("auto")
+    precision = resolve_precision(precision)
     encoders: dict[str, Any] = {}
     rows: dict[str, dict] = {}
     for name in candidates:
         try:
-            encoders[name] = model if name == "torch" else ExportedModel(model, name, precision)
-            encode(held_out[:32], encoders[name])  # warm-up: first-call allocations and kernel selection
+            encoders[name] = model if name == "torch" else ExportedModel(model, name)
+            encode(
+                held_out[:32], encoders[name], precision=precision
+            )  # warm-up: first-call allocations and kernel selection
         except Exception as exc:  # noqa: BLE001 - an engine missing or failing here is a candidate less, not an error
             log.warning("backend %s unavailable: %s", name, exc)
             rows[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -99,11 +118,12 @@ def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2
     for _ in range(repeats):
         for name, encoder in encoders.items():
             start = time.perf_counter()
-            vectors[name] = encode(held_out, encoder, normalize=True)
+            vectors[name] = encode(held_out, encoder, normalize=True, precision=precision)
             seconds[name].append(time.perf_counter() - start)
     for name in encoders:
         cosine = np.sum(reference * vectors[name], axis=1)
         rows[name] = {
+            "precision": precision if name == "torch" else PRECISION[name],
             "sentences_per_s": round(len(held_out) / min(seconds[name]), 1),
             "mean_cosine": round(float(cosine.mean()), 6),
             "min_cosine": round(float(cosine.min()), 6),
@@ -130,8 +150,9 @@ def probe(model: Any, candidates: tuple[str, ...] = CANDIDATES, repeats: int = 2
     }
 
 
-def probe_key(model: Any) -> str:
-    """Model fingerprint, CPU (model name, relevant flags, cores) and engine versions, joined by ``|``."""
+def probe_key(model: Any, precision: str) -> str:
+    """Model fingerprint, CPU (model name, relevant flags, cores), torch's precision and engine versions,
+    joined by ``|``."""
     import os
 
     from mlembed.models import fingerprint
@@ -152,5 +173,5 @@ def probe_key(model: Any) -> str:
             versions.append(f"{package}={metadata.version(package)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{package}=none")
-    parts = [fingerprint(model), cpu, "+".join(f for f in wanted if f in flags), f"{os.cpu_count()} cpus"]
+    parts = [fingerprint(model), cpu, "+".join(f for f in wanted if f in flags), f"{os.cpu_count()} cpus", precision]
     return "|".join(parts + versions + [f"probe={PROBE_VERSION}"])

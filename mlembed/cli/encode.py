@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     args.input = args.input[0]
     # a file is counted first (bad lines found before the model loads; the .npy is then written in one pass)
     count = None if args.input == "-" else sum(1 for _ in read_sentences(args.input, args.on_bad_line))
-    model = load_backend(load_model(args.model), args.backend)
+    model = load_backend(load_model(args.model), args.backend, args.precision)
     sentences = read_sentences(args.input, args.on_bad_line)
     if args.sidecar and args.input == "-":  # stdin can be read only once: keep the lines for the sidecar
         sentences = list(sentences)

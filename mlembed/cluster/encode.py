@@ -74,7 +74,7 @@ class _ShardEncoder:
         from mlembed.models import load_model
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))  # Ray's CPUs for this actor
-        self.model = load_backend(load_model(model), backend)
+        self.model = load_backend(load_model(model), backend, options["precision"])
         self.output, self.options = Path(output), options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -163,7 +163,7 @@ def encode_ray(
     if backend == "auto":  # decided once, here: every actor then runs the same engine
         from mlembed.backends import choose_backend
 
-        backend = choose_backend(load_model(model))
+        backend = choose_backend(load_model(model), precision=precision)
     want = {
         "model": str(model),
         "fingerprint": fingerprint(model),

@@ -30,6 +30,7 @@ from mlembed.knn import (
     _search,
     _signature,
     approx_shard_size,
+    canonical,
     shard_sizes,
 )
 
@@ -166,10 +167,11 @@ def knn_both_ways_ray(
     if stats is not None:
         stats.update(worker_peak_rss_mb=max(peaks, default=0.0), tasks=len(peaks), shard_size=qs)
     if index == "flat":
-        return _merge_exact(ckpt, len(src_arr), len(tgt_arr), k, qs)
-    return _gather(ckpt, "forward", len(src_arr), min(k, len(tgt_arr)), qs), _gather(
-        ckpt, "backward", len(tgt_arr), min(k, len(src_arr)), qs
-    )
+        fwd, bwd = _merge_exact(ckpt, len(src_arr), len(tgt_arr), k, qs)
+    else:
+        fwd = _gather(ckpt, "forward", len(src_arr), min(k, len(tgt_arr)), qs)
+        bwd = _gather(ckpt, "backward", len(tgt_arr), min(k, len(src_arr)), qs)
+    return canonical(src_arr, tgt_arr, fwd), canonical(tgt_arr, src_arr, bwd)  # one-thread tasks score as one process
 
 
 def _gather(ckpt: _Checkpoint, stage: str, n: int, kk: int, qs: int) -> Neighbours:
