@@ -345,6 +345,12 @@ def test_bad_options_fail_before_any_work(tmp_path):
         distill(output=out, batch_size=0)
     with pytest.raises(ValueError, match="--dim 0: expected a positive dimension"):
         distill(output=out, dim=0)
+    with pytest.raises(ValueError, match=r"--anchor 1.0: expected a share in \[0, 1\)"):
+        distill(output=out, anchor=1.0)
+    with pytest.raises(ValueError, match="--freeze-layers -1: expected 0 or more"):
+        distill(output=out, freeze_layers=-1)
+    with pytest.raises(ValueError, match="--student-map 'pca': expected one of procrustes, lstsq, none"):
+        distill(output=out, student_map="pca")
     with pytest.raises(ValueError, match="--langs '@': not a language code"):
         distill(output=out, langs=["de", "@"])
     with pytest.raises(DataError, match="unknown kind of data spec"):
@@ -368,3 +374,37 @@ def test_distill_refuses_an_output_holding_a_model(tmp_path, capsys):
     assert f"mlembed distill: error: --output {tmp_path / 's'}: already holds a model; pass --resume" in err
     assert "--overwrite" in err and "Traceback" not in err
     assert (tmp_path / "s" / "modules.json").read_text() == "[]"
+
+
+def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_start(tmp_path, corpus, e5_folder):
+    """The pretrained student's start is e5 centred and rotated (its geometry kept: an orthogonal map); with
+    --freeze-layers the bottom layers stay the start's, with --anchor the run trains on blended targets; the
+    start's dev figures and map are saved beside the model, and start_model rebuilds the start from them."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+    from mlembed.distill.head import start_model
+
+    opts = _options(tmp_path, corpus, student=str(e5_folder), map_sentences=60, freeze_layers=10, anchor=0.5)
+    opts.update(lr=1e-3, head_lr=1e-3, max_steps=3, keep_work=True)
+    result = distill(**opts)
+    out = Path(result.output)
+    saved = json.loads((out / "mlembed.json").read_text())
+    assert set(saved["result"]["dev_start"]) == set(saved["result"]["dev"]) >= {"mse_x100", "mean_accuracy"}
+    assert saved["plan"]["student_map"]["method"] == "procrustes"
+    assert saved["plan"]["student_map"]["english_sentences"] == 60
+    with np.load(out / "start_map.npz") as m:
+        w = m["weight"]
+    np.testing.assert_allclose(w @ w.T, np.eye(384), atol=1e-4)  # a rotation: angles of e5's space kept
+    start = SentenceTransformer(str(out / "_distill" / "student-init"), device="cpu")
+    trained = SentenceTransformer(str(out), device="cpu")
+    before, after = dict(start.named_parameters()), dict(trained.named_parameters())
+    moved = {n: not torch.equal(before[n], after[n]) for n in before}
+    assert not any(v for n, v in moved.items() if ".layer.9." in n or "embeddings" in n)
+    assert any(v for n, v in moved.items() if ".layer.10." in n) and any(
+        v for n, v in moved.items() if ".layer.11." in n
+    )
+    sentences = ["Guten Morgen!", "Good morning!"]
+    np.testing.assert_allclose(start_model(str(out)).encode(sentences), start.encode(sentences), atol=1e-5)
+    assert "| mse_x100 |" in (out / "README.md").read_text() and "anchor 0.5" in (out / "README.md").read_text()

@@ -71,13 +71,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--student-map",
-        choices=["lstsq", "none"],
+        choices=["procrustes", "lstsq", "none"],
         default=d.student_map,
-        help="start of a pretrained student: a linear map into the teacher's space fitted by least squares "
-        "on --map-pairs pairs, or none [%(default)s]",
+        help="start of a pretrained student: its vectors centred and rotated onto the teacher's (procrustes: keeps "
+        "the student's own geometry), a linear map by least squares on both sides of --map-pairs pairs, or none "
+        "[%(default)s]",
     )
     p.add_argument(
-        "--map-pairs", type=int, default=d.map_pairs, help="pairs the linear map is fitted on [%(default)s]"
+        "--map-pairs", type=int, default=d.map_pairs, help="training pairs the map is fitted on [%(default)s]"
+    )
+    p.add_argument(
+        "--map-sentences",
+        type=int,
+        default=d.map_sentences,
+        help="packaged ordinary English sentences (Tatoeba, CC BY 2.0 FR) the procrustes map is also fitted on, "
+        "so the start carries beyond the training data's domain [%(default)s]",
+    )
+    p.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=d.freeze_layers,
+        help="keep the bottom N transformer layers (and the embedding block) of the start [%(default)s]",
+    )
+    p.add_argument(
+        "--anchor",
+        type=float,
+        default=d.anchor,
+        help="self-distillation: the share of the non-English side's target that is the frozen start's own "
+        "vector of that sentence (0: the teacher's alone) [%(default)s]",
     )
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
@@ -138,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
         freeze_embeddings=args.freeze_embeddings,
         student_map=args.student_map,
         map_pairs=args.map_pairs,
+        map_sentences=args.map_sentences,
+        freeze_layers=args.freeze_layers,
+        anchor=args.anchor,
         dim=args.dim,
         new_tokens=args.new_tokens,
         vocab_init=args.vocab_init,
@@ -163,15 +187,22 @@ def run(args: argparse.Namespace) -> int:
         f"(+{result.prep_seconds:.0f} s preparation), {sum(result.pairs_per_language.values()):,} pairs in "
         f"{len(result.pairs_per_language)} language pairs"
     )
+    if result.dev_start:
+        print("dev of the start: " + ", ".join(f"{k} {v}" for k, v in result.dev_start.items()))
     if result.dev:
         print("dev: " + ", ".join(f"{k} {v}" for k, v in result.dev.items()))
     if not args.no_table:
+        from pathlib import Path
+
         from mlembed.compare import similarity_table
+        from mlembed.distill.head import start_model
         from mlembed.models import load_model
 
         columns = {"teacher": load_model(args.teacher)}
         if args.student != "auto":  # the pretrained start as it was, in its own space
             columns[args.student.rstrip("/").rsplit("/", 1)[-1]] = load_model(args.student)
+        if (Path(result.output) / "start_map.npz").exists():  # ... and mapped into the teacher's, untrained
+            columns["start"] = start_model(result.output)
         columns["student"] = load_model(result.output)
         print()
         print(similarity_table(columns))

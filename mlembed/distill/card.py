@@ -56,18 +56,26 @@ def model_card(plan: dict, result: Any) -> str:
         )
     if plan.get("student_map"):
         m = plan["student_map"]
+        how = (
+            "its vectors centred and rotated onto the teacher's (orthogonal Procrustes)"
+            if m.get("method") == "procrustes"
+            else "a linear map into the teacher's space fitted by least squares"
+        )
+        extra = f" and {m['english_sentences']:,} packaged English sentences" if m.get("english_sentences") else ""
         lines.append(
-            f"- start: {cfg['student']} with a linear map into the teacher's space fitted by least squares on "
-            f"{m['pairs']:,} pairs (cosine to the teacher before training: {m['english_cosine']} English, "
-            f"{m['translation_cosine']} translations); word embeddings "
+            f"- start: {cfg['student']} with {how} on {m['pairs']:,} pairs{extra} (cosine to the teacher before "
+            f"training: {m['english_cosine']} English, {m['translation_cosine']} translations); word embeddings "
             + ("frozen" if cfg.get("freeze_embeddings") else "trained")
             + f", head lr {cfg.get('head_lr')}"
+            + (f", bottom {cfg['freeze_layers']} layers frozen" if cfg.get("freeze_layers") else "")
+            + (f", anchor {cfg['anchor']} (self-distillation to the start)" if cfg.get("anchor") else "")
         )
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
     if plan.get("cleaning"):
         lines += ["", "## Data cleaning (pairs read and dropped per rule)", "", "```", plan["cleaning"], "```"]
     if result.dev:
-        lines += ["", "## Dev figures (held-out pairs)", "", "| metric | value |", "|---|---:|"]
-        lines += [f"| {k} | {v} |" for k, v in result.dev.items()]
+        start = result.dev_start or {}
+        lines += ["", "## Dev figures (held-out pairs)", "", "| metric | start | trained |", "|---|---:|---:|"]
+        lines += [f"| {k} | {start.get(k, '—')} | {v} |" for k, v in result.dev.items()]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,10 @@
 """A data collator that attaches teacher embeddings from the memory-mapped teacher cache.
 
 The training dataset holds only text and the row of the English sentence's teacher embedding, so
-epochs reuse the cached targets instead of re-running the teacher.
+epochs reuse the cached targets instead of re-running the teacher. With an ``anchor`` (self-distillation),
+the non-English side's target is a blend of the teacher's vector and the frozen start's own vector of that
+sentence, ``(1 - anchor) * teacher(en) + anchor * start(tgt)``: the student moves towards the teacher only as
+far as it keeps what the start knew (MSE to a blend equals the weighted sum of both MSEs, up to a constant).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
     targets: Any = None
     components: np.ndarray | None = None
     prompt: str | None = None  # prepended to every text, as the student's encode() does (e5: "query: ")
+    anchor_model: Any = None  # the frozen start (a SentenceTransformer); with anchor > 0
+    anchor: float = 0.0
+    bf16: bool = False  # the anchor's forward under bf16 autocast, as training's
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = np.array([f[ROW_COLUMN] for f in features], dtype=np.int64)
@@ -42,4 +48,11 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
             labels = labels @ self.components
             labels /= np.maximum(np.linalg.norm(labels, axis=1, keepdims=True), 1e-12)
         batch["label"] = torch.from_numpy(labels)
+        if self.anchor and self.anchor_model is not None:  # per-column targets: English, then the blend
+            prefix = "non_english_"
+            inputs = {k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)}
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                start = self.anchor_model(inputs)["sentence_embedding"].float()
+            blend = (1 - self.anchor) * batch["label"] + self.anchor * start
+            batch["label"] = torch.stack([batch["label"], blend], dim=1)
         return batch

@@ -25,6 +25,7 @@ import numpy as np
 from mlembed.files import atomic_open, cache_root
 
 WORK = "_distill"
+START_MAP = "start_map.npz"
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ class DistillConfig:
     embedding_lr: float | None = None
     head_lr: float | None = None
     freeze_embeddings: bool | None = None
-    student_map: str = "lstsq"
+    student_map: str = "procrustes"
     map_pairs: int = 4000
+    map_sentences: int = 5000
+    freeze_layers: int = 0
+    anchor: float = 0.0
     warmup_ratio: float = 0.05
     dim: int | None = None
     new_tokens: int = 40000
@@ -83,6 +87,7 @@ class DistillResult:
     stopped_by_budget: bool
     pairs_per_language: dict[str, int]
     dev: dict[str, float]
+    dev_start: dict[str, float] = field(default_factory=dict)
     vocab: dict[str, int] = field(default_factory=dict)
     teacher_embeddings_computed: int = 0
     cleaning: str = ""
@@ -154,7 +159,7 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
     from mlembed.models import locate_model
 
     for option, value in (("vocab-init", config.vocab_init), ("student-map", config.student_map)):
-        allowed = ("translation", "spelling") if option == "vocab-init" else ("lstsq", "none")
+        allowed = ("translation", "spelling") if option == "vocab-init" else ("procrustes", "lstsq", "none")
         if value not in allowed:
             raise ValueError(f"--{option} {value!r}: expected one of {', '.join(allowed)}")
     for option, value in (
@@ -166,6 +171,11 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         if value < 1:
             what = "pairs per step" if option == "batch-size" else "tokens" if option == "max-seq-length" else "steps"
             raise ValueError(f"--{option} {value}: expected a positive number of {what}")
+    if not 0 <= config.anchor < 1:
+        raise ValueError(f"--anchor {config.anchor}: expected a share in [0, 1) of the start's own vector")
+    if config.freeze_layers < 0 or config.map_sentences < 0:
+        what = "--freeze-layers" if config.freeze_layers < 0 else "--map-sentences"
+        raise ValueError(f"{what} {getattr(config, what[2:].replace('-', '_'))}: expected 0 or more")
     if config.dim is not None and config.dim < 1:
         raise ValueError(f"--dim {config.dim}: expected a positive dimension")
     if config.max_minutes is not None and config.max_minutes <= 0:
@@ -286,7 +296,11 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         for p in dev:
             fh.write(json.dumps(p._asdict(), ensure_ascii=False) + "\n")
 
-    student, vocab_stats, map_stats = _build_student(config, teacher, train, cache.vectors(), rows)
+    student, vocab_stats, map_stats = _build_student(config, teacher, train, cache, rows)
+    if map_stats:  # the start's map, kept beside the model so the start can be rebuilt (head.start_model)
+        linear = student[len(student) - 2].linear
+        with atomic_open(work / START_MAP, "wb") as fh:
+            np.savez(fh, weight=linear.weight.detach().numpy().T, bias=linear.bias.detach().numpy())
     components = None
     if config.dim:
         from mlembed.distill.pca import add_projection, fit_pca
@@ -324,11 +338,23 @@ def _short_summary(table: str, rows: int = 12) -> str:
     )
 
 
+def english_sentences(limit: int | None = None) -> list[str]:
+    """The ordinary English sentences packaged with mlembed (5,000 from Tatoeba, CC BY 2.0 FR; see
+    ``mlembed/data/english_sentences.md``): the start's map is fitted on them as well as on the data.
+
+    Example:
+        >>> len(english_sentences()), english_sentences(2)
+        (5000, ['The committee was summoned at once.', "That's the building where Dad works."])
+    """
+    path = Path(__file__).resolve().parents[1] / "data" / "english_sentences.txt"
+    return path.read_text(encoding="utf-8").splitlines()[:limit]
+
+
 def _build_student(
-    config: DistillConfig, teacher: Any, train: list, cached: np.ndarray, rows: np.ndarray
+    config: DistillConfig, teacher: Any, train: list, cache: Any, rows: np.ndarray
 ) -> tuple[Any, dict, dict]:
-    """The initial student, its vocabulary figures (``auto``) and its linear-map figures (pretrained);
-    ``cached[rows[i]]`` is the teacher vector of training pair i (only the map's pairs are read)."""
+    """The initial student, its vocabulary figures (``auto``) and its map figures (pretrained);
+    ``cache.vectors()[rows[i]]`` is the teacher vector of training pair i (only the map's pairs are read)."""
     from mlembed.models import embedding_dim, load_model, resolve_model_path
 
     if config.student == "auto":
@@ -351,16 +377,26 @@ def _build_student(
         vocab_stats = {}
     student.max_seq_length = config.max_seq_length
     s_dim, t_dim = embedding_dim(student), embedding_dim(teacher)
-    if config.student != "auto" and config.student_map == "lstsq" and _distilled_plan(config.student) is None:
+    mapped = config.student_map in ("lstsq", "procrustes")
+    if config.student != "auto" and mapped and _distilled_plan(config.student) is None:
         from mlembed.distill.head import fit_student_map
 
         picked = random.Random(config.seed).sample(range(len(train)), min(config.map_pairs, len(train)))
-        logger.info(f"fitting a linear map from the student's space into the teacher's on {len(picked)} pairs")
+        english = english_sentences(config.map_sentences) if config.student_map == "procrustes" else []
+        logger.info(
+            f"fitting a {config.student_map} map from the student's space into the teacher's on {len(picked)} pairs"
+            + (f" and {len(english)} packaged English sentences" if english else "")
+        )
+        english_rows = cache.rows(english, show_progress=config.show_progress) if english else None
+        cached = cache.vectors()  # (after the English sentences were added)
         stats = fit_student_map(
             student,
             [(train[i].src, train[i].tgt) for i in picked],
             cached[rows[picked]],
             show_progress=config.show_progress,
+            method=config.student_map,
+            english=english,
+            english_targets=cached[english_rows] if english else None,
         )
         return student, vocab_stats, stats  # distill.head logged the mapped start's cosines
     elif s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
@@ -424,8 +460,18 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         batch_sampler=LengthGroupedBatchSampler,
     )
     prompt = (student.prompts or {}).get(student.default_prompt_name or "") or None
+    anchor_model = None
+    if config.anchor:  # the frozen start, for the non-English side's self-distillation target
+        anchor_model = SentenceTransformer(str(work / "student-init"), device="cpu").eval()
+        anchor_model.requires_grad_(False)
     collator = TeacherTargetCollator(
-        preprocess_fn=student.preprocess, targets=cache.vectors(), components=components, prompt=prompt
+        preprocess_fn=student.preprocess,
+        targets=cache.vectors(),
+        components=components,
+        prompt=prompt,
+        anchor_model=anchor_model,
+        anchor=config.anchor,
+        bf16=args.bf16,
     )
     trainer = SentenceTransformerTrainer(
         model=student,
@@ -438,6 +484,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         optimizers=(_optimizer(student, config), None),
     )
     last = _last_checkpoint(ckpt_dir, clean=is_main())
+    dev_start = _dev_start(evaluator, student, work) if evaluator and is_main() else {}
     barrier()
     if last:
         logger.info(f"continuing from {last.name}")
@@ -454,6 +501,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         stopped_by_budget=budget.stopped,
         pairs_per_language=plan["pairs_per_language"],
         dev={},
+        dev_start=dev_start,
         vocab=plan["vocab"],
         teacher_embeddings_computed=plan["teacher_embeddings_computed"],
         cleaning=plan["cleaning"],
@@ -465,6 +513,20 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     return result
 
 
+def _dev_start(evaluator: Any, student: Any, work: Path) -> dict[str, float]:
+    """The dev figures of the untrained start, measured once per run (a resumed run reads them back)."""
+    from mlembed.distill.dev import run_dev
+
+    saved = work / "dev_start.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    figures = run_dev(evaluator, student)
+    logger.info("dev before training (the start): " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    with atomic_open(saved) as fh:
+        json.dump(figures, fh)
+    return figures
+
+
 def _optimizer(student: Any, config: DistillConfig) -> Any:
     """AdamW with up to three learning rates: the word-embedding matrix (``embedding_lr``: new subwords
     start far from where they need to be; or frozen), modules after the transformer (``head_lr``: the fitted
@@ -474,15 +536,20 @@ def _optimizer(student: Any, config: DistillConfig) -> Any:
     emb = student[0].auto_model.get_input_embeddings().weight
     if config.freeze_embeddings:
         emb.requires_grad_(False)
+    if config.freeze_layers:  # the bottom layers (and the embedding block) keep the start's weights
+        encoder = student[0].auto_model
+        encoder.embeddings.requires_grad_(False)
+        for layer in encoder.encoder.layer[: config.freeze_layers]:
+            layer.requires_grad_(False)
     head = [p for module in list(student)[1:] for p in module.parameters() if p.requires_grad]
-    if not config.embedding_lr and not config.head_lr and not config.freeze_embeddings:
+    if not config.embedding_lr and not config.head_lr and not config.freeze_embeddings and not config.freeze_layers:
         return None
     head_ids = {id(p) for p in head}
     rest = [p for p in student.parameters() if p.requires_grad and p is not emb and id(p) not in head_ids]
     groups = [{"params": rest, "lr": config.lr}]
     if head:
         groups.append({"params": head, "lr": config.head_lr or config.lr})
-    if not config.freeze_embeddings:
+    if emb.requires_grad:
         groups.append({"params": [emb], "lr": config.embedding_lr or config.lr})
     # fused: one kernel per step instead of a loop over tensors (measured ~9x faster on 33M CPU parameters)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0, fused=True)
@@ -522,6 +589,8 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
     (staging / "mlembed.json").write_text(
         json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False)
     )
+    if (work / START_MAP).exists():
+        shutil.copy2(work / START_MAP, staging / START_MAP)
     if config.keep_work:
         shutil.move(str(work), str(staging / WORK))
     replace_dir(staging, out)

@@ -1,0 +1,130 @@
+"""Which training keeps what the start knows: distillation recipes from one start, one budget, one table.
+
+Every recipe starts from the same student (multilingual-e5-small with the centred Procrustes rotation into
+the teacher's space, ``--student-map procrustes``), trains for the same ``--budget-minutes`` on the same data
+as ``distill_quality.py`` (tatoeba-challenge + gettext:system, the 12 Tatoeba languages, decontaminated), and
+is measured beside the untrained start (``start``) and the previous default (least-squares start, whole
+encoder) with distill_quality's evaluation: Tatoeba, cross-model Tatoeba (English by the teacher), STS,
+held-out NTREX languages never trained on, and English fidelity on STS-b's English.
+
+    python benchmarks/distill_recipes.py --budget-minutes 4
+
+Finished runs and the evaluation are reused from ``--work``, so an interrupted benchmark continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from _common import machine, require_shared, write_results
+from distill_quality import HELDOUT, LANGS, STS, english_fidelity, evaluate, train
+
+#: recipe -> distill options (on top of distill_quality's e5 options); all share the procrustes start
+RECIPES = {
+    "lstsq-whole (previous default)": {"student_map": "lstsq"},
+    "whole encoder": {},
+    "anchor 0.5": {"anchor": 0.5},
+    "top 4 layers": {"freeze_layers": 8, "lr": 1e-4},
+    "top 4 layers + anchor 0.5": {"freeze_layers": 8, "lr": 1e-4, "anchor": 0.5},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-distill-recipes"))
+    parser.add_argument("--budget-minutes", type=float, default=4.0, help="training budget of each recipe")
+    parser.add_argument("--max-pairs-per-lang", type=int, default=1000, help="per language and data source")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-5, help="encoder learning rate (unless a recipe sets it)")
+    parser.add_argument("--head-lr", type=float, default=2e-5, help="the map's learning rate (as slow as the encoder)")
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--eval-steps", type=int, default=10**6, help="(no dev curve here)")
+    parser.add_argument("--save-steps", type=int, default=100)
+    parser.add_argument("--heldout-limit", type=int, default=300, help="NTREX sentences per held-out language")
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated subset of the recipes")
+    args = parser.parse_args()
+    shared = Path(os.path.relpath(require_shared()))
+    args.work.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    chosen = [r for r in args.recipes.split(",") if r]
+    runs = {}
+    for name in chosen:
+        folder = name.split(" (")[0].replace(" ", "-").replace("+", "and").replace(".", "")
+        runs[name] = train(folder, "e5-small", args.work, shared, args, **RECIPES[name])
+        runs[name]["folder"] = str(args.work / folder)
+    first = runs[chosen[1] if len(chosen) > 1 else chosen[0]]["folder"]
+    models = {"start": str(Path(first) / "_distill" / "student-init"), **{n: r["folder"] for n, r in runs.items()}}
+    table = evaluate({**models, "teacher": "minilm-en"}, shared, args.work / "eval", args.heldout_limit)
+    fidelity = english_fidelity(models, shared)
+    rows = {}
+    for name in models:
+        t = table[name]
+        rows[name] = {
+            "tatoeba": t["tatoeba"]["mean"],
+            "cross_model": t["tatoeba-cross"]["mean"],
+            "heldout": t["translation"]["mean"],
+            **{f"sts_{k}": t["sts"][k] for k in STS},
+            "english_cosine": fidelity[name]["mean_cosine"],
+        }
+        if name in runs:
+            r = runs[name]
+            rows[name].update(
+                steps=r["steps"],
+                s_per_step=round(r["train_seconds"] / max(r["steps"], 1), 2),
+                peak_rss_mb=r.get("peak_rss_mb_so_far"),
+            )
+    start = rows["start"]
+    sts_cols = [f"sts_{k}" for k in STS]
+    for name, row in rows.items():
+        if name == "start":
+            continue
+        row["keeps_start"] = bool(
+            all(row[c] >= start[c] - 0.5 for c in ("tatoeba", "heldout", *sts_cols))
+            and row["cross_model"] > start["cross_model"]
+            and row["english_cosine"] > start["english_cosine"]
+        )
+    cols = ["tatoeba", "cross_model", "heldout", *sts_cols, "english_cosine"]
+    head = "| recipe | steps | s/step | " + " | ".join(cols) + " | keeps the start |"
+    md = [
+        "# Distillation recipes from one start, one budget (one run)",
+        "",
+        f"Machine: {info['cpu_count']} CPU cores, native bf16: **{'yes' if info['native_bf16'] else 'no'}**. Each "
+        f"recipe: {args.budget_minutes:g} minutes of training, batch {args.batch_size}, at most "
+        f"{args.max_pairs_per_lang:,} pairs per language and source (tatoeba-challenge + gettext:system, the 12 "
+        "Tatoeba languages, decontaminated), from multilingual-e5-small with the centred Procrustes rotation "
+        f"(except the first row: least squares). Encoder lr {args.lr:g} unless the recipe says; map lr "
+        f"{args.head_lr:g}. Held-out: NTREX {', '.join(HELDOUT)} (first {args.heldout_limit} sentences), never "
+        "trained on. 'keeps the start': within 0.5 of the start on Tatoeba, held-out and every STS column, and "
+        "above it on cross-model and English cosine.",
+        "",
+        head,
+        "|---|" + "---:|" * (len(cols) + 3),
+        *[
+            f"| {n} | {r.get('steps', 0)} | {r.get('s_per_step', '—')} | "
+            + " | ".join(f"{r[c]:.1f}" if c != "english_cosine" else f"{r[c]:.3f}" for c in cols)
+            + f" | {'—' if n == 'start' else ('**yes**' if r['keeps_start'] else 'no')} |"
+            for n, r in rows.items()
+        ],
+        "",
+        f"Teacher: STS en {table['teacher']['sts']['en']:.1f}. Tatoeba per language and the charts: "
+        "the evaluation report in --work/eval.",
+        "",
+        f"Command: `python benchmarks/distill_recipes.py --budget-minutes {args.budget_minutes:g}`",
+    ]
+    data = {
+        "benchmark": "distill_recipes",
+        "machine": info,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "recipes": {n: RECIPES.get(n, {}) for n in models},
+        "rows": rows,
+        "tatoeba_per_language": {n: table[n]["tatoeba"] for n in models},
+        "runs": {n: {k: v for k, v in r.items() if k != "log_history"} for n, r in runs.items()},
+        "languages": LANGS,
+    }
+    write_results("distill_recipes", data, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
