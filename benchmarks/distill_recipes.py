@@ -3,7 +3,7 @@
 Every recipe starts from the same student (multilingual-e5-small with the centred Procrustes rotation into
 the teacher's space, ``--student-map procrustes``), trains for the same ``--budget-minutes`` on the same data
 as ``distill_quality.py`` (tatoeba-challenge + gettext:system, the 12 Tatoeba languages, decontaminated), and
-is measured beside the untrained start (``start``) and the previous default (least-squares start, whole
+is measured beside the untrained start (``start``) and the default start (least squares, whole
 encoder) with distill_quality's evaluation: Tatoeba, cross-model Tatoeba (English by the teacher), STS,
 held-out NTREX languages never trained on, and English fidelity on STS-b's English.
 
@@ -22,12 +22,13 @@ from _common import machine, require_shared, write_results
 from distill_quality import HELDOUT, LANGS, STS, english_fidelity, evaluate, train
 
 #: recipe -> distill options (on top of distill_quality's e5 options); all share the procrustes start
+PROCRUSTES = {"student_map": "procrustes"}
 RECIPES = {
-    "lstsq-whole (previous default)": {"student_map": "lstsq"},
-    "whole encoder": {},
-    "anchor 0.5": {"anchor": 0.5},
-    "top 4 layers": {"freeze_layers": 8, "lr": 1e-4},
-    "top 4 layers + anchor 0.5": {"freeze_layers": 8, "lr": 1e-4, "anchor": 0.5},
+    "lstsq-whole (the default start)": {"student_map": "lstsq"},
+    "whole encoder": PROCRUSTES,
+    "anchor 0.5": {**PROCRUSTES, "anchor": 0.5},
+    "top 4 layers": {**PROCRUSTES, "freeze_layers": 8, "lr": 1e-4},
+    "top 4 layers + anchor 0.5": {**PROCRUSTES, "freeze_layers": 8, "lr": 1e-4, "anchor": 0.5},
 }
 
 

@@ -11,6 +11,10 @@
 - **mine on a nearly full disk** (tmpfs of several sizes, needs root): a clear error or a correct result,
   no partial output.
 - **encode under ``ulimit -v``** below its peak: a clear memory error, no half-written file.
+- **distill under ``ulimit -v`` 4 GB** (the main job, a short budget): a one-line error or a finished run,
+  never a traceback or a half-written model.
+- **serve overloaded** (a small queue, many concurrent requests) while clients hang up mid-request: every
+  answer is 200 with its own rows or 503, the server stays up, logs no traceback and answers afterwards.
 
     sudo python benchmarks/reliability.py            # ~15 min on 2 cores
 """
@@ -344,6 +348,115 @@ def memory_limit(work: Path, src: Path) -> dict:
     return {"runs": results}
 
 
+def distill_memory_limit(work: Path, env: dict, limit_gb: float = 4.0) -> dict:
+    """The main job (``mlembed distill``, a 1-minute budget) with its address space capped at ``limit_gb``."""
+
+    def cap(limit=int(limit_gb * 2**30)):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    target = work / "limited-student"
+    done = subprocess.run(
+        MLEMBED + ["distill", "--output", str(target), "--max-minutes", "1", "--no-table"],
+        capture_output=True,
+        text=True,
+        preexec_fn=cap,
+        env=env,
+    )
+    complete = all((target / f).exists() for f in ("modules.json", "mlembed.json", "model.safetensors"))
+    result = {
+        "limit_gb": limit_gb,
+        "exit_code": done.returncode,
+        "traceback": "Traceback" in done.stderr,
+        "output": "complete" if complete else "absent" if not target.exists() else "PARTIAL",
+        "last_line": next(
+            (line for line in reversed(done.stderr.splitlines()) if "error:" in line),
+            (done.stderr.strip().splitlines() or [""])[-1],
+        )[:200],
+    }
+    print(f"distill under {limit_gb} GB: {result}", flush=True)
+    return result
+
+
+def serve_overload(work: Path, env: dict, clients: int = 64, hangups: int = 24, seed: int = 0) -> dict:
+    """``mlembed serve`` with an 8,192-sentence queue hit by ``clients`` concurrent requests of 512 sentences,
+    ``hangups`` of them closing their connection right after sending; then one ordinary request."""
+    import socket
+    import threading
+
+    import httpx
+
+    rng = random.Random(seed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (work / "serve.log").open("w")
+    server = subprocess.Popen(
+        MLEMBED + ["serve", "--model", "minilm-en", "--port", str(port), "--max-queue", "8192"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # wait for the state (health answers), not for a time
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        outcomes = {"200 correct rows": 0, "200 wrong rows": 0, "503": 0, "other": 0, "hung up": 0}
+        lock = threading.Lock()
+
+        def client(i: int) -> None:
+            texts = [f"request {i} sentence {j} about {rng.random():.6f}" for j in range(512)]
+            body = json.dumps({"input": texts, "model": "minilm-en", "encoding_format": "float"}).encode()
+            if i < hangups:  # send the whole request, then close without reading the answer
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    head = "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    time.sleep(rng.random() * 0.5)
+                with lock:
+                    outcomes["hung up"] += 1
+                return
+            try:
+                r = httpx.post(f"{url}/v1/embeddings", content=body, timeout=300)
+                key = "other"
+                if r.status_code == 200:
+                    rows = r.json()["data"]
+                    ok = len(rows) == 512 and [d["index"] for d in rows] == list(range(512))
+                    key = "200 correct rows" if ok else "200 wrong rows"
+                elif r.status_code == 503:
+                    key = "503"
+            except httpx.HTTPError:
+                key = "other"
+            with lock:
+                outcomes[key] += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = httpx.post(f"{url}/v1/embeddings", json={"input": "still here?", "model": "minilm-en"}, timeout=120)
+        alive = server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    text = (work / "serve.log").read_text(errors="replace")
+    result = {
+        "clients": clients,
+        "hangups": hangups,
+        "outcomes": outcomes,
+        "server_alive": alive,
+        "answers_after": after.status_code,
+        "tracebacks": text.count("Traceback"),
+    }
+    print(f"serve overload: {result}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlembed-reliability")
@@ -484,6 +597,8 @@ def main() -> None:
     concurrent = concurrent_distill(w, w / "pairs.eng-deu.tsv")
     disk = full_disk(w, w / "a.txt", w / "b.txt", digest(w / "reference.tsv"))
     memory = memory_limit(w, w / "en.txt")
+    distill_memory = distill_memory_limit(w, env)
+    overload = serve_overload(w, env, seed=args.seed)
 
     injected = sum(f["trials"] for f in faults.values())
     survived = sum(f["trials"] - f["partial_outputs"] - f["rerun_failed"] for f in faults.values())
@@ -493,8 +608,15 @@ def main() -> None:
         + concurrent["tracebacks"]
         + disk["tracebacks"]
         + sum(r["traceback"] for r in memory["runs"])
+        + distill_memory["traceback"]
+        + overload["tracebacks"]
     )
-    lost = fuzzed["well-formed tsv round trip"]["rows_lost"] + sum(f["partial_outputs"] for f in faults.values())
+    lost = (
+        fuzzed["well-formed tsv round trip"]["rows_lost"]
+        + sum(f["partial_outputs"] for f in faults.values())
+        + (distill_memory["output"] == "PARTIAL")
+        + overload["outcomes"]["200 wrong rows"]
+    )
     inputs = sum(f["tried"] for f in fuzzed.values())
     rows = [
         f"| kill -9 of `{k}` | {f['trials']} | {f['killed_mid_run']} | {f['partial_outputs']} | "
@@ -563,6 +685,19 @@ def main() -> None:
             for r in memory["runs"]
         ],
         "",
+        f"## `mlembed distill` (the main job, 1-minute budget) under `ulimit -v` {distill_memory['limit_gb']:g} GB",
+        "",
+        f"Exit code {distill_memory['exit_code']}, output {distill_memory['output']}, traceback "
+        f"{'yes' if distill_memory['traceback'] else 'no'}; last line: `{distill_memory['last_line']}`.",
+        "",
+        f"## `mlembed serve` overloaded: {overload['clients']} concurrent requests of 512 sentences on an 8,192-sentence "
+        f"queue, {overload['hangups']} clients hanging up mid-request",
+        "",
+        "Outcomes: "
+        + ", ".join(f"{k} {v}" for k, v in overload["outcomes"].items())
+        + f"; server alive afterwards: {'yes' if overload['server_alive'] else 'NO'}, next request answered "
+        f"{overload['answers_after']}; tracebacks in its log: {overload['tracebacks']}.",
+        "",
         f"Command: `python benchmarks/reliability.py --seed {args.seed} --fuzz-examples {args.fuzz_examples} --kills {args.kills}`",
     ]
     data = {
@@ -581,6 +716,8 @@ def main() -> None:
         "concurrent_distill": concurrent,
         "full_disk": disk,
         "memory_limit": memory,
+        "distill_memory_limit": distill_memory,
+        "serve_overload": overload,
     }
     write_results("reliability", data, "\n".join(md))
 

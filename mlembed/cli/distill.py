@@ -73,9 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--student-map",
         choices=["procrustes", "lstsq", "none"],
         default=d.student_map,
-        help="start of a pretrained student: its vectors centred and rotated onto the teacher's (procrustes: keeps "
-        "the student's own geometry), a linear map by least squares on both sides of --map-pairs pairs, or none "
-        "[%(default)s]",
+        help="start of a pretrained student: a linear map by least squares on both sides of --map-pairs pairs, "
+        "its vectors centred and rotated onto the teacher's (procrustes: keeps the student's own geometry; "
+        "benchmarks/distill_recipes.py), or none [%(default)s]",
     )
     p.add_argument(
         "--map-pairs", type=int, default=d.map_pairs, help="training pairs the map is fitted on [%(default)s]"
@@ -92,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=d.freeze_layers,
         help="keep the bottom N transformer layers (and the embedding block) of the start [%(default)s]",
+    )
+    p.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=d.gradient_checkpointing,
+        help="store only each layer's input and recompute its activations in the backward pass: memory bounded "
+        "by one layer's activations for about a third more compute [%(default)s]",
     )
     p.add_argument(
         "--anchor",
@@ -162,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         map_sentences=args.map_sentences,
         freeze_layers=args.freeze_layers,
         anchor=args.anchor,
+        gradient_checkpointing=args.gradient_checkpointing,
         dim=args.dim,
         new_tokens=args.new_tokens,
         vocab_init=args.vocab_init,

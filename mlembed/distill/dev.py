@@ -26,15 +26,25 @@ class DevEvaluator(SentenceEvaluator):
     """
 
     def __init__(
-        self, src: list[str], tgt: list[str], teacher: Any, components: np.ndarray | None = None, batch_size: int = 64
+        self,
+        src: list[str],
+        tgt: list[str],
+        teacher: Any,
+        components: np.ndarray | None = None,
+        batch_size: int = 64,
+        english: list[str] = (),
     ):
         super().__init__()
-        self.src, self.tgt, self.batch_size = src, tgt, batch_size
-        targets = np.asarray(teacher.encode(src, batch_size=batch_size, convert_to_numpy=True), dtype=np.float32)
-        if components is not None:  # the student's output is projected and re-normalised: so are its targets
-            targets = targets @ components
-            targets /= np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-12)
-        self.targets = targets
+        self.src, self.tgt, self.batch_size, self.english = src, tgt, batch_size, list(english)
+
+        def targets_of(sentences: list[str]) -> np.ndarray:
+            vectors = np.asarray(teacher.encode(sentences, batch_size=batch_size, convert_to_numpy=True), np.float32)
+            if components is not None:  # the student's output is projected and re-normalised: so are its targets
+                vectors = vectors @ components
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+        self.targets = targets_of(src)
+        self.english_targets = targets_of(self.english) if self.english else None
         self.primary_metric = "negative_mse"
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
@@ -47,14 +57,21 @@ class DevEvaluator(SentenceEvaluator):
             "trg2src_accuracy": acc["tgt2src"] / 100,
             "mean_accuracy": acc["accuracy"] / 100,
         }
+        if self.english:  # English fidelity on ordinary sentences, whatever the training data's domain
+            e = np.asarray(model.encode(self.english, batch_size=self.batch_size, convert_to_numpy=True), np.float32)
+            e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+            metrics["english_cosine"] = float((e * self.english_targets).sum(1).mean())
         metrics = self.prefix_name_to_metrics(metrics, "dev")
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
 
 
-def dev_evaluator(dev: list[dict], teacher: Any, components: np.ndarray | None = None) -> DevEvaluator:
-    """The dev evaluator over held-out pairs (dicts with ``src`` and ``tgt``)."""
-    return DevEvaluator([d["src"] for d in dev], [d["tgt"] for d in dev], teacher, components)
+def dev_evaluator(
+    dev: list[dict], teacher: Any, components: np.ndarray | None = None, english: list[str] = ()
+) -> DevEvaluator:
+    """The dev evaluator over held-out pairs (dicts with ``src`` and ``tgt``), and held-out ``english``
+    sentences for the student's mean cosine to the teacher (``english_cosine``)."""
+    return DevEvaluator([d["src"] for d in dev], [d["tgt"] for d in dev], teacher, components, english=english)
 
 
 def run_dev(evaluator: Any, model: Any) -> dict[str, float]:
@@ -67,4 +84,6 @@ def run_dev(evaluator: Any, model: Any) -> dict[str, float]:
             out["mse_x100"] = round(-float(value), 4)
         elif name in ("src2trg_accuracy", "trg2src_accuracy", "mean_accuracy"):
             out[name] = round(100 * float(value), 2)
+        elif name == "english_cosine":
+            out[name] = round(float(value), 4)
     return out

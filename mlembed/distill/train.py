@@ -54,11 +54,12 @@ class DistillConfig:
     embedding_lr: float | None = None
     head_lr: float | None = None
     freeze_embeddings: bool | None = None
-    student_map: str = "procrustes"
+    student_map: str = "lstsq"
     map_pairs: int = 4000
-    map_sentences: int = 5000
+    map_sentences: int = 4500
     freeze_layers: int = 0
     anchor: float = 0.0
+    gradient_checkpointing: bool = False
     warmup_ratio: float = 0.05
     dim: int | None = None
     new_tokens: int = 40000
@@ -338,16 +339,22 @@ def _short_summary(table: str, rows: int = 12) -> str:
     )
 
 
-def english_sentences(limit: int | None = None) -> list[str]:
+#: the last of the packaged English sentences: never fitted on, they measure English fidelity (dev english_cosine)
+HELDOUT_ENGLISH = 500
+
+
+def english_sentences(part: str = "fit") -> list[str]:
     """The ordinary English sentences packaged with mlembed (5,000 from Tatoeba, CC BY 2.0 FR; see
-    ``mlembed/data/english_sentences.md``): the start's map is fitted on them as well as on the data.
+    ``mlembed/data/english_sentences.md``): the start's map is fitted on the first 4,500 (``fit``) as well as
+    on the data; the last 500 (``heldout``) measure the student's English cosine to the teacher.
 
     Example:
-        >>> len(english_sentences()), english_sentences(2)
-        (5000, ['The committee was summoned at once.', "That's the building where Dad works."])
+        >>> len(english_sentences()), len(english_sentences("heldout")), english_sentences()[0]
+        (4500, 500, 'The committee was summoned at once.')
     """
     path = Path(__file__).resolve().parents[1] / "data" / "english_sentences.txt"
-    return path.read_text(encoding="utf-8").splitlines()[:limit]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[-HELDOUT_ENGLISH:] if part == "heldout" else lines[:-HELDOUT_ENGLISH]
 
 
 def _build_student(
@@ -382,7 +389,7 @@ def _build_student(
         from mlembed.distill.head import fit_student_map
 
         picked = random.Random(config.seed).sample(range(len(train)), min(config.map_pairs, len(train)))
-        english = english_sentences(config.map_sentences) if config.student_map == "procrustes" else []
+        english = english_sentences()[: config.map_sentences] if config.student_map == "procrustes" else []
         logger.info(
             f"fitting a {config.student_map} map from the student's space into the teacher's on {len(picked)} pairs"
             + (f" and {len(english)} packaged English sentences" if english else "")
@@ -426,6 +433,8 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from mlembed.teacher_cache import TeacherCache
 
     student = SentenceTransformer(str(work / "student-init"), device="cpu")
+    if config.gradient_checkpointing:  # keep each layer's input only, recompute the rest in backward
+        student[0].auto_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     dataset = load_from_disk(str(work / "train"))
     dev = [json.loads(line) for line in (work / "dev.jsonl").read_text().splitlines()]
     components = np.load(work / "pca.npy") if plan["pca"] else None
@@ -434,7 +443,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         raise ValueError(
             f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}"
         )
-    evaluator = dev_evaluator(dev, teacher, components) if dev else None
+    evaluator = dev_evaluator(dev, teacher, components, english_sentences("heldout")) if dev else None
     budget = TimeBudget(config.max_minutes)
     ckpt_dir = work / "checkpoints"
     args = SentenceTransformerTrainingArguments(
@@ -464,6 +473,8 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     if config.anchor:  # the frozen start, for the non-English side's self-distillation target
         anchor_model = SentenceTransformer(str(work / "student-init"), device="cpu").eval()
         anchor_model.requires_grad_(False)
+        if config.freeze_embeddings:  # the same frozen word-embedding matrix (e5: 96M of its 118M weights): share it
+            anchor_model[0].auto_model.set_input_embeddings(student[0].auto_model.get_input_embeddings())
     collator = TeacherTargetCollator(
         preprocess_fn=student.preprocess,
         targets=cache.vectors(),
