@@ -170,7 +170,8 @@ def main() -> None:
         f"{args.min_pairs} pairs). Weak: start < {args.weak_below:g}. Training: {args.budget_minutes:g} min "
         f"({result['steps']} steps), weak languages' pairs (at most {args.train_cap:,} each) + "
         f"{args.others_per_lang} of every other's; encoder lr {args.lr:g}, anchor {args.anchor:g}, "
-        f"bottom layers frozen {args.freeze_layers}, word embeddings {'trained' if args.train_embeddings else 'frozen'}. "
+        f"bottom layers frozen {args.freeze_layers}, word embeddings {'trained' if args.train_embeddings else 'frozen'}, "
+        "gradient checkpointing (the pretrained default). "
         f"Peak RSS of the benchmark process: {peak:,.0f} MB.",
         "",
         f"**Weak mean {summary['start_mean']} -> {summary['student_mean']} ({summary['gain']:+}); other "
@@ -186,9 +187,10 @@ def main() -> None:
         ],
         "",
         f"Command: `python benchmarks/weak_languages.py --budget-minutes {args.budget_minutes:g}"
+        + (f" --lr {args.lr:g}" if args.lr != 2e-5 else "")
         + (f" --anchor {args.anchor:g}" if args.anchor else "")
         + (f" --freeze-layers {args.freeze_layers}" if args.freeze_layers else "")
-        + ("  --train-embeddings" if args.train_embeddings else "")
+        + (" --train-embeddings" if args.train_embeddings else "")
         + "`",
     ]
     data_out = {

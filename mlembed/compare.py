@@ -44,7 +44,9 @@ def _pad(text: str, width: int) -> str:
 
 
 def similarity_table(models: dict[str, Any], sentences: dict[str, str] | None = None, control: bool = True) -> str:
-    """A text table: one row per language, one column per model, cosine to the English sentence.
+    """A text table: one row per language, one column per model, cosine to the English sentence. A model
+    is anything :func:`mlembed.encode` takes (a loaded model, a name, a folder) or a function returning one:
+    names and functions are loaded one column at a time, so only one model is in memory at once.
 
     Example:
         >>> from mlembed.models import load_model
@@ -57,7 +59,10 @@ def similarity_table(models: dict[str, Any], sentences: dict[str, str] | None = 
         items.append(CONTROL_SENTENCE)
     langs = [lang for lang, _ in items]
     texts = [text for _, text in items]
-    embeddings = {name: encode(texts, model, normalize=True) for name, model in models.items()}
+    embeddings = {
+        name: encode(texts, model if hasattr(model, "encode") or not callable(model) else model(), normalize=True)
+        for name, model in models.items()
+    }
     columns = {name: cosine_to_first(emb) for name, emb in embeddings.items()}
     width = max(_display_width(t) for t in texts) + 2
     head = _pad("lang", 8) + _pad("sentence", width) + "".join(f"{name:>14s}" for name in columns)

@@ -55,13 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lr",
         type=float,
         default=None,
-        help="learning rate of the transformer layers [1e-4 for auto, 2e-5 for a pretrained student]",
+        help="learning rate of the transformer layers [1e-4; with a pretrained student's whole encoder "
+        "trained (--freeze-layers 0) 2e-5 keeps more]",
     )
     p.add_argument(
         "--head-lr",
         type=float,
         default=None,
-        help="learning rate of the modules after the transformer (the fitted map) [1e-3 for a pretrained student]",
+        help="learning rate of the modules after the transformer (the fitted map) [2e-5 for a pretrained student]",
     )
     p.add_argument(
         "--freeze-embeddings",
@@ -91,21 +92,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--freeze-layers",
         type=int,
         default=d.freeze_layers,
-        help="keep the bottom N transformer layers (and the embedding block) of the start [%(default)s]",
+        help="keep the bottom N transformer layers (and the embedding block) of the start [8 for a pretrained "
+        "student, 0 for auto]",
     )
     p.add_argument(
         "--gradient-checkpointing",
         action=argparse.BooleanOptionalAction,
         default=d.gradient_checkpointing,
         help="store only each layer's input and recompute its activations in the backward pass: memory bounded "
-        "by one layer's activations for about a third more compute [%(default)s]",
+        "by one layer's activations for slower steps [on for a pretrained student, off for auto]",
     )
     p.add_argument(
         "--anchor",
         type=float,
         default=d.anchor,
         help="self-distillation: the share of the non-English side's target that is the frozen start's own "
-        "vector of that sentence (0: the teacher's alone) [%(default)s]",
+        "vector of that sentence (0: the teacher's alone) [0.5 for a pretrained student, 0 for auto]",
     )
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
@@ -141,6 +143,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--overwrite",
         action="store_true",
         help="replace what OUTPUT holds (a model, an interrupted run's checkpoints); without it such an OUTPUT is refused",
+    )
+    p.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        default=d.keep_best,
+        help="save the untrained start instead when training lowered dev translation accuracy by more than "
+        "0.5 point [%(default)s]",
     )
     p.add_argument("--no-table", action="store_true", help="skip the before/after similarity table")
     p.set_defaults(func=run)
@@ -184,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep_work=args.keep_work,
         overwrite=args.overwrite,
+        keep_best=args.keep_best,
     )
     result = distill(config, resume=args.resume)
     from mlembed.distill.distributed import is_main
@@ -199,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         print("dev of the start: " + ", ".join(f"{k} {v}" for k, v in result.dev_start.items()))
     if result.dev:
         print("dev: " + ", ".join(f"{k} {v}" for k, v in result.dev.items()))
+    if result.shipped == "start":
+        print("saved the start: training lowered dev translation accuracy (--no-keep-best keeps the trained student)")
     if not args.no_table:
         from pathlib import Path
 
@@ -206,12 +218,13 @@ def run(args: argparse.Namespace) -> int:
         from mlembed.distill.head import start_model
         from mlembed.models import load_model
 
-        columns = {"teacher": load_model(args.teacher)}
+        # names and functions: similarity_table loads one model at a time (the memory of one e5, not three)
+        columns: dict = {"teacher": args.teacher}
         if args.student != "auto":  # the pretrained start as it was, in its own space
-            columns[args.student.rstrip("/").rsplit("/", 1)[-1]] = load_model(args.student)
+            columns[args.student.rstrip("/").rsplit("/", 1)[-1]] = lambda: load_model(args.student)
         if (Path(result.output) / "start_map.npz").exists():  # ... and mapped into the teacher's, untrained
-            columns["start"] = start_model(result.output)
-        columns["student"] = load_model(result.output)
+            columns["start"] = lambda: start_model(result.output)
+        columns["student"] = result.output
         print()
         print(similarity_table(columns))
     return 0

@@ -74,6 +74,8 @@ def model_card(plan: dict, result: Any) -> str:
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
     if plan.get("cleaning"):
         lines += ["", "## Data cleaning (pairs read and dropped per rule)", "", "```", plan["cleaning"], "```"]
+    if result.shipped == "start":
+        lines += ["", "Training lowered the dev translation accuracy: this folder holds the untrained start."]
     if result.dev:
         start = result.dev_start or {}
         lines += ["", "## Dev figures (held-out pairs)", "", "| metric | start | trained |", "|---|---:|---:|"]

@@ -61,10 +61,13 @@ def fit_rotation(sources: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, 
     """
     x = np.asarray(sources, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
-    if x.shape != y.shape or x.shape[0] < 2:
-        raise ValueError(f"need sources and targets of one shape (>= 2 rows), got {x.shape} and {y.shape}")
+    if x.shape[0] != y.shape[0] or x.shape[0] < 2 or x.shape[1] < y.shape[1]:
+        raise ValueError(
+            f"need matching rows (>= 2) and at least the targets' dimension in the sources, got {x.shape} and {y.shape}"
+        )
     mean = x.mean(0)
-    u, _, vt = np.linalg.svd((x - mean).T @ y)
+    # (a wider student, e.g. 768-d under a 384-d teacher: orthonormal columns, a projection then a rotation)
+    u, _, vt = np.linalg.svd((x - mean).T @ y, full_matrices=False)
     w = u @ vt
     return w.astype(np.float32), (-mean @ w).astype(np.float32)
 
