@@ -197,7 +197,9 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
     after = model[0].auto_model.get_input_embeddings().weight
     assert torch.equal(before, after)
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "linear map into the teacher's space" in card and "word embeddings frozen" in card
+    assert (
+        "centred and rotated onto the teacher's (orthogonal Procrustes)" in card and "word embeddings frozen" in card
+    )
     # continuing from that student (e.g. to add a language) keeps its settings and adds no second map
     distill(
         data=[f"tsv:{data}"],
@@ -216,4 +218,5 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
     more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
     assert [type(m).__name__ for m in more] == names
     config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]
-    assert config["lr"] == 2e-5 and config["freeze_embeddings"] is True
+    assert config["lr"] == 1e-4 and config["freeze_embeddings"] is True and config["freeze_layers"] == 8
+    assert config["anchor"] == 0.5
