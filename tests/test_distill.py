@@ -413,3 +413,25 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     np.testing.assert_allclose(start_model(str(out)).encode(sentences), start.encode(sentences), atol=1e-5)
     assert saved["result"]["shipped"] == "trained"  # (keep_best=False: whatever the dev figures say)
     assert "| mse_x100 |" in (out / "README.md").read_text() and "anchor 0.5" in (out / "README.md").read_text()
+
+
+def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, corpus, monkeypatch):
+    """The dev figures are made to fall (a stand-in run_dev): the folder then holds the start, copied as it was
+    saved before training, and the result, mlembed.json and the card say so."""
+    from sentence_transformers import SentenceTransformer
+
+    import mlembed.distill.dev as dev
+    from mlembed.distill import distill
+
+    figures = iter([{"mean_accuracy": 80.0, "mse_x100": 0.3}, {"mean_accuracy": 70.0, "mse_x100": 0.2}])
+    monkeypatch.setattr(dev, "run_dev", lambda evaluator, model: next(figures))
+    result = distill(**_options(tmp_path, corpus, keep_work=True))
+    out = Path(result.output)
+    assert result.shipped == "start" and result.dev == result.dev_start == {"mean_accuracy": 80.0, "mse_x100": 0.3}
+    assert json.loads((out / "mlembed.json").read_text())["result"]["shipped"] == "start"
+    assert "this folder holds the untrained start" in (out / "README.md").read_text()
+    sentences = ["Guten Morgen!", "早上好！"]
+    start = SentenceTransformer(str(out / "_distill" / "student-init"), device="cpu")
+    np.testing.assert_array_equal(
+        SentenceTransformer(str(out), device="cpu").encode(sentences), start.encode(sentences)
+    )

@@ -551,8 +551,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
             f"dev translation accuracy fell in training ({start} -> {trained}): saving the start instead "
             "(--no-keep-best saves the trained student)"
         )
-        student = SentenceTransformer(str(work / "student-init"), device="cpu")
-        result.shipped, result.dev = "start", dict(result.dev_start)
+        result.shipped, result.dev = "start", dict(result.dev_start)  # _save_final copies the start's folder
     _save_final(student, config, plan, result, work)
     return result
 
@@ -637,7 +636,10 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
     staging = out.parent / f".{out.name}.staging"
     if staging.exists():
         shutil.rmtree(staging)
-    student.save(str(staging))
+    if result.shipped == "start":  # the untrained start as saved before training: no second model in memory
+        shutil.copytree(work / "student-init", staging)
+    else:
+        student.save(str(staging))
     (staging / "README.md").write_text(model_card(plan, result), encoding="utf-8")
     (staging / "mlembed.json").write_text(
         json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False)
