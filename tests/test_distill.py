@@ -347,6 +347,10 @@ def test_bad_options_fail_before_any_work(tmp_path):
         distill(output=out, dim=0)
     with pytest.raises(ValueError, match=r"--anchor 1.0: expected a share in \[0, 1\)"):
         distill(output=out, anchor=1.0)
+    with pytest.raises(ValueError, match="--layers 3: expected a positive number of layers to keep of a pretrained"):
+        distill(output=out, student="auto", layers=3)
+    with pytest.raises(ValueError, match="--anchor 0.5: with --layers each side already learns its own target"):
+        distill(output=out, layers=3, anchor=0.5)
     with pytest.raises(ValueError, match="--freeze-layers -1: expected 0 or more"):
         distill(output=out, freeze_layers=-1)
     with pytest.raises(ValueError, match="--student-map 'pca': expected one of procrustes, lstsq, none"):
@@ -435,3 +439,41 @@ def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, c
     np.testing.assert_array_equal(
         SentenceTransformer(str(out), device="cpu").encode(sentences), start.encode(sentences)
     )
+
+
+def test_layers_cuts_a_copy_that_learns_the_full_model_on_both_sides(tmp_path, corpus):
+    """--layers: the student keeps 3 of the full model's 6 layers (the first, the last and one between), the full
+    model is its own teacher, each side of a pair is trained toward the full model's vector of that same
+    sentence, and training brings the copy closer to the full model than the cut alone; the output is a plain
+    3-layer sentence-transformers folder whose card says what was kept."""
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+    from mlembed.distill.collator import TARGET_COLUMN
+    from mlembed.models import load_model
+
+    opts = _options(
+        tmp_path, corpus, student="minilm-en", layers=3, lr=5e-4, max_steps=8, keep_work=True, keep_best=False
+    )
+    opts.pop("new_tokens")
+    result = distill(**opts)
+    out = Path(result.output)
+    saved = json.loads((out / "mlembed.json").read_text())
+    assert saved["plan"]["config"]["teacher"] == "minilm-en"  # the student's own full model
+    assert saved["plan"]["layers"] == {"kept": [0, 2, 5], "of": 6}
+    assert not saved["plan"]["student_map"] and not (out / "start_map.npz").exists()
+    from datasets import load_from_disk
+
+    train = load_from_disk(str(out / "_distill" / "train"))
+    assert train[0][TARGET_COLUMN] != train[0]["teacher_row"]  # the German side has its own target
+    small = SentenceTransformer(str(out), device="cpu")
+    assert small[0].auto_model.config.num_hidden_layers == 3 and len(small[0].auto_model.encoder.layer) == 3
+    assert "layers: 3 of the 6 of `minilm-en` (layers [0, 2, 5])" in (out / "README.md").read_text()
+    # closer to the full model than the untrained cut, on both sides of held-out pairs
+    full, cut = load_model("minilm-en"), SentenceTransformer(str(out / "_distill" / "student-init"), device="cpu")
+    held_out = [en for en, _ in DE[:6]] + [de for _, de in DE[:6]]
+    target = full.encode(held_out, normalize_embeddings=True)
+    before = (cut.encode(held_out, normalize_embeddings=True) * target).sum(1).mean()
+    after = (small.encode(held_out, normalize_embeddings=True) * target).sum(1).mean()
+    assert after > before + 0.01, (before, after)
+    assert result.dev["english_cosine"] > result.dev_start["english_cosine"]

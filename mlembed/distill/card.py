@@ -70,6 +70,12 @@ def model_card(plan: dict, result: Any) -> str:
             + (f", bottom {cfg['freeze_layers']} layers frozen" if cfg.get("freeze_layers") else "")
             + (f", anchor {cfg['anchor']} (self-distillation to the start)" if cfg.get("anchor") else "")
         )
+    if plan.get("layers"):
+        kept = plan["layers"]
+        lines.append(
+            f"- layers: {len(kept['kept'])} of the {kept['of']} of `{cfg['student']}` (layers {kept['kept']}), each "
+            "sentence of both sides trained toward the full model's own vector of it"
+        )
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
     lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
     if plan.get("cleaning"):

@@ -5,6 +5,8 @@ epochs reuse the cached targets instead of re-running the teacher. With an ``anc
 the non-English side's target is a blend of the teacher's vector and the frozen start's own vector of that
 sentence, ``(1 - anchor) * teacher(en) + anchor * start(tgt)``: the student moves towards the teacher only as
 far as it keeps what the start knew (MSE to a blend equals the weighted sum of both MSEs, up to a constant).
+A row of ``target_row`` (a smaller copy of a multilingual model, ``--layers``) makes the non-English side's
+target the teacher's own vector of that sentence.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
 ROW_COLUMN = "teacher_row"
+TARGET_COLUMN = "target_row"  # optional: the cache row of the non-English sentence's own teacher vector
 
 
 @dataclass
@@ -42,12 +45,13 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = np.array([f[ROW_COLUMN] for f in features], dtype=np.int64)
         pre = self.prompt or ""
-        batch = super().__call__([{k: pre + v for k, v in f.items() if k != ROW_COLUMN} for f in features])
-        labels = np.asarray(self.targets[rows], dtype=np.float32)
-        if self.components is not None:
-            labels = labels @ self.components
-            labels /= np.maximum(np.linalg.norm(labels, axis=1, keepdims=True), 1e-12)
-        batch["label"] = torch.from_numpy(labels)
+        rows_of = (ROW_COLUMN, TARGET_COLUMN)
+        batch = super().__call__([{k: pre + v for k, v in f.items() if k not in rows_of} for f in features])
+        batch["label"] = self._labels(rows)
+        if TARGET_COLUMN in features[0]:  # per-column targets: each side's own vector
+            own = self._labels(np.array([f[TARGET_COLUMN] for f in features], dtype=np.int64))
+            batch["label"] = torch.stack([batch["label"], own], dim=1)
+            return batch
         if self.anchor and self.anchor_model is not None:  # per-column targets: English, then the blend
             prefix = "non_english_"
             inputs = {k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)}
@@ -56,3 +60,10 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
             blend = (1 - self.anchor) * batch["label"] + self.anchor * start
             batch["label"] = torch.stack([batch["label"], blend], dim=1)
         return batch
+
+    def _labels(self, rows: np.ndarray) -> torch.Tensor:
+        labels = np.asarray(self.targets[rows], dtype=np.float32)
+        if self.components is not None:
+            labels = labels @ self.components
+            labels /= np.maximum(np.linalg.norm(labels, axis=1, keepdims=True), 1e-12)
+        return torch.from_numpy(labels)

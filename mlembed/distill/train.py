@@ -41,8 +41,9 @@ class DistillConfig:
 
     output: str = "mlembed-student"
     data: Sequence[str] = ("gettext:system",)
-    teacher: str = "minilm-en"
+    teacher: str | None = None  # None: minilm-en, or the student itself with ``layers``
     student: str = "e5-small"
+    layers: int | None = None
     langs: Sequence[str] | None = None
     max_pairs: int | None = 20000
     max_pairs_per_lang: int | None = None
@@ -111,6 +112,8 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
         if not hasattr(config, key):
             raise TypeError(f"unknown distill option {key!r}")
         setattr(config, key, value)
+    if config.teacher is None:
+        config.teacher = teacher_of(config)
     validate(config, resume)
     _fill_defaults(config)
     from mlembed.distill import distributed
@@ -146,6 +149,17 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     return _train(config, plan, teacher, work, prep_seconds)
 
 
+def teacher_of(config: DistillConfig) -> str:
+    """The teacher of a run: ``config.teacher``, else the student itself when it is cut to ``layers`` (a smaller
+    copy learns the full model), else the packaged English teacher ``minilm-en``.
+
+    Example:
+        >>> teacher_of(DistillConfig()), teacher_of(DistillConfig(student="full-student", layers=6))
+        ('minilm-en', 'full-student')
+    """
+    return config.teacher or (config.student if config.layers else "minilm-en")
+
+
 def validate(config: DistillConfig, resume: bool = False) -> None:
     """Check a run's options before any preparation: data specs, languages, models, sizes, and that
     OUTPUT holds nothing a new run would destroy. Raises ``ValueError``/``DataError``/``ModelNotFoundError``
@@ -179,6 +193,13 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
     for option in ("freeze_layers", "map_sentences"):
         if (getattr(config, option) or 0) < 0:
             raise ValueError(f"--{option.replace('_', '-')} {getattr(config, option)}: expected 0 or more")
+    if config.layers is not None and (config.layers < 1 or config.student == "auto"):
+        raise ValueError(
+            f"--layers {config.layers}: expected a positive number of layers to keep of a pretrained --student "
+            "(a folder or e5-small), not of auto"
+        )
+    if config.layers and config.anchor:
+        raise ValueError(f"--anchor {config.anchor}: with --layers each side already learns its own target (use 0)")
     if config.dim is not None and config.dim < 1:
         raise ValueError(f"--dim {config.dim}: expected a positive dimension")
     if config.max_minutes is not None and config.max_minutes <= 0:
@@ -204,7 +225,7 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
                 f"--eval-data {config.eval_data}: no pairs"
                 + (f" for {', '.join(config.langs)}" if config.langs else "")
             )
-    locate_model(config.teacher)
+    locate_model(teacher_of(config))
     if config.student != "auto":
         locate_model(config.student)
     out = Path(config.output)
@@ -245,6 +266,16 @@ STUDENT_DEFAULTS = {
         "anchor": 0.5,
         "gradient_checkpointing": True,
     },
+    # a copy cut to --layers: every kept layer must learn to stand in for the ones left out; the word
+    # embeddings (most of the weights) stay, so languages the run never sees keep their rows
+    "layers": {
+        "lr": 1e-4,
+        "head_lr": 1e-5,
+        "freeze_embeddings": True,
+        "freeze_layers": 0,
+        "anchor": 0.0,
+        "gradient_checkpointing": True,
+    },
 }
 
 
@@ -256,8 +287,9 @@ def _distilled_plan(student: str) -> dict | None:
 
 def _fill_defaults(config: DistillConfig) -> None:
     """Student-dependent defaults; a student mlembed distilled before continues with its own settings."""
-    previous = _distilled_plan(config.student)
-    defaults = STUDENT_DEFAULTS["auto" if config.student == "auto" else "pretrained"]
+    previous = None if config.layers else _distilled_plan(config.student)
+    kind = "layers" if config.layers else "auto" if config.student == "auto" else "pretrained"
+    defaults = STUDENT_DEFAULTS[kind]
     if previous is not None:
         defaults = {k: previous["config"].get(k, STUDENT_DEFAULTS["auto"][k]) for k in defaults}
     for key, value in defaults.items():
@@ -271,6 +303,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
 
     from mlembed.data import read_pairs
     from mlembed.data.cleaning import CleanOptions, CleanStats
+    from mlembed.distill.collator import ROW_COLUMN, TARGET_COLUMN
     from mlembed.distill.sampling import balanced_sample
     from mlembed.teacher_cache import TeacherCache
 
@@ -314,15 +347,17 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
 
     cache = TeacherCache(config.cache_dir or default_cache_dir(), teacher)
     rows = cache.rows([p.src for p in train], show_progress=config.show_progress)
-    dataset = Dataset.from_dict(
-        {"english": [p.src for p in train], "non_english": [p.tgt for p in train], "teacher_row": rows.tolist()}
-    )
+    columns = {"english": [p.src for p in train], "non_english": [p.tgt for p in train], ROW_COLUMN: rows.tolist()}
+    if config.layers:  # the full model is multilingual: each side learns its own vector of its own sentence
+        logger.info("the full model's vectors of the non-English side (the smaller copy learns both sides)")
+        columns[TARGET_COLUMN] = cache.rows([p.tgt for p in train], show_progress=config.show_progress).tolist()
+    dataset = Dataset.from_dict(columns)
     dataset.save_to_disk(str(work / "train"))
     with atomic_open(work / "dev.jsonl") as fh:
         for p in dev:
             fh.write(json.dumps(p._asdict(), ensure_ascii=False) + "\n")
 
-    student, vocab_stats, map_stats = _build_student(config, teacher, train, cache, rows)
+    student, vocab_stats, map_stats, layer_stats = _build_student(config, teacher, train, cache, rows)
     if map_stats:  # the start's map, kept beside the model so the start can be rebuilt (head.start_model)
         linear = student[len(student) - 2].linear
         with atomic_open(work / START_MAP, "wb") as fh:
@@ -346,6 +381,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         "cleaning": stats.summary(),
         "vocab": vocab_stats,
         "student_map": map_stats,
+        "layers": layer_stats,
         "teacher_embeddings_computed": cache.computed,
         "pca": components is not None,
     }
@@ -384,11 +420,23 @@ def english_sentences(part: str = "fit") -> list[str]:
 
 def _build_student(
     config: DistillConfig, teacher: Any, train: list, cache: Any, rows: np.ndarray
-) -> tuple[Any, dict, dict]:
-    """The initial student, its vocabulary figures (``auto``) and its map figures (pretrained);
-    ``cache.vectors()[rows[i]]`` is the teacher vector of training pair i (only the map's pairs are read)."""
+) -> tuple[Any, dict, dict, dict]:
+    """The initial student, its vocabulary figures (``auto``), its map figures (pretrained) and the layers it
+    kept (``layers``); ``cache.vectors()[rows[i]]`` is the teacher vector of training pair i (only the map's
+    pairs are read)."""
     from mlembed.models import embedding_dim, load_model, resolve_model_path
 
+    if config.layers:  # a copy of the full model with layers left out: already in its teacher's space
+        from mlembed.distill.layers import encoder_layers, keep_layers
+
+        student = load_model(config.student)
+        total = len(encoder_layers(student))
+        kept = keep_layers(student, config.layers)
+        student.max_seq_length = config.max_seq_length
+        logger.info(
+            f"student: {config.student} cut to {len(kept)} of its {total} layers ({kept}), learning the full model"
+        )
+        return student, {}, {}, {"kept": kept, "of": total}
     if config.student == "auto":
         from mlembed.vocab import extend_vocabulary
 
@@ -430,7 +478,7 @@ def _build_student(
             english=english,
             english_targets=cached[english_rows] if english else None,
         )
-        return student, vocab_stats, stats  # distill.head logged the mapped start's cosines
+        return student, vocab_stats, stats, {}  # distill.head logged the mapped start's cosines
     elif s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
         import torch
         from sentence_transformers.models import Dense
@@ -439,7 +487,7 @@ def _build_student(
             Dense(in_features=s_dim, out_features=t_dim, bias=False, activation_function=torch.nn.Identity())
         )
         logger.info(f"student dimension {s_dim} != teacher {t_dim}: added a trainable Dense projection")
-    return student, vocab_stats, {}
+    return student, vocab_stats, {}, {}
 
 
 def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_seconds: float) -> DistillResult:
