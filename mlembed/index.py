@@ -161,7 +161,7 @@ class SentenceIndex:
             if not ray:  # on Ray the workers load it
                 model = load_model(model)
                 if embeddings is None:
-                    model = load_backend(model, backend)
+                    model = load_backend(model, backend, task="search")
         else:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
         if ray and (embeddings is None or Path(embeddings).is_dir()):

@@ -107,7 +107,7 @@ def test_auto_is_probed_once_then_read_from_the_cache(cache, teacher, monkeypatc
     monkeypatch.setattr(
         probe,
         "probe",
-        lambda model, _, precision: calls.append(precision) or real(model, ("torch", "onnx"), 1, precision),
+        lambda model, _, precision, task: calls.append(precision) or real(model, ("torch", "onnx"), 1, precision),
     )
     first = load_backend(teacher, "auto", precision="fp32")
     second = load_backend(teacher, "auto", precision="fp32")
@@ -120,6 +120,60 @@ def test_auto_is_probed_once_then_read_from_the_cache(cache, teacher, monkeypatc
     load_backend(teacher, "auto", precision="bf16")
     assert calls == ["fp32", "bf16"]
     assert probe.candidates_for("bf16") == ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8", "onnx-int8")
+
+
+class _Rotated:
+    """A stand-in engine whose vectors are torch's turned by a fixed rotation: every cosine between its own
+    vectors is kept (so is any mining or search), none of its vectors is near torch's."""
+
+    def __init__(self, model, scramble: bool = False):
+        self.model, self.scramble = model, scramble
+        q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(384, 384)))
+        self.rotation = q.astype(np.float32)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def encode(self, sentences, **kw):
+        vectors = self.model.encode(sentences, **kw) @ self.rotation
+        if self.scramble:  # a broken engine: each sentence gets an unrelated vector
+            rng = np.random.default_rng([len(s) for s in sentences])
+            vectors = rng.normal(size=vectors.shape).astype(np.float32)
+        return vectors
+
+
+def test_auto_for_a_task_judges_an_engine_by_the_task_not_by_its_vectors(cache, teacher, monkeypatch):
+    """``mine``/``index build`` accept an engine by mining F1 / retrieval accuracy on gettext pairs hidden among
+    distractors (at most 0.5 point below torch fp32), not by the vectors' cosine: a rotated space passes the task
+    judge and fails the vector bound; an engine that scrambles sentences fails both; verdicts are kept per task."""
+    from mlembed.backends import probe
+    from mlembed.backends.sentences import task_sentences
+
+    english, translations, n = task_sentences()
+    assert n == 1000 and not set(english) & set(probe.probe_sentences()[0])  # int8 never calibrates on them
+    keep = list(range(300)) + list(range(1000, 1300))  # 300 gold pairs and 300 distractors a side: seconds
+    small = ([english[i] for i in keep], [translations[i] for i in keep], 300)
+    monkeypatch.setattr(probe, "task_sentences", lambda: small)
+    monkeypatch.setattr(probe, "ExportedModel", lambda model, name: _Rotated(model, scramble=name == "onnx-int8"))
+    result = probe.probe(teacher, ("torch", "onnx", "onnx-int8"), precision="fp32", task="mining")
+    rows, fp32 = result["rows"], result["fp32"]
+    assert result["task"] == "mining" and fp32["mining_f1"] > 5 and fp32["search_accuracy"] > 5
+    assert rows["torch"]["mining_f1"] == fp32["mining_f1"] and rows["torch"]["passes"]
+    assert rows["onnx"]["mean_cosine"] < 0.5  # far from torch's vectors ...
+    assert (
+        abs(rows["onnx"]["mining_f1"] - fp32["mining_f1"]) <= probe.TASK_BOUND and rows["onnx"]["passes"]
+    )  # ... same task
+    assert rows["onnx-int8"]["mining_f1"] < fp32["mining_f1"] - 5 and not rows["onnx-int8"]["passes"]
+    assert not probe.probe(teacher, ("torch", "onnx"), repeats=1, precision="fp32")["rows"]["onnx"]["passes"]
+    with pytest.raises(ValueError, match="task must be one of mining, search"):
+        probe.choose_backend(teacher, task="clustering")
+
+
+def test_the_cli_offers_every_backend():
+    from mlembed.backends import BACKENDS
+    from mlembed.cli import BACKENDS as CLI_BACKENDS
+
+    assert tuple(CLI_BACKENDS) == BACKENDS
 
 
 def test_unknown_backend_is_a_clear_error(teacher):

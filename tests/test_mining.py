@@ -297,3 +297,25 @@ def test_mined_sentences_with_tabs_stay_three_columns_and_edited_inputs_are_re_e
     src.write_text("A completely different line.\nAnd another one.\n", encoding="utf-8")
     second = np.load(_embed_unique(src, ids, lines, out, teacher, None, fingerprint(teacher), False))
     assert first.shape == second.shape and not np.allclose(first, second)
+
+
+def test_mine_judges_auto_by_mining_f1_and_times_every_stage(tmp_path, monkeypatch, capsys):
+    """``mlembed mine --backend auto`` asks the probe for the engine that keeps mining F1 (not the vectors'
+    cosine), logs the engine it encodes with, and prints the seconds of each stage it ran."""
+    import mlembed.backends as backends
+    from mlembed.cli import main
+
+    asked = []
+    monkeypatch.setattr(backends, "choose_backend", lambda model, precision, task: asked.append(task) or "torch")
+    src, tgt = tmp_path / "en.txt", tmp_path / "de.txt"
+    src.write_text("The cat sleeps.\nStocks fell.\nThe cat sleeps.\n", encoding="utf-8")
+    tgt.write_text("Die Aktien fielen.\nDie Katze schläft.\n", encoding="utf-8")
+    out = tmp_path / "out.tsv"
+    argv = ["mine", "--src", str(src), "--tgt", str(tgt), "-o", str(out), "--backend", "auto", "--threshold", "1"]
+    assert main(argv) == 0
+    assert asked == ["mining"]
+    printed = capsys.readouterr()
+    assert "encoding with minilm-en on torch (--backend auto: judged by mining F1)" in printed.err
+    stages = json.loads(printed.out.split("seconds per stage: ")[1])
+    assert set(stages) == {"load", "dedupe", "encode", "knn", "margin", "write"}
+    assert all(v >= 0 for v in stages.values()) and len(out.read_text().splitlines()) == 2

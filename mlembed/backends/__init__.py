@@ -19,20 +19,24 @@ Backends:
   weights per channel and activations), offered by ``auto`` only when the probe finds it within the bound;
 * ``onnx-int8`` -- ONNX Runtime, dynamic int8 per channel (kept as a measured candidate; ``auto`` rejects
   it wherever it measured too lossy);
-* ``auto`` -- the fastest of those that pass the probe, never slower than torch at ``auto``'s precision.
+* ``auto`` -- the fastest of those that pass the probe, never slower than torch at ``auto``'s precision. The
+  probe judges by the vectors (mean cosine 0.999 to torch fp32: ``encode``, ``serve``) or, for a verb that
+  encodes for one task, by that task's loss (``mine``: mining F1, ``index build``: retrieval accuracy, at most
+  0.5 point below torch fp32 on gettext pairs hidden among distractors): int8 may pass the one and not the other.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlembed.backends.probe import QUALITY_BOUND, choose_backend
+from mlembed.backends.probe import QUALITY_BOUND, TASK_BOUND, choose_backend
 from mlembed.backends.runtime import BACKENDS, PRECISION, ExportedModel
 
 
-def load_backend(model: Any, backend: str = "torch", precision: str = "auto") -> Any:
+def load_backend(model: Any, backend: str = "torch", precision: str = "auto", task: str | None = None) -> Any:
     """The model on ``backend``: ``torch`` gives it back as it is; ``auto`` asks the cached probe, among the
-    candidates of ``precision`` (``fp32`` leaves out the bf16 engines). An exported backend runs at the
+    candidates of ``precision`` (``fp32`` leaves out the bf16 engines), judged by ``task`` (``mining``: mining
+    F1, ``search``: retrieval accuracy, ``None``: the vectors' cosine). An exported backend runs at the
     precision its name says; asking it for another one is an error.
 
     ``openvino-int8`` is calibrated on the probe's calibration sentences. Peers with engines of their own
@@ -46,7 +50,7 @@ def load_backend(model: Any, backend: str = "torch", precision: str = "auto") ->
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto" and hasattr(model, "preprocess"):
-        backend = choose_backend(model, precision=precision)
+        backend = choose_backend(model, precision=precision, task=task)
     elif backend in PRECISION and precision != "auto" and PRECISION[backend] not in (precision, "int8"):
         better = {"openvino": "openvino-bf16", "openvino-bf16": "openvino"}.get(backend)
         raise ValueError(
@@ -58,4 +62,4 @@ def load_backend(model: Any, backend: str = "torch", precision: str = "auto") ->
     return ExportedModel(model, backend)
 
 
-__all__ = ["BACKENDS", "QUALITY_BOUND", "ExportedModel", "choose_backend", "load_backend"]
+__all__ = ["BACKENDS", "QUALITY_BOUND", "TASK_BOUND", "ExportedModel", "choose_backend", "load_backend"]

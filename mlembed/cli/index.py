@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "index in folder OUTPUT with the sentences and a meta.json (model fingerprint, dimension, count, source hash).",
     )
     b.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
-    add_backend_argument(b, "auto")
+    add_backend_argument(b, "auto", "search")
     b.add_argument("--input", required=True, help="text file, one sentence a line")
     b.add_argument("--output", "-o", required=True, help="index folder")
     b.add_argument(

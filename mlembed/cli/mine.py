@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tgt", required=True, help="target text file, one sentence a line")
     p.add_argument("--output", "-o", required=True, help="output TSV (written atomically)")
     p.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
-    add_backend_argument(p, "auto")
+    add_backend_argument(p, "auto", "mining")
     p.add_argument("--k", type=int, default=4, help="neighbourhood size of the margin [%(default)s]")
     p.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="[%(default)s]")
     p.add_argument(
@@ -54,8 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from mlembed.mine import mine_files
 
+    timings: dict[str, float] = {}
     n, threshold = mine_files(
         args.src,
         args.tgt,
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         tgt_embeddings=args.tgt_embeddings,
         shard_size=args.shard_size,
         nprobe=args.nprobe,
+        timings=timings,
     )
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")
+    print(f"seconds per stage: {json.dumps(timings)}")
     return 0
