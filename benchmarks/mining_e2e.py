@@ -1,0 +1,430 @@
+"""Mining from raw text, end to end: two text files in, pairs out, as a user runs ``mlembed mine``, against the
+usual recipe on the same files in the same run.
+
+**Files.** ``en.txt`` and ``xx.txt`` of ``--size`` lines each: the NTREX-128 gold pairs (English news sentences,
+each with its human translation in one of ``--gold-langs``, taken in turn) hidden at random lines among
+distractors: ordinary sentences (tatoeba-challenge), then software strings (the machine's gettext catalogs)
+where those run out. Each distractor pair goes to one side only, by a hash of its English sentence (the English
+of half of the pairs, the translations of the other half; once the target side is full, any English sentence
+none of whose translations is a target), so no distractor is the known translation of another.
+Gold sentences are removed from the distractors. A mined pair is correct when its two texts are a gold pair.
+
+**Runs** (each a separate process: wall time, peak RSS of the process, seconds per stage):
+
+- ``reference``: sentence-transformers' bitext-mining example as usually run: lines read and deduplicated,
+  plain ``SentenceTransformer.encode`` (fp32, batch 32) of the full student, normalised, FAISS ``IndexFlatIP``
+  k=4 both ways (the example's exact path), ratio margin, each sentence used once, best score first (its
+  candidate-scoring loop written with numpy: same numbers, faster), TSV written.
+- ``mlembed ...``: ``python -m mlembed mine --mode max --threshold 0 --k 4 --margin ratio`` with the model,
+  backend and index of the row; its stage seconds come from the line ``seconds per stage:`` it prints.
+
+Both write every candidate (threshold 0, mode max), and F1 x100 is taken at the best threshold of each output
+(the oracle cut), so the comparison is of encoders and search, not of threshold choice. The 1M x 1M projection:
+encoding and the linear stages scaled by 5x their measured rate, plus the k-NN of 1M x 1M with ``--index ivfsq
+--memory-budget 1G`` from ``benchmarks/results/mining_scale.json`` (measured there). The Tatoeba mean of each
+model (12 languages, ``../shared/data/tatoeba``) shows what a smaller encoder costs outside mining.
+
+Writes ``benchmarks/results/mining_e2e.{json,md}``; each finished run is kept in ``--work`` and ``--resume``
+skips it (the run can span sessions). Needs ``../shared/data`` and the two students:
+
+    mlembed distill                                   # ./mlembed-student (the main job)
+    mlembed distill --student mlembed-student --layers 6 --data tsv:../shared/data/tatoeba-challenge \\
+        --max-pairs 50000 --max-minutes 30 --output student-l6
+    python benchmarks/mining_e2e.py --full mlembed-student --fast student-l6 [--size 200000] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from _common import RESULTS, load_results, machine, require_shared, write_results
+
+MLEMBED = [sys.executable, "-m", "mlembed"]
+GOLD_LANGS = "deu,fra,rus,zho-CN,arb,hin,tur,vie,pol,swe,ell,heb"
+
+
+def build_files(shared: Path, size: int, langs: list[str], work: Path, seed: int = 0) -> dict:
+    """``en.txt``, ``xx.txt`` and ``gold.tsv`` in ``work`` (reused when already built with these settings)."""
+    from mlembed.data import read_pairs
+
+    stamp = work / "files.json"
+    want = {"size": size, "langs": langs, "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text())["settings"] == want:
+        return json.loads(stamp.read_text())
+    english = (shared / "ntrex128" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()
+    refs = {
+        lang: (shared / "ntrex128" / f"newstest2019-ref.{lang}.txt").read_text(encoding="utf-8").splitlines()
+        for lang in langs
+    }
+    gold: dict[str, str] = {}
+    used_tgt: set[str] = set()
+    for i, en in enumerate(english):
+        xx = refs[langs[i % len(langs)]][i].strip()
+        en = en.strip()
+        if en and xx and en not in gold and xx not in used_tgt:
+            gold[en] = xx
+            used_tgt.add(xx)
+    want_each = size - len(gold)
+    if want_each < 0:
+        raise SystemExit(f"--size {size}: expected at least the {len(gold)} gold pairs")
+    src: dict[str, None] = {}
+    tgt: dict[str, None] = {}
+    linked: set[str] = set()  # English sentences whose translation is a target distractor
+    sources = {}
+    for spec in (f"tsv:{shared}/tatoeba-challenge", "gettext:system"):
+        before = (len(src), len(tgt))
+        for p in read_pairs(spec):
+            if len(src) >= want_each and len(tgt) >= want_each:
+                break
+            if p.src in gold or p.tgt in used_tgt or p.tgt == p.src:
+                continue
+            if zlib.crc32(p.src.encode()) % 2 and len(tgt) < want_each:
+                tgt.setdefault(p.tgt)
+                linked.add(p.src)
+            elif p.src not in linked and len(src) < want_each:  # (once the targets are full, any unlinked English)
+                src.setdefault(p.src)
+        sources[spec.replace(str(shared) + "/", "")] = [len(src) - before[0], len(tgt) - before[1]]
+        if len(src) >= want_each and len(tgt) >= want_each:
+            break
+    tgt_set = set(tgt)
+    src_lines = [s for s in src if s not in used_tgt]
+    tgt_lines = [t for t in tgt if t not in gold and t not in src]  # no line on both sides
+    rng = random.Random(seed)
+    src_lines += list(gold)
+    tgt_lines += list(gold.values())
+    rng.shuffle(src_lines)
+    rng.shuffle(tgt_lines)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "en.txt").write_text("".join(s + "\n" for s in src_lines), encoding="utf-8")
+    (work / "xx.txt").write_text("".join(t + "\n" for t in tgt_lines), encoding="utf-8")
+    (work / "gold.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in gold.items()), encoding="utf-8")
+    info = {
+        "settings": want,
+        "src_lines": len(src_lines),
+        "tgt_lines": len(tgt_lines),
+        "gold_pairs": len(gold),
+        "distractors_from": sources,
+        "mean_chars": [
+            round(float(np.mean([len(s) for s in src_lines])), 1),
+            round(float(np.mean([len(t) for t in tgt_lines])), 1),
+        ],
+        "target_distractors_dropped_as_duplicates": len(tgt_set) - len(tgt_lines) + len(gold),
+    }
+    stamp.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def reference(src: str, tgt: str, model: str, output: str) -> None:
+    """The bitext-mining example of sentence-transformers (exact path), timed by stage: runs in a child process."""
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 2)
+        clock = now
+
+    st = SentenceTransformer(model, device="cpu")
+    lap("load")
+    source = list(dict.fromkeys(line.strip() for line in open(src, encoding="utf-8") if line.strip()))
+    target = list(dict.fromkeys(line.strip() for line in open(tgt, encoding="utf-8") if line.strip()))
+    lap("dedupe")
+    x = st.encode(source, show_progress_bar=True, convert_to_numpy=True)
+    y = st.encode(target, show_progress_bar=True, convert_to_numpy=True)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    lap("encode")
+    k = 4
+
+    def knn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = faiss.IndexFlatIP(b.shape[1])
+        index.add(b)
+        return index.search(a, k)
+
+    x2y_sim, x2y_ind = knn(x, y)
+    y2x_sim, y2x_ind = knn(y, x)
+    lap("knn")
+    x2y_mean, y2x_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
+    fwd = x2y_sim / ((x2y_mean[:, None] + y2x_mean[x2y_ind]) / 2)
+    bwd = y2x_sim / ((y2x_mean[:, None] + x2y_mean[y2x_ind]) / 2)
+    fwd_best = x2y_ind[np.arange(len(x)), fwd.argmax(axis=1)]
+    bwd_best = y2x_ind[np.arange(len(y)), bwd.argmax(axis=1)]
+    indices = np.stack(
+        [np.concatenate([np.arange(len(x)), bwd_best]), np.concatenate([fwd_best, np.arange(len(y))])], axis=1
+    )
+    scores = np.concatenate([fwd.max(axis=1), bwd.max(axis=1)])
+    lap("margin")
+    seen_src, seen_tgt = set(), set()
+    with open(output, "w", encoding="utf-8") as out:
+        for i in np.argsort(-scores):
+            a, b = int(indices[i][0]), int(indices[i][1])
+            if a not in seen_src and b not in seen_tgt:
+                seen_src.add(a)
+                seen_tgt.add(b)
+                out.write(f"{scores[i]:.6f}\t{source[a]}\t{target[b]}\n")
+    lap("write")
+    print(f"seconds per stage: {json.dumps(timings)}")
+
+
+def run_child(command: list[str], log: Path) -> dict:
+    """Run a command, keep its output in ``log``; wall seconds, the child's peak RSS and its stage seconds."""
+    start = time.monotonic()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy())
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    text = log.read_text(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed (see {log}):\n{text[-2000:]}")
+    stages = json.loads(text.rsplit("seconds per stage: ", 1)[1].splitlines()[0])
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "stages_s": stages,
+    }
+
+
+def f1_of(output: Path, gold: dict[str, str]) -> dict:
+    """Best-threshold F1 x100 (with its precision and recall) of a mined TSV against the gold pairs."""
+    from mlembed.mine import f1_sweep
+
+    scores, correct = [], []
+    with open(output, encoding="utf-8") as fh:
+        for line in fh:
+            score, a, b = line.rstrip("\n").split("\t")
+            scores.append(float(score))
+            correct.append(gold.get(a) == b)
+    t, p, r, f = f1_sweep(np.array(scores), np.array(correct), len(gold))
+    i = int(np.argmax(f))
+    return {
+        "f1": round(float(f[i]) * 100, 2),
+        "precision": round(float(p[i]) * 100, 2),
+        "recall": round(float(r[i]) * 100, 2),
+        "threshold": round(float(t[i]), 4),
+        "candidates": len(scores),
+    }
+
+
+def prepare_engine(model: str, backend: str) -> float:
+    """Seconds of the one-time work of ``--backend`` for ``model`` on this CPU: export (and int8 calibration)
+    and, for ``auto``, the mining probe; made before the timed run, as a user's second run finds them cached."""
+    start = time.monotonic()
+    code = "import sys; from mlembed.backends import load_backend; from mlembed.models import load_model; "
+    code += "load_backend(load_model(sys.argv[1]), sys.argv[2], task='mining')"
+    subprocess.run([sys.executable, "-c", code, model, backend], check=True)
+    return round(time.monotonic() - start, 1)
+
+
+def engine_used(log: Path, options: list[str] | None) -> str:
+    """The engine a run encoded with: from ``mlembed mine``'s log line, or torch fp32 for the reference."""
+    if options is None:
+        return "torch fp32 (sentence-transformers)"
+    text = log.read_text(errors="replace")
+    marker = " on "
+    for line in text.splitlines():
+        if "encoding with" in line and marker in line:
+            return line.split(marker, 1)[1].split(" ")[0]
+    return options[1]
+
+
+def tatoeba_mean(model: str, shared: Path, backend: str, limit: int | None, work: Path) -> float:
+    """Mean Tatoeba accuracy (both directions, 12 languages, ``limit`` pairs each) of ``model`` on ``backend``,
+    measured once per model, backend and limit (kept in ``work``)."""
+    from mlembed.backends import load_backend
+    from mlembed.evaluation import evaluate, parse_task
+    from mlembed.models import fingerprint, load_model
+
+    kept = work / f"tatoeba-{fingerprint(model)}-{backend}-{limit}.json"
+    if kept.exists():
+        return json.loads(kept.read_text())["mean"]
+    encoder = load_backend(load_model(model), backend)
+    task = parse_task(f"tatoeba:{shared}/tatoeba", limit=limit)
+    [(_, result)] = evaluate({"m": encoder}, [task], show_progress=False)
+    kept.write_text(json.dumps({"mean": round(result.main_score, 2)}))
+    return round(result.main_score, 2)
+
+
+def knn_1m_seconds() -> tuple[float, str]:
+    """Wall seconds of the 1M x 1M k-NN (ivfsq, 1G budget) measured by mining_scale, and where it is from."""
+    rows = load_results("mining_scale").get("runs", [])
+    for row in rows:
+        if row.get("n") == 1_000_000 and row.get("index") == "ivfsq":
+            return float(row["mlembed"]["wall_s"]), "benchmarks/results/mining_scale.json (1M ivfsq row)"
+    raise SystemExit("mining_scale.json has no 1M ivfsq row: run benchmarks/mining_scale.py --approx-sizes 1000000")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", required=True, help="the full student (folder)")
+    parser.add_argument("--fast", required=True, help="the layer-reduced student (mlembed distill --layers)")
+    parser.add_argument("--size", type=int, default=200_000, help="lines per file [%(default)s]")
+    parser.add_argument("--gold-langs", default=GOLD_LANGS, help="NTREX codes of the gold translations")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-e2e"))
+    parser.add_argument("--runs", default="fast,fast-int8,full,reference", help="which runs, in order")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs of an earlier invocation")
+    parser.add_argument("--tatoeba-limit", type=int, default=None, help="Tatoeba pairs per language [all 1,000]")
+    args = parser.parse_args()
+    shared = require_shared()
+    langs = args.gold_langs.split(",")
+    work = args.work / str(args.size)
+    info = build_files(shared, args.size, langs, work)
+    gold = dict(line.split("\t") for line in (work / "gold.tsv").read_text(encoding="utf-8").splitlines())
+    src, tgt = str(work / "en.txt"), str(work / "xx.txt")
+    index = ["--index", "ivfsq", "--memory-budget", "1G"]
+    runs = {
+        "reference": ("sentence-transformers example (flat)", args.full, None),
+        "full": ("mlembed mine, full student, auto, ivfsq", args.full, ["--backend", "auto", *index]),
+        "fast": ("mlembed mine, 6-layer student, auto, ivfsq", args.fast, ["--backend", "auto", *index]),
+        "fast-int8": (
+            "mlembed mine, 6-layer student, openvino-int8, ivfsq",
+            args.fast,
+            ["--backend", "openvino-int8", *index],
+        ),
+    }
+    done_dir = work / "runs"
+    done_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for name in args.runs.split(","):
+        done = done_dir / f"{name}.json"
+        if args.resume and done.exists():
+            results[name] = json.loads(done.read_text())
+            continue
+        label, model, options = runs[name]
+        output = work / f"{name}.tsv"
+        print(f"[mining_e2e] {name}: {label}", flush=True)
+        probe_s = prepare_engine(model, options[1]) if options else None
+        if options is None:
+            code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import mining_e2e as m; m.reference(*sys.argv[1:])"
+            command = [sys.executable, "-c", code, src, tgt, model, str(output)]
+        else:
+            command = MLEMBED + ["mine", "--src", src, "--tgt", tgt, "-o", str(output), "--model", model]
+            command += ["--mode", "max", "--threshold", "0", "--k", "4", "--margin", "ratio", *options]
+        row = {"label": label, "model": model, "command": " ".join(command[-20:])}
+        row["load_average_before"] = round(os.getloadavg()[0], 2)  # > 2 on 2 cores: another job shared them
+        row.update(run_child(command, work / f"{name}.log"))
+        row["load_average_after"] = round(os.getloadavg()[0], 2)
+        row["backend"] = engine_used(work / f"{name}.log", options)
+        row["engine_setup_s"] = probe_s
+        row.update(f1_of(output, gold))
+        row["encode_sentences_per_s"] = round((info["src_lines"] + info["tgt_lines"]) / row["stages_s"]["encode"], 1)
+        backend = (options or ["--backend", "torch"])[1]
+        row["tatoeba_mean"] = tatoeba_mean(
+            model, shared, "torch" if backend == "auto" else backend, args.tatoeba_limit, args.work
+        )
+        done.write_text(json.dumps(row, indent=1))
+        results[name] = row
+    report(results, info, args, shared)
+
+
+def report(results: dict[str, dict], info: dict, args: argparse.Namespace, shared: Path) -> None:
+    ref = results.get("reference")
+    knn_1m, knn_source = knn_1m_seconds()
+    for row in results.values():
+        s = row["stages_s"]
+        linear = sum(v for k, v in s.items() if k not in ("knn", "load")) * 1_000_000 / args.size
+        row["projected_1m_minutes"] = round((s.get("load", 0) + linear + knn_1m) / 60, 1)
+        if ref:
+            row["speedup_vs_reference"] = round(ref["wall_s"] / row["wall_s"], 2)
+            row["f1_delta_vs_reference"] = round(row["f1"] - ref["f1"], 2)
+    fastest = min((r for n, r in results.items() if n != "reference"), key=lambda r: r["wall_s"], default=None)
+    summary = {}
+    if fastest and ref:
+        within = [r for n, r in results.items() if n != "reference" and r["f1_delta_vs_reference"] >= -0.5]
+        best = min(within, key=lambda r: r["wall_s"]) if within else fastest
+        summary = {
+            "run": best["label"],
+            "within_0_5_f1": bool(within),
+            "speedup_vs_reference": best["speedup_vs_reference"],
+            "f1_delta_vs_reference": best["f1_delta_vs_reference"],
+            "projected_1m_minutes": best["projected_1m_minutes"],
+            "peak_rss_mb": best["peak_rss_mb"],
+        }
+    data = {
+        "machine": machine(),
+        "cpu_flags": cpu_flags(),
+        "size": args.size,
+        "files": info,
+        "knn_1m_seconds": knn_1m,
+        "knn_1m_source": knn_source,
+        "runs": results,
+        "summary": summary,
+    }
+    stage_names = ["load", "dedupe", "encode", "knn", "margin", "write"]
+    lines = [
+        "# Mining from raw text, end to end",
+        "",
+        f"Produced by `benchmarks/mining_e2e.py` (its docstring gives the method). {info['src_lines']:,} x "
+        f"{info['tgt_lines']:,} lines ({info['gold_pairs']:,} NTREX gold pairs in {len(args.gold_langs.split(','))} "
+        f"languages among distractors; mean {info['mean_chars'][0]} / {info['mean_chars'][1]} characters a line). "
+        f"{data['machine']['cpu_count']} CPUs, native bf16: {data['machine']['native_bf16']} (flags: "
+        f"{', '.join(data['cpu_flags'])}). *load*: the 1-minute load average before and after each run (about 2 = "
+        "the run alone on 2 cores; more: another job shared them, and the run is slower than it would be alone). "
+        f"F1 x100 at each output's best threshold. Ratios are to the reference in "
+        "the same run. The one-time engine setup (export, int8 calibration, `auto`'s mining probe; per model and "
+        "CPU) ran before the timed runs, as a user's second run finds it cached: "
+        + ", ".join(f"{n} {r['engine_setup_s']} s" for n, r in results.items() if r.get("engine_setup_s") is not None)
+        + ". 1M x 1M projected: linear stages x5 plus the measured 1M ivfsq k-NN "
+        f"({knn_1m / 60:.1f} min, {knn_source}).",
+        "",
+        "| run | engine | load before / after | wall s | "
+        + " | ".join(f"{s} s" for s in stage_names)
+        + " | encode sent/s | peak RSS MB | F1 | "
+        "P | R | x reference | Δ F1 | Tatoeba mean | 1M x 1M min (projected) |",
+        "|---|---|---|" + "---:|" * (len(stage_names) + 11),
+    ]
+    for row in results.values():
+        s = row["stages_s"]
+        lines.append(
+            f"| {row['label']} | {row['backend']} | {row['load_average_before']} / {row['load_average_after']} | "
+            f"{row['wall_s']} | "
+            + " | ".join(str(s.get(k, "-")) for k in stage_names)
+            + f" | {row['encode_sentences_per_s']} | {row['peak_rss_mb']} | {row['f1']} | {row['precision']} | "
+            f"{row['recall']} | {row.get('speedup_vs_reference', '-')} | {row.get('f1_delta_vs_reference', '-')} | "
+            f"{row['tatoeba_mean']} | {row['projected_1m_minutes']} |"
+        )
+    if summary:
+        which = (
+            "Fastest run within 0.5 F1 of the reference"
+            if summary["within_0_5_f1"]
+            else "No run within 0.5 F1 of the reference; the fastest"
+        )
+        lines += [
+            "",
+            f"{which}: **{summary['run']}**, {summary['speedup_vs_reference']}x "
+            f"the reference, Δ F1 {summary['f1_delta_vs_reference']}, 1M x 1M projected "
+            f"{summary['projected_1m_minutes']} min.",
+        ]
+    write_results("mining_e2e", data, "\n".join(lines))
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that decide engine precision and speed."""
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return []
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return [f for f in wanted if f in flags]
+
+
+if __name__ == "__main__":
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    main()
