@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -302,6 +303,53 @@ def test_a_full_queue_answers_503_and_the_server_recovers(teacher):
     with LiveServer(app) as live:
         assert asyncio.run(burst(live.url)) == [200, 200, 503]
         assert httpx.post(f"{live.url}/v1/embeddings", json={"model": "m", "input": "e"}).status_code == 200
+
+
+def test_a_client_that_hangs_up_takes_its_sentences_out_of_the_queue(teacher):
+    """While a forward pass is busy, a request is sent and its connection closed: its sentences leave the queue
+    (the server never encodes an answer nobody reads), and the server keeps answering."""
+    import httpx
+
+    started, release, seen = threading.Event(), threading.Event(), []
+
+    class Slow:
+        def __init__(self, model):
+            self.model = model
+            self.tokenizer = model.tokenizer
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def encode(self, sentences, **kw):
+            seen.extend(sentences)
+            started.set()
+            release.wait(30)
+            return self.model.encode(sentences, **kw)
+
+    app = create_app(Slow(teacher), "m", limits=Limits(max_batch=2))
+    with LiveServer(app) as live:
+        first = threading.Thread(
+            target=httpx.post, args=(f"{live.url}/v1/embeddings",), kwargs={"json": {"model": "m", "input": "a"}}
+        )
+        first.start()
+        assert started.wait(30)
+        body = json.dumps({"model": "m", "input": ["gone 1", "gone 2"]}).encode()
+        host, port = live.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            head = f"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            sock.sendall(head.encode() + body)
+            deadline = time.monotonic() + 30
+            while app.state.batcher.queued != 2 and time.monotonic() < deadline:  # wait for the state: queued
+                time.sleep(0.01)
+            assert app.state.batcher.queued == 2
+        deadline = time.monotonic() + 30
+        while app.state.batcher.queued and time.monotonic() < deadline:  # ... and out of the queue once gone
+            time.sleep(0.01)
+        assert app.state.batcher.queued == 0
+        release.set()
+        first.join()
+        assert httpx.post(f"{live.url}/v1/embeddings", json={"model": "m", "input": "b"}).status_code == 200
+    assert "gone 1" not in seen and seen[-1] == "b"
 
 
 def test_serve_cli_refuses_bad_options_in_one_line(capsys):

@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         else "none"
     )
     logger.info(f"serving {args.name or args.model} on http://{args.host}:{args.port}/ (indexes: {names})")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # on SIGTERM/Ctrl-C, requests in flight get a few seconds to finish, then the server exits
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ OpenAI sends, with a 4xx status for bad input; the server keeps serving. No rout
 file named by a request.
 """
 
+import asyncio
 import base64
 import hmac
 import json
@@ -28,6 +29,9 @@ import numpy as np
 
 from mlembed.serve.batcher import MicroBatcher, QueueFull
 from mlembed.serve.search import IndexSet
+
+#: how often a waiting request checks whether its client is still there
+DISCONNECT_POLL_S = 0.2
 
 logger = logging.getLogger(__name__)
 
@@ -271,11 +275,22 @@ def create_app(
     app = FastAPI(title="mlembed", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.batcher = batcher
 
-    async def embed(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    async def embed(texts: list[str], request: Request) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of ``texts`` through the batcher; if the client hangs up first, its sentences leave the
+        queue (no forward pass is spent on an answer nobody reads)."""
+        task = asyncio.ensure_future(batcher.submit(texts))
         try:
-            return await batcher.submit(texts)
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    return task.result()
+                if await request.is_disconnected():
+                    task.cancel()
+                    raise ApiError(499, "client closed the connection before its answer", kind="client_closed")
         except QueueFull as exc:
             raise ApiError(503, f"server busy: {exc}; retry shortly", kind="server_busy") from None
+        finally:
+            task.cancel()  # (a no-op once done; cancels the queued work when this handler itself is cancelled)
 
     async def authorize(request: Request) -> None:
         if api_key is None:
@@ -367,7 +382,7 @@ def create_app(
         return {"object": "list", "data": indexes.describe()}
 
     @app.post("/v1/embeddings", dependencies=[Depends(authorize)])
-    async def embeddings(req: EmbeddingsRequest) -> Response:
+    async def embeddings(req: EmbeddingsRequest, request: Request) -> Response:
         if req.model != name:
             raise ApiError(
                 404, f"model {req.model!r} is not served here: this server serves {name!r}", "model", "model_not_found"
@@ -380,7 +395,7 @@ def create_app(
                 "dimensions",
             )
         texts = check_texts(req.input, "input", limits)
-        vectors, tokens = await embed(texts)
+        vectors, tokens = await embed(texts, request)
         if req.encoding_format == "base64":
             data = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
         else:
@@ -395,13 +410,13 @@ def create_app(
         return Response(json.dumps(body), media_type="application/json")
 
     @app.post("/v1/search", dependencies=[Depends(authorize)])
-    async def search(req: SearchRequest) -> dict:
+    async def search(req: SearchRequest, request: Request) -> dict:
         if not indexes.indexes:
             raise ApiError(400, "no index is loaded: start the server with --index DIR", "indexes")
         if req.k > limits.max_k:
             raise ApiError(400, f"k={req.k}: at most {limits.max_k}", "k")
         queries = check_texts(req.query, "query", limits)
-        vectors, tokens = await embed(queries)
+        vectors, tokens = await embed(queries, request)
         try:
             results = indexes.search(vectors, k=req.k, margin=req.margin, names=req.indexes)
         except KeyError as exc:
@@ -416,7 +431,7 @@ def create_app(
         }
 
     @app.post("/v1/compare", dependencies=[Depends(authorize)])
-    async def compare(req: CompareRequest) -> dict:
+    async def compare(req: CompareRequest, request: Request) -> dict:
         if not 2 <= len(req.sentences) <= limits.max_compare:
             raise ApiError(
                 400, f"sentences: expected 2 to {limits.max_compare} sentences, got {len(req.sentences)}", "sentences"
@@ -427,7 +442,7 @@ def create_app(
                 raise ApiError(
                     400, f"sentences[{i}].lang: expected a short language tag such as de or zh-Hans", "sentences"
                 )
-        vectors, _ = await embed(texts)
+        vectors, _ = await embed(texts, request)
         matrix = np.clip(vectors @ vectors.T, -1.0, 1.0)
         return {
             "model": name,

@@ -122,7 +122,15 @@ class MicroBatcher:
         self._queue.append((texts, fut))
         self._queued += len(texts)
         self._wake.set()
-        return await fut
+        try:
+            return await fut
+        except asyncio.CancelledError:  # the caller gave up (its client hung up): its rows leave the queue now
+            for i, (_, queued) in enumerate(self._queue):
+                if queued is fut:
+                    del self._queue[i]
+                    self._queued -= len(texts)
+                    break
+            raise
 
     def _take(self) -> list[tuple[list[str], asyncio.Future]]:
         taken, size = [], 0
