@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # BaseException: a Rust library's panic (pyo3's PanicException, e.g. tokenizers out of threads) is one
         if args.debug:
             raise
-        print(f"mlembed {args.verb}: error: {error_line(exc)}", file=sys.stderr)
+        print(f"mlembed {args.verb}: error: {error_line(exc, args.verb)}", file=sys.stderr)
         if not isinstance(exc, _expected()) and not _out_of_resources(exc):
             print(
                 f"mlembed {args.verb}: this looks like a bug in mlembed: rerun with --debug and report the traceback",
@@ -177,12 +177,25 @@ def _out_of_resources(exc: BaseException) -> bool:
     )
 
 
-def error_line(exc: BaseException) -> str:
-    """One line for ``exc``: file errors name the file; FAISS's multi-line messages keep their reason.
+#: what to lower when a verb runs out of memory or threads (by verb; others get the default)
+RESOURCE_HINTS = {
+    "distill": "lower --batch-size or --max-seq-length (and keep --gradient-checkpointing)",
+    "encode": "lower --token-budget (or --batch-size with --token-budget 0)",
+    "serve": "lower --token-budget or --max-batch",
+    "mine": "lower --memory-budget or use an approximate --index",
+    "index": "lower --batch-size or use a compressed --type (ivfsq, ivfpq)",
+}
+
+
+def error_line(exc: BaseException, verb: str | None = None) -> str:
+    """One line for ``exc``: file errors name the file; FAISS's multi-line messages keep their reason; running
+    out of memory or threads says what to lower for ``verb``.
 
     Example:
         >>> error_line(IsADirectoryError(21, "Is a directory", "data/"))
         'data/: is a directory'
+        >>> error_line(MemoryError(), "distill")
+        'out of memory or threads: lower --batch-size or --max-seq-length (and keep --gradient-checkpointing)'
         >>> error_line(RuntimeError("Error in void faiss::Clustering::train at Clustering.cpp:275: Error: 'n >= k' failed: "
         ...                         "Number of training points (10) should be at least as large as number of clusters (256)"))
         'FAISS: Number of training points (10) should be at least as large as number of clusters (256)'
@@ -191,7 +204,8 @@ def error_line(exc: BaseException) -> str:
 
     if isinstance(exc, MemoryError) or _out_of_resources(exc):
         detail = "" if isinstance(exc, MemoryError) else f" ({str(exc).splitlines()[0][:160]})"
-        return f"out of memory or threads{detail}: lower --batch-size / --memory-budget or use an approximate --index"
+        hint = RESOURCE_HINTS.get(verb or "", "lower --batch-size / --memory-budget or use an approximate --index")
+        return f"out of memory or threads{detail}: {hint}"
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and exc.filename is None:
         return "no space left on device: free space where the output (and any --workdir) is written"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
