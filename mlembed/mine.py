@@ -7,6 +7,7 @@ text handling: dedupe, streamed encoding, atomic TSV, and the seconds of each st
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -360,6 +361,8 @@ def mine_files(
         )
         if calibrating:
             _lap(timings, "calibrate", clock)
+    model = None  # done with: a model loaded here frees its weights (and engine) before the k-NN
+    gc.collect()
     pairs = mine_embeddings(
         sides[0][1],
         sides[1][1],
