@@ -174,7 +174,7 @@ def reference(src: str, tgt: str, model: str, output: str) -> None:
             if a not in seen_src and b not in seen_tgt:
                 seen_src.add(a)
                 seen_tgt.add(b)
-                out.write(f"{scores[i]:.6f}\t{source[a]}\t{target[b]}\n")
+                out.write(f"{scores[i]:.6f}\t{source[a].replace(chr(9), ' ')}\t{target[b].replace(chr(9), ' ')}\n")
     lap("write")
     print(f"seconds per stage: {json.dumps(timings)}")
 
@@ -205,7 +205,7 @@ def f1_of(output: Path, gold: dict[str, str]) -> dict:
     scores, correct = [], []
     with open(output, encoding="utf-8") as fh:
         for line in fh:
-            score, a, b = line.rstrip("\n").split("\t")
+            score, a, b = line.rstrip("\n").split("\t")  # (both writers turn tabs in a sentence into spaces)
             scores.append(float(score))
             correct.append(gold.get(a) == b)
     t, p, r, f = f1_sweep(np.array(scores), np.array(correct), len(gold))
@@ -384,18 +384,19 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
         + " | ".join(f"{s} s" for s in stage_names)
         + " | encode sent/s | peak RSS MB | F1 | "
         "P | R | x reference | Δ F1 | Tatoeba mean | 1M x 1M min (projected) |",
-        "|---|---|---|" + "---:|" * (len(stage_names) + 11),
+        "|---|---|---|" + "---:|" * (len(stage_names) + 10),
     ]
     for row in results.values():
         s = row["stages_s"]
         lines.append(
-            f"| {row['label']} | {row['backend']} | {row['load_average_before']} / {row['load_average_after']} | "
+            f"| {row['label']} | {row['backend']} | {row['load_average_before']} / {row['load_average_after'] or '-'} | "
             f"{row['wall_s']} | "
             + " | ".join(str(s.get(k, "-")) for k in stage_names)
-            + f" | {row['encode_sentences_per_s']} | {row['peak_rss_mb']} | {row['f1']} | {row['precision']} | "
+            + f" | {row['encode_sentences_per_s']} | {row['peak_rss_mb'] or '-'} | {row['f1']} | {row['precision']} | "
             f"{row['recall']} | {row.get('speedup_vs_reference', '-')} | {row.get('f1_delta_vs_reference', '-')} | "
             f"{row['tatoeba_mean']} | {row['projected_1m_minutes']} |"
         )
+    lines += [f"\n*{row['label']}*: {row['recorded']}." for row in results.values() if row.get("recorded")]
     if summary:
         which = (
             "Fastest run within 0.5 F1 of the reference"
