@@ -192,8 +192,8 @@ def task_scores(vectors: np.ndarray, n_gold: int) -> dict[str, float]:
     threshold) and ``search_accuracy`` (x100, the gold translation is an English line's nearest neighbour).
 
     Example:
-        >>> v = np.eye(6, dtype="float32")[[0, 1, 2, 0, 1, 3]]  # English 0..2; translations: 2 gold, 1 distractor
-        >>> task_scores(v, 2)
+        >>> v = np.eye(6, dtype="float32")[[0, 1, 2, 0, 1, 3]] + 0.1  # English 0..2; translations: 2 gold, 1 other
+        >>> task_scores(v / np.linalg.norm(v, axis=1, keepdims=True), 2)
         {'mining_f1': 100.0, 'search_accuracy': 100.0}
     """
     from mlembed.knn import knn_both_ways
