@@ -269,25 +269,29 @@ def test_concurrent_requests_share_forward_passes(teacher):
     assert np.min(np.sum(got * want, axis=1)) > 0.999  # each request got its own rows back
 
 
+class _Slow:
+    """The model, but each forward pass records its sentences, says it started and waits for ``release``."""
+
+    def __init__(self, model, started: threading.Event, release: threading.Event, seen: list | None = None):
+        self.model, self.started, self.release, self.seen = model, started, release, seen
+        self.tokenizer = model.tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def encode(self, sentences, **kw):
+        if self.seen is not None:
+            self.seen.extend(sentences)
+        self.started.set()
+        self.release.wait(30)
+        return self.model.encode(sentences, **kw)
+
+
 def test_a_full_queue_answers_503_and_the_server_recovers(teacher):
     import httpx
 
     started, release = threading.Event(), threading.Event()
-
-    class Slow:
-        def __init__(self, model):
-            self.model = model
-            self.tokenizer = model.tokenizer
-
-        def __getattr__(self, name):
-            return getattr(self.model, name)
-
-        def encode(self, sentences, **kw):
-            started.set()
-            release.wait(30)
-            return self.model.encode(sentences, **kw)
-
-    app = create_app(Slow(teacher), "m", limits=Limits(max_queue=2, max_batch=2))
+    app = create_app(_Slow(teacher, started, release), "m", limits=Limits(max_queue=2, max_batch=2))
 
     async def burst(url: str) -> list[int]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as c:
@@ -311,22 +315,7 @@ def test_a_client_that_hangs_up_takes_its_sentences_out_of_the_queue(teacher):
     import httpx
 
     started, release, seen = threading.Event(), threading.Event(), []
-
-    class Slow:
-        def __init__(self, model):
-            self.model = model
-            self.tokenizer = model.tokenizer
-
-        def __getattr__(self, name):
-            return getattr(self.model, name)
-
-        def encode(self, sentences, **kw):
-            seen.extend(sentences)
-            started.set()
-            release.wait(30)
-            return self.model.encode(sentences, **kw)
-
-    app = create_app(Slow(teacher), "m", limits=Limits(max_batch=2))
+    app = create_app(_Slow(teacher, started, release, seen), "m", limits=Limits(max_batch=2))
     with LiveServer(app) as live:
         first = threading.Thread(
             target=httpx.post, args=(f"{live.url}/v1/embeddings",), kwargs={"json": {"model": "m", "input": "a"}}
