@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, machine, write_results
+from _common import ROOT, load_results, machine, write_results
 
 MLEMBED = [sys.executable, "-m", "mlembed"]
 
@@ -407,7 +407,7 @@ def serve_overload(work: Path, env: dict, clients: int = 64, hangups: int = 24, 
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        outcomes = {"200 correct rows": 0, "200 wrong rows": 0, "503": 0, "other": 0, "hung up": 0}
+        outcomes = {"200 correct rows": 0, "200 wrong rows": 0, "503": 0, "hung up": 0}  # + "other (why)"
         lock = threading.Lock()
 
         def client(i: int) -> None:
@@ -422,18 +422,19 @@ def serve_overload(work: Path, env: dict, clients: int = 64, hangups: int = 24, 
                     outcomes["hung up"] += 1
                 return
             try:
-                r = httpx.post(f"{url}/v1/embeddings", content=body, timeout=300)
-                key = "other"
+                headers = {"Content-Type": "application/json"}
+                r = httpx.post(f"{url}/v1/embeddings", content=body, headers=headers, timeout=300)
+                key = f"other ({r.status_code})"
                 if r.status_code == 200:
                     rows = r.json()["data"]
                     ok = len(rows) == 512 and [d["index"] for d in rows] == list(range(512))
                     key = "200 correct rows" if ok else "200 wrong rows"
                 elif r.status_code == 503:
                     key = "503"
-            except httpx.HTTPError:
-                key = "other"
+            except httpx.HTTPError as exc:
+                key = f"other ({type(exc).__name__})"
             with lock:
-                outcomes[key] += 1
+                outcomes[key] = outcomes.get(key, 0) + 1
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for t in threads:
@@ -459,26 +460,20 @@ def serve_overload(work: Path, env: dict, clients: int = 64, hangups: int = 24, 
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlembed-reliability")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fuzz-examples", type=int, default=1500, help="inputs per fuzz target")
-    parser.add_argument("--kills", default="20,10,20,10", help="kill trials of encode,index,mine,distill")
-    args = parser.parse_args()
+#: sections ``--redo`` measures again alone (memory_limit reads the en.txt a full run left in --work)
+REDOABLE: dict[str, Callable[[Path, dict, int], dict]] = {
+    "memory_limit": lambda work, env, seed: memory_limit(work, work / "en.txt"),
+    "distill_memory_limit": lambda work, env, seed: distill_memory_limit(work, env),
+    "serve_overload": lambda work, env, seed: serve_overload(work, env, seed=seed),
+}
+
+
+def measure(args: argparse.Namespace, env: dict) -> dict:
+    """Every section, from an empty ``--work``."""
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    info = machine()
     rng = random.Random(args.seed)
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        MLEMBED_CACHE=str(args.work / "cache"),
-    )
     n_encode, n_index, n_mine, n_distill = (int(x) for x in args.kills.split(","))
-    t_start = time.time()
 
     w = args.work
     text = sentences(3000, args.seed)
@@ -601,6 +596,62 @@ def main() -> None:
     memory = memory_limit(w, w / "en.txt")
     distill_memory = distill_memory_limit(w, env)
     overload = serve_overload(w, env, seed=args.seed)
+    return {
+        "kills": faults,
+        "fuzz": fuzzed,
+        "concurrent_distill": concurrent,
+        "full_disk": disk,
+        "memory_limit": memory,
+        "distill_memory_limit": distill_memory,
+        "serve_overload": overload,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlembed-reliability")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fuzz-examples", type=int, default=1500, help="inputs per fuzz target")
+    parser.add_argument("--kills", default="20,10,20,10", help="kill trials of encode,index,mine,distill")
+    parser.add_argument(
+        "--redo",
+        default="",
+        help=f"comma-separated sections to measure again ({', '.join(REDOABLE)}); the others are kept from "
+        "benchmarks/results/reliability.json (a fixed fault is remeasured without the 75-minute rest)",
+    )
+    args = parser.parse_args()
+    redo = [r for r in args.redo.split(",") if r]
+    if any(r not in REDOABLE for r in redo):
+        raise SystemExit(f"--redo {args.redo}: expected sections among {', '.join(REDOABLE)}")
+    info = machine()
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        MLEMBED_CACHE=str(args.work / "cache"),
+    )
+    t_start = time.time()
+    if redo:
+        kept = load_results("reliability")
+        if not kept:
+            raise SystemExit("--redo: no benchmarks/results/reliability.json to keep the other sections from")
+        args.work.mkdir(parents=True, exist_ok=True)
+        sections = {r: REDOABLE[r](args.work, env, args.seed) for r in redo}
+        results = {
+            **kept,
+            **sections,
+            "redone": {"sections": redo, "machine": info, "date": time.strftime("%Y-%m-%d")},
+        }
+        minutes = kept["minutes"]
+        args.seed, args.fuzz_examples, args.kills = (kept["args"][k] for k in ("seed", "fuzz_examples", "kills"))
+        info = kept["machine"]
+    else:
+        results = measure(args, env)
+        minutes = round((time.time() - t_start) / 60)
+    faults, fuzzed, concurrent = results["kills"], results["fuzz"], results["concurrent_distill"]
+    disk, memory, distill_memory = results["full_disk"], results["memory_limit"], results["distill_memory_limit"]
+    overload = results["serve_overload"]
 
     injected = sum(f["trials"] for f in faults.values())
     survived = sum(f["trials"] - f["partial_outputs"] - f["rerun_failed"] for f in faults.values())
@@ -636,7 +687,14 @@ def main() -> None:
         "",
         f"Machine: {info['cpu_count']} CPU cores, native bf16: {'yes' if info['native_bf16'] else 'no'}; "
         f"load average at start {', '.join(map(str, info['load_average_1_5_15']))}; seed {args.seed}; "
-        f"{(time.time() - t_start) / 60:.0f} min.",
+        f"{minutes} min."
+        + (
+            f" Measured again on {results['redone']['date']} ({', '.join(results['redone']['sections'])}; native "
+            f"bf16: {'yes' if results['redone']['machine']['native_bf16'] else 'no'}), after a fix; the rest is that "
+            "run's."
+            if "redone" in results
+            else ""
+        ),
         "",
         "| faults injected | survived | bad inputs tried | tracebacks (goal 0) | bytes lost (goal 0) |",
         "|---:|---:|---:|---:|---:|",
@@ -713,13 +771,8 @@ def main() -> None:
             "tracebacks": tracebacks,
             "bytes_lost": lost,
         },
-        "kills": faults,
-        "fuzz": fuzzed,
-        "concurrent_distill": concurrent,
-        "full_disk": disk,
-        "memory_limit": memory,
-        "distill_memory_limit": distill_memory,
-        "serve_overload": overload,
+        "minutes": minutes,
+        **{k: v for k, v in results.items() if k not in ("benchmark", "machine", "args", "summary", "minutes")},
     }
     write_results("reliability", data, "\n".join(md))
 

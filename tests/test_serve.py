@@ -159,6 +159,9 @@ def test_malformed_json_oversized_bodies_and_bad_search_requests(teacher, englis
     with TestClient(app) as c:
         r = c.post("/v1/embeddings", content=b'{"model": "m", "input": ', headers={"content-type": "application/json"})
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+        r = c.post("/v1/embeddings", content=b'{"model": "m", "input": "x"}')  # a JSON body sent as plain bytes
+        assert r.status_code == 400
+        assert "with 'Content-Type: application/json' (sent: none)" in r.json()["error"]["message"]
         r = c.post("/v1/embeddings", json={"model": "m", "input": "x" * 5000})
         assert r.status_code == 413 and "over 2,000 bytes" in r.json()["error"]["message"]
         assert r.headers["content-type"] == "application/json"

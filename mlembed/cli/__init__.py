@@ -173,6 +173,7 @@ def _out_of_resources(exc: BaseException) -> bool:
             "can't allocate memory",
             "std::bad_alloc",
             "ThreadPoolBuildError",
+            "failed to map segment",  # dlopen of an engine's library under an address-space limit
         )
     )
 
@@ -196,6 +197,8 @@ def error_line(exc: BaseException, verb: str | None = None) -> str:
         'data/: is a directory'
         >>> error_line(MemoryError(), "distill")
         'out of memory or threads: lower --batch-size or --max-seq-length (and keep --gradient-checkpointing)'
+        >>> error_line(ImportError("libx.so: failed to map segment from shared object"), "serve")
+        'out of memory or threads (libx.so: failed to map segment from shared object): lower --token-budget or --max-batch'
         >>> error_line(RuntimeError("Error in void faiss::Clustering::train at Clustering.cpp:275: Error: 'n >= k' failed: "
         ...                         "Number of training points (10) should be at least as large as number of clusters (256)"))
         'FAISS: Number of training points (10) should be at least as large as number of clusters (256)'

@@ -308,7 +308,7 @@ def create_app(
         return JSONResponse(error_body(exc.message, exc.kind, exc.param), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         if first.get("type") == "json_invalid":
             message = f"request body is not valid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
@@ -320,6 +320,9 @@ def create_app(
             message = f"{field}: required field missing"
         elif first.get("type") == "model_attributes_type":
             message = "request body: expected a JSON object"
+            sent = request.headers.get("content-type", "")
+            if "json" not in sent:  # the body is then read as bytes, whatever it holds
+                message += f" with 'Content-Type: application/json' (sent: {sent or 'none'})"
         return JSONResponse(error_body(message, param=loc[0] if loc else None), 400)
 
     @app.exception_handler(StarletteHTTPException)
