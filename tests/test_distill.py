@@ -351,6 +351,8 @@ def test_bad_options_fail_before_any_work(tmp_path):
         distill(output=out, student="auto", layers=3)
     with pytest.raises(ValueError, match="--anchor 0.5: with --layers each side already learns its own target"):
         distill(output=out, layers=3, anchor=0.5)
+    with pytest.raises(ValueError, match=r"--merge-start 1.5: expected a weight from 0 \(the start\) to 1"):
+        distill(output=out, merge_start=1.5)
     with pytest.raises(ValueError, match="--freeze-layers -1: expected 0 or more"):
         distill(output=out, freeze_layers=-1)
     with pytest.raises(ValueError, match="--student-map 'pca': expected one of procrustes, lstsq, none"):
@@ -383,8 +385,9 @@ def test_distill_refuses_an_output_holding_a_model(tmp_path, capsys):
 def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_start(tmp_path, corpus, e5_folder):
     """The pretrained student's start is e5 centred and rotated (its geometry kept: an orthogonal map); with
     --freeze-layers the bottom layers stay the start's, with --anchor the run trains on blended targets (and
-    here with gradient checkpointing); the start's dev figures (English fidelity on held-out plain sentences
-    among them) and map are saved beside the model, and start_model rebuilds the start from them."""
+    here with gradient checkpointing), and by default the weights are averaged with the start's; the start's dev
+    figures (English fidelity on held-out plain sentences among them) and map are saved beside the model, and
+    start_model rebuilds the start from them."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -416,7 +419,9 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     sentences = ["Guten Morgen!", "Good morning!"]
     np.testing.assert_allclose(start_model(str(out)).encode(sentences), start.encode(sentences), atol=1e-5)
     assert saved["result"]["shipped"] == "trained"  # (keep_best=False: whatever the dev figures say)
-    assert "| mse_x100 |" in (out / "README.md").read_text() and "anchor 0.5" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "| mse_x100 |" in card and "anchor 0.5" in card
+    assert saved["plan"]["config"]["merge_start"] == 0.3 and "start + 0.3 x (trained - start)" in card  # the default
 
 
 def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, corpus, monkeypatch):
@@ -439,6 +444,28 @@ def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, c
     np.testing.assert_array_equal(
         SentenceTransformer(str(out), device="cpu").encode(sentences), start.encode(sentences)
     )
+
+
+def test_merge_start_averages_the_trained_weights_with_the_start(tmp_path, corpus):
+    """--merge-start ALPHA: the saved weights are start + ALPHA x (trained - start), the dev figures are the
+    merged model's, and the card says so. At 0.5 every trained weight lies halfway between the start and the
+    trained weights of the run's last checkpoint."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+
+    result = distill(**_options(tmp_path, corpus, keep_work=True, keep_best=False, max_steps=3, merge_start=0.5))
+    work = Path(result.output) / "_distill"
+    start = dict(SentenceTransformer(str(work / "student-init"), device="cpu").named_parameters())
+    trained = dict(SentenceTransformer(str(work / "checkpoints" / "checkpoint-3"), device="cpu").named_parameters())
+    half = dict(SentenceTransformer(result.output, device="cpu").named_parameters())
+    moved = [n for n in start if not torch.equal(start[n], trained[n])]
+    assert len(moved) > 10
+    for name in moved:
+        torch.testing.assert_close(half[name] - start[name], (trained[name] - start[name]) / 2, atol=1e-6, rtol=1e-4)
+    assert result.dev["mean_accuracy"] is not None and result.dev != result.dev_start
+    assert "start + 0.5 x (trained - start)" in (Path(result.output) / "README.md").read_text()
 
 
 def test_layers_cuts_a_copy_that_learns_the_full_model_on_both_sides(tmp_path, corpus):

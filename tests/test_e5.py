@@ -180,6 +180,7 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
         student=str(e5_folder),
         output=str(tmp_path / "out"),
         cache_dir=str(tmp_path / "cache"),
+        map_sentences=1000,
         max_pairs=None,
         max_minutes=None,
         batch_size=4,
@@ -218,5 +219,5 @@ def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder
     more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
     assert [type(m).__name__ for m in more] == names
     config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]
-    assert config["lr"] == 1e-4 and config["freeze_embeddings"] is True and config["freeze_layers"] == 8
-    assert config["anchor"] == 0.5
+    assert config["lr"] == 2e-5 and config["freeze_embeddings"] is True and config["freeze_layers"] == 0
+    assert config["anchor"] == 0.0 and config["merge_start"] == 0.3

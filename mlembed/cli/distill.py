@@ -62,8 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lr",
         type=float,
         default=None,
-        help="learning rate of the transformer layers [1e-4; with a pretrained student's whole encoder "
-        "trained (--freeze-layers 0) 2e-5 keeps more]",
+        help="learning rate of the transformer layers [2e-5 for a pretrained student, 1e-4 for auto and --layers]",
     )
     p.add_argument(
         "--head-lr",
@@ -99,8 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--freeze-layers",
         type=int,
         default=d.freeze_layers,
-        help="keep the bottom N transformer layers (and the embedding block) of the start [8 for a pretrained "
-        "student, 0 for auto]",
+        help="keep the bottom N transformer layers (and the embedding block) of the start [0]",
     )
     p.add_argument(
         "--gradient-checkpointing",
@@ -114,7 +112,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=d.anchor,
         help="self-distillation: the share of the non-English side's target that is the frozen start's own "
-        "vector of that sentence (0: the teacher's alone) [0.5 for a pretrained student, 0 for auto]",
+        "vector of that sentence (0: the teacher's alone) [0]",
+    )
+    p.add_argument(
+        "--merge-start",
+        type=float,
+        default=d.merge_start,
+        metavar="ALPHA",
+        help="after training, average the weights with the start's: start + ALPHA x (trained - start) (WiSE-FT; "
+        "1: the trained weights; lower gives back more of what the start knew) [0.3 for a pretrained student, "
+        "none for auto and --layers]",
     )
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
@@ -186,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         map_sentences=args.map_sentences,
         freeze_layers=args.freeze_layers,
         anchor=args.anchor,
+        merge_start=args.merge_start,
         gradient_checkpointing=args.gradient_checkpointing,
         dim=args.dim,
         new_tokens=args.new_tokens,

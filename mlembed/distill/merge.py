@@ -1,0 +1,48 @@
+"""Weight-space ensembling of a trained student with its start (WiSE-FT: Wortsman et al., CVPR 2022).
+
+Distillation moves a pretrained student toward the teacher's space on the data it sees, and away from what
+its start knew elsewhere (other languages, other STS sets). Averaging the weights of the start and the
+trained student, ``start + alpha * (trained - start)``, keeps most of what training gained while giving back
+much of what it cost (fine-tuned and pretrained weights are linearly connected: WiSE-FT's finding).
+``mlembed distill --merge-start 0.5`` does it after training, before the dev figures and the save; the result
+is a plain model of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def interpolate(model: Any, start: Any, alpha: float) -> int:
+    """Move ``model``'s floating-point weights to ``start + alpha * (model - start)``, in place; ``start`` is
+    a model of the same architecture (e.g. the student before training). Returns how many tensors changed
+    (equal ones, such as a frozen embedding matrix, are left as they are).
+
+    Example:
+        >>> import torch
+        >>> trained, start = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        >>> with torch.no_grad():
+        ...     _ = trained.weight.fill_(1.0), start.weight.fill_(0.0), trained.bias.fill_(2.0), start.bias.fill_(2.0)
+        >>> interpolate(trained, start, 0.25), trained.weight.tolist(), trained.bias.tolist()
+        (1, [[0.25, 0.25]], [2.0])
+    """
+    import torch
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha {alpha}: expected a weight from 0 (the start) to 1 (the trained model)")
+    theirs = start.state_dict()
+    ours = model.state_dict()
+    if ours.keys() != theirs.keys():
+        missing = sorted(set(ours) ^ set(theirs))[:3]
+        raise ValueError(f"the start and the trained student differ in their weights (e.g. {missing}): cannot merge")
+    changed = 0
+    with torch.no_grad():
+        for name, tensor in ours.items():
+            other = theirs[name]
+            if tensor.shape != other.shape:
+                raise ValueError(f"{name}: shape {tuple(tensor.shape)} in the student, {tuple(other.shape)} at start")
+            if not tensor.is_floating_point() or torch.equal(tensor, other):
+                continue
+            tensor.lerp_(other.to(tensor.dtype), 1.0 - alpha)  # tensor + (1 - alpha) * (start - tensor)
+            changed += 1
+    return changed
