@@ -39,7 +39,22 @@ def machine() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # > cpu_count: other jobs shared the CPU
+        "cpu_flags": cpu_flags(),
     }
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that decide engine precision and speed."""
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return []
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return [f for f in wanted if f in flags]
 
 
 def write_results(name: str, data: dict, markdown: str) -> None:

@@ -117,9 +117,9 @@ def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int
     from mlembed.evaluation.report import read_results, write_report
     from mlembed.models import load_model
 
-    if (out / "results.json").exists():  # an interrupted benchmark keeps its finished evaluation
-        results = read_results(out / "results.json")
-    else:
+    results = read_results(out / "results.json") if (out / "results.json").exists() else []
+    todo = {n: m for n, m in models.items() if n not in {name for name, _ in results}}
+    if todo:  # an interrupted benchmark keeps its finished evaluation; models added later are evaluated alone
         t0 = time.time()
         teacher = EmbeddingCache(load_model("minilm-en"), name="teacher")
         tasks = [
@@ -128,11 +128,12 @@ def evaluate(models: dict[str, str], shared: Path, out: Path, heldout_limit: int
             parse_task(f"translation:ntrex:{shared}/ntrex128:{','.join(HELDOUT)}", limit=heldout_limit),
         ]
         caches = {"teacher": teacher}
-        results = run_tasks(models, tasks, caches=caches)
-        same_dim = {n: m for n, m in models.items() if n != "muse"}  # mUSE's 512-d vectors cannot meet the teacher's
+        results += run_tasks(todo, tasks, caches=caches)
+        same_dim = {n: m for n, m in todo.items() if n != "muse"}  # mUSE's 512-d vectors cannot meet the teacher's
         results += run_tasks(same_dim, [parse_task(f"tatoeba:{shared}/tatoeba", english=teacher)], caches=caches)
         write_report(results, out, command="benchmarks/distill_quality.py (evaluation stage)")
-        (out / "minutes.txt").write_text(f"{(time.time() - t0) / 60:.1f}\n")
+        before = float((out / "minutes.txt").read_text()) if (out / "minutes.txt").exists() else 0.0
+        (out / "minutes.txt").write_text(f"{before + (time.time() - t0) / 60:.1f}\n")
     table: dict[str, dict] = {}
     for name, r in results:
         table.setdefault(name, {})[r.task] = {

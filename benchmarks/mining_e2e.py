@@ -46,7 +46,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, load_results, machine, require_shared, write_results
+from _common import RESULTS, cpu_flags, load_results, machine, require_shared, write_results
 
 MLEMBED = [sys.executable, "-m", "mlembed"]
 GOLD_LANGS = "deu,fra,rus,zho-CN,arb,hin,tur,vie,pol,swe,ell,heb"
@@ -410,20 +410,6 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
             f"{summary['projected_1m_minutes']} min.",
         ]
     write_results("mining_e2e", data, "\n".join(lines))
-
-
-def cpu_flags() -> list[str]:
-    """The CPU flags that decide engine precision and speed."""
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return []
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    return [f for f in wanted if f in flags]
 
 
 if __name__ == "__main__":
