@@ -12,7 +12,8 @@ language may fall.
 
     python benchmarks/weak_languages.py --budget-minutes 8
 
-Writes ``benchmarks/results/weak_languages.{json,md}``; finished stages are reused from ``--work``.
+Writes ``benchmarks/results/NAME.{json,md}`` (``--results``, default ``weak_languages``); finished stages are
+reused from ``--work``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--head-lr", type=float, default=2e-5)
     parser.add_argument("--train-embeddings", action="store_true", help="train the word embeddings too")
+    parser.add_argument("--contrastive", type=float, default=0.0, help="distill --contrastive")
+    parser.add_argument("--merge-start", type=float, default=1.0, help="distill --merge-start (1: trained weights)")
+    parser.add_argument("--results", default="weak_languages", help="name of the results files")
     args = parser.parse_args()
     shared = require_shared()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -122,7 +126,7 @@ def main() -> None:
         (data / f"eng-{code}.tsv").write_text("\n".join(lines[: cap + 1]) + "\n", encoding="utf-8")
     from mlembed.distill import distill
 
-    out = args.work / "student"
+    out = args.work / args.results  # one student (and its scores) per results name
     t0 = time.time()
     if not (out / "mlembed.json").exists():
         distill(
@@ -139,6 +143,8 @@ def main() -> None:
             max_seq_length=64,
             anchor=args.anchor,
             freeze_layers=args.freeze_layers,
+            contrastive=args.contrastive,
+            merge_start=args.merge_start,
             eval_pairs=500,
             eval_steps=10**6,
             save_steps=100,
@@ -146,7 +152,7 @@ def main() -> None:
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = json.loads((out / "mlembed.json").read_text())["result"]
-    after = cached(args.work / "student_scores.json", lambda: score(str(out), args.work, codes))
+    after = cached(args.work / f"{args.results}_scores.json", lambda: score(str(out), args.work, codes))
     mean = lambda scores, langs: round(float(np.mean([scores[c] for c in langs])), 2) if langs else None  # noqa: E731
     drops = {c: round(after[c] - before[c], 2) for c in others}
     summary = {
@@ -171,6 +177,8 @@ def main() -> None:
         f"({result['steps']} steps), weak languages' pairs (at most {args.train_cap:,} each) + "
         f"{args.others_per_lang} of every other's; encoder lr {args.lr:g}, anchor {args.anchor:g}, "
         f"bottom layers frozen {args.freeze_layers}, word embeddings {'trained' if args.train_embeddings else 'frozen'}, "
+        f"loss MSE{f' + {args.contrastive:g} x in-batch contrastive' if args.contrastive else ''}, "
+        f"weights {'trained' if args.merge_start == 1 else f'merged with the start at {args.merge_start:g}'}, "
         "gradient checkpointing (the pretrained default). "
         f"Peak RSS of the benchmark process: {peak:,.0f} MB.",
         "",
@@ -191,6 +199,9 @@ def main() -> None:
         + (f" --anchor {args.anchor:g}" if args.anchor else "")
         + (f" --freeze-layers {args.freeze_layers}" if args.freeze_layers else "")
         + (" --train-embeddings" if args.train_embeddings else "")
+        + (f" --contrastive {args.contrastive:g}" if args.contrastive else "")
+        + (f" --merge-start {args.merge_start:g}" if args.merge_start != 1 else "")
+        + (f" --results {args.results}" if args.results != "weak_languages" else "")
         + "`",
     ]
     data_out = {
@@ -203,7 +214,7 @@ def main() -> None:
         "training_pairs": counts,
         "run": {**result, "wall_seconds": round(time.time() - t0), "peak_rss_mb": round(peak)},
     }
-    write_results("weak_languages", data_out, "\n".join(md))
+    write_results(args.results, data_out, "\n".join(md))
 
 
 if __name__ == "__main__":

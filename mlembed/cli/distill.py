@@ -123,6 +123,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "1: the trained weights; lower gives back more of what the start knew) [0.3 for a pretrained student, "
         "none for auto and --layers]",
     )
+    p.add_argument(
+        "--contrastive",
+        type=float,
+        default=d.contrastive,
+        metavar="W",
+        help="add W x an in-batch contrastive term to the MSE: each student vector must pick its own teacher "
+        "vector among the batch's (what translation retrieval rewards) [%(default)s: MSE alone]",
+    )
     p.add_argument("--dim", type=int, default=None, help="reduce the embedding dimension to DIM with PCA")
     p.add_argument("--new-tokens", type=int, default=d.new_tokens, help="size of the learned vocabulary [%(default)s]")
     p.add_argument(
@@ -194,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         freeze_layers=args.freeze_layers,
         anchor=args.anchor,
         merge_start=args.merge_start,
+        contrastive=args.contrastive,
         gradient_checkpointing=args.gradient_checkpointing,
         dim=args.dim,
         new_tokens=args.new_tokens,

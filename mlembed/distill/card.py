@@ -76,6 +76,8 @@ def model_card(plan: dict, result: Any) -> str:
             f"- layers: {len(kept['kept'])} of the {kept['of']} of `{cfg['student']}` (layers {kept['kept']}), each "
             "sentence of both sides trained toward the full model's own vector of it"
         )
+    if cfg.get("contrastive"):
+        lines.append(f"- loss: MSE + {cfg['contrastive']} x in-batch contrastive term against the teacher's vectors")
     if cfg.get("merge_start") is not None:
         lines.append(f"- weights: start + {cfg['merge_start']} x (trained - start), averaged after training (WiSE-FT)")
     lines += ["", "| language pair | training pairs |", "|---|---:|"]

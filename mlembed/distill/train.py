@@ -61,6 +61,7 @@ class DistillConfig:
     freeze_layers: int | None = None
     anchor: float | None = None
     merge_start: float | None = None
+    contrastive: float = 0.0
     gradient_checkpointing: bool | None = None
     warmup_ratio: float = 0.05
     dim: int | None = None
@@ -195,6 +196,8 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         raise ValueError(
             f"--merge-start {config.merge_start}: expected a weight from 0 (the start) to 1 (the trained student)"
         )
+    if config.contrastive < 0:
+        raise ValueError(f"--contrastive {config.contrastive}: expected a weight of 0 (off) or more")
     for option in ("freeze_layers", "map_sentences"):
         if (getattr(config, option) or 0) < 0:
             raise ValueError(f"--{option.replace('_', '-')} {getattr(config, option)}: expected 0 or more")
@@ -504,7 +507,6 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     import torch
     from datasets import load_from_disk
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     from mlembed.distill.batching import LengthGroupedBatchSampler
@@ -512,12 +514,17 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from mlembed.distill.collator import TeacherTargetCollator
     from mlembed.distill.dev import dev_evaluator, run_dev
     from mlembed.distill.distributed import barrier, is_main
+    from mlembed.distill.loss import DistillLoss
     from mlembed.encoding import resolve_precision
     from mlembed.teacher_cache import TeacherCache
 
     student = SentenceTransformer(str(work / "student-init"), device="cpu")
     if config.gradient_checkpointing:  # keep each layer's input only, recompute the rest in backward
-        student[0].auto_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        encoder = student[0].auto_model
+        if hasattr(encoder, "activation_checkpointing_enable"):  # transformers >= 5.24 (the old name warns)
+            encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     dataset = load_from_disk(str(work / "train"))
     dev = [json.loads(line) for line in (work / "dev.jsonl").read_text().splitlines()]
     components = np.load(work / "pca.npy") if plan["pca"] else None
@@ -571,7 +578,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         model=student,
         args=args,
         train_dataset=dataset,
-        loss=losses.MSELoss(student),
+        loss=DistillLoss(student, contrastive=config.contrastive),
         evaluator=evaluator,
         data_collator=collator,
         callbacks=[budget],
