@@ -30,11 +30,16 @@ RECIPES = {
     "anchor 0.5": {**PROCRUSTES, "anchor": 0.5},
     "top 4 layers": {**PROCRUSTES, "freeze_layers": 8, "lr": 1e-4},
     "top 4 layers + anchor 0.5": {**PROCRUSTES, "freeze_layers": 8, "lr": 1e-4, "anchor": 0.5},
+    "whole encoder + contrastive 0.05": {**PROCRUSTES, "contrastive": 0.05},
     # WiSE-FT: a recipe's trained weights averaged with the start's (``--merge-start``), no further training
     "whole encoder, merged 0.5": {"merge_of": "whole encoder", "merge_start": 0.5},
     "whole encoder, merged 0.3": {"merge_of": "whole encoder", "merge_start": 0.3},
     "anchor 0.5, merged 0.5": {"merge_of": "anchor 0.5", "merge_start": 0.5},
     "top 4 layers + anchor 0.5, merged 0.5": {"merge_of": "top 4 layers + anchor 0.5", "merge_start": 0.5},
+    "whole encoder + contrastive 0.05, merged 0.3": {
+        "merge_of": "whole encoder + contrastive 0.05",
+        "merge_start": 0.3,
+    },
 }
 
 

@@ -390,7 +390,7 @@ def test_distill_refuses_an_output_holding_a_model(tmp_path, capsys):
 def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_start(tmp_path, corpus, e5_folder):
     """The pretrained student's start is e5 centred and rotated (its geometry kept: an orthogonal map); with
     --freeze-layers the bottom layers stay the start's, with --anchor the run trains on blended targets (and
-    here with gradient checkpointing), and by default the weights are averaged with the start's; the start's dev
+    here with gradient checkpointing), by default with the contrastive term and no merge; the start's dev
     figures (English fidelity on held-out plain sentences among them) and map are saved beside the model, and
     start_model rebuilds the start from them."""
     import torch
@@ -426,7 +426,8 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     assert saved["result"]["shipped"] == "trained"  # (keep_best=False: whatever the dev figures say)
     card = (out / "README.md").read_text()
     assert "| mse_x100 |" in card and "anchor 0.5" in card
-    assert saved["plan"]["config"]["merge_start"] == 0.3 and "start + 0.3 x (trained - start)" in card  # the default
+    assert saved["plan"]["config"]["contrastive"] == 0.05 and "MSE + 0.05 x in-batch contrastive" in card  # default
+    assert saved["plan"]["config"]["merge_start"] is None and "(trained - start)" not in card  # no merge by default
     assert saved["plan"]["config"]["freeze_embeddings"] is True and "word embeddings frozen" in card  # the default
     assert "centred and rotated onto the teacher's (orthogonal Procrustes)" in card
     names = [type(m).__name__ for m in trained]

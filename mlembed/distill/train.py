@@ -8,6 +8,7 @@ same as in the interrupted run and the trainer continues from the last checkpoin
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -61,7 +62,7 @@ class DistillConfig:
     freeze_layers: int | None = None
     anchor: float | None = None
     merge_start: float | None = None
-    contrastive: float = 0.0
+    contrastive: float | None = None
     gradient_checkpointing: bool | None = None
     warmup_ratio: float = 0.05
     dim: int | None = None
@@ -196,7 +197,7 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         raise ValueError(
             f"--merge-start {config.merge_start}: expected a weight from 0 (the start) to 1 (the trained student)"
         )
-    if config.contrastive < 0:
+    if config.contrastive is not None and config.contrastive < 0:
         raise ValueError(f"--contrastive {config.contrastive}: expected a weight of 0 (off) or more")
     for option in ("freeze_layers", "map_sentences"):
         if (getattr(config, option) or 0) < 0:
@@ -253,12 +254,12 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
 #: Defaults that depend on the student. ``auto`` (the teacher with a new vocabulary) has new rows to
 #: learn. A multilingual pretrained student (e5-small) already knows its languages: its word embeddings stay
 #: the start's (languages the run never sees keep theirs), the encoder learns at 2e-5 and the map at 2e-5, and
-#: after training the weights are averaged with the start's, start + 0.3 x (trained - start) (``merge_start``,
-#: WiSE-FT): benchmarks/distill_recipes.py measured it the one recipe that keeps what the start knows (Tatoeba,
-#: held-out languages and every STS column within 0.5 of the start or above) while gaining on cross-model
-#: retrieval and English fidelity. Its layers keep only their inputs for the backward pass (gradient
-#: checkpointing): with 64-token sequences the main job's peak RSS measured 10.5 GB -> 2.96 GB (top 4 layers
-#: trained) for ~16 % slower steps.
+#: the MSE gets an in-batch contrastive term at 0.05 (``contrastive``): benchmarks/distill_recipes.py measured
+#: it (4 min) the best recipe that keeps what the start knows (Tatoeba +2.0, held-out languages +3.3, every STS
+#: column within 0.4 of the start or above) while gaining most on cross-model retrieval (+4.6) and English
+#: fidelity, ahead of MSE merged back toward the start (``merge_start`` 0.3, WiSE-FT: +1.0, +1.5, +2.6).
+#: Its layers keep only their inputs for the backward pass (gradient checkpointing): with 64-token sequences the
+#: main job's peak RSS measured 10.5 GB -> 2.96 GB (top 4 layers trained) for ~16 % slower steps.
 STUDENT_DEFAULTS = {
     "auto": {
         "lr": 1e-4,
@@ -267,6 +268,7 @@ STUDENT_DEFAULTS = {
         "freeze_layers": 0,
         "anchor": 0.0,
         "merge_start": None,
+        "contrastive": 0.0,
         "gradient_checkpointing": False,
     },
     "pretrained": {
@@ -275,7 +277,8 @@ STUDENT_DEFAULTS = {
         "freeze_embeddings": True,
         "freeze_layers": 0,
         "anchor": 0.0,
-        "merge_start": 0.3,
+        "merge_start": None,
+        "contrastive": 0.05,
         "gradient_checkpointing": True,
     },
     # a copy cut to --layers: every kept layer must learn to stand in for the ones left out; the word
@@ -287,6 +290,7 @@ STUDENT_DEFAULTS = {
         "freeze_layers": 0,
         "anchor": 0.0,
         "merge_start": None,
+        "contrastive": 0.0,
         "gradient_checkpointing": True,
     },
 }
@@ -510,7 +514,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     from mlembed.distill.batching import LengthGroupedBatchSampler
-    from mlembed.distill.callbacks import TimeBudget
+    from mlembed.distill.callbacks import TimeBudget, TrimHeap
     from mlembed.distill.collator import TeacherTargetCollator
     from mlembed.distill.dev import dev_evaluator, run_dev
     from mlembed.distill.distributed import barrier, is_main
@@ -534,7 +538,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
             f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}"
         )
     evaluator = dev_evaluator(dev, teacher, components, english_sentences("heldout")) if dev else None
-    budget = TimeBudget(config.max_minutes)
+    budget = TimeBudget(config.max_minutes, checkpoint=config.keep_work)  # (else deleted with the work folder)
     ckpt_dir = work / "checkpoints"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
@@ -581,9 +585,14 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         loss=DistillLoss(student, contrastive=config.contrastive),
         evaluator=evaluator,
         data_collator=collator,
-        callbacks=[budget],
+        callbacks=[budget, TrimHeap()],
         optimizers=(_optimizer(student, config), None),
     )
+    merge = config.merge_start is not None and config.merge_start < 1  # WiSE-FT after training
+    if merge:  # the weights training moves, as they start (set trainable by _optimizer above)
+        from mlembed.distill.merge import interpolate, start_weights
+
+        initial = start_weights(student)
     last = _last_checkpoint(ckpt_dir, clean=is_main())
     dev_start = _dev_start(evaluator, student, work) if evaluator and is_main() else {}
     barrier()
@@ -593,7 +602,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     train_seconds = time.monotonic() - t0
     if budget.stopped:
-        logger.info(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps: saving")
+        logger.info(f"time budget of {config.max_minutes} min reached after {trainer.state.global_step} steps")
     result = DistillResult(
         output=str(Path(config.output)),
         steps=trainer.state.global_step,
@@ -609,13 +618,11 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     )
     if not is_main():  # rank 0 evaluates and saves the one model
         return result
-    if config.merge_start is not None and config.merge_start < 1:  # WiSE-FT: back toward the start by 1 - alpha
-        from mlembed.distill.merge import interpolate
-
-        base = anchor_model  # the frozen start already, its word embeddings shared with the student's
-        if base is None:
-            base = SentenceTransformer(str(work / "student-init"), device="cpu")
-        interpolate(student, base, config.merge_start)
+    del trainer  # its optimizer state and gradients go before the merge, the dev figures and the save
+    gc.collect()
+    if merge:  # back toward the start by 1 - alpha
+        interpolate(student, initial, config.merge_start)
+        del initial
         logger.info(
             f"weights averaged with the start's: start + {config.merge_start} x (trained - start) (--merge-start)"
         )

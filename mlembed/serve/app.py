@@ -19,7 +19,6 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlembed.heap import heap_trimmer
 from mlembed.serve.batcher import MicroBatcher, QueueFull
 from mlembed.serve.search import IndexSet
 
@@ -171,31 +171,6 @@ def _token_counter(model: Any) -> Any:
     return lambda texts: np.array([len(t.split()) for t in texts], dtype=np.int64)
 
 
-def _heap_trimmer(every_s: float = 5.0) -> Callable[[], None]:
-    """Return freed native memory to the OS at most every ``every_s`` seconds (glibc's ``malloc_trim``).
-
-    Forward passes of changing shapes leave glibc's heap holding freed blocks (Python's own heap stays
-    flat), so a busy server's RSS creeps up; ``benchmarks/serve.py`` reruns a load level to check that it
-    does not. Elsewhere than glibc this does nothing.
-    """
-    import ctypes
-    import ctypes.util
-    import time
-
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    last = [time.monotonic()]
-
-    def maybe_trim() -> None:
-        if time.monotonic() - last[0] >= every_s:
-            trim(0)
-            last[0] = time.monotonic()
-
-    return maybe_trim
-
-
 def served_model_card(model: Any, name: str) -> dict:
     """What ``/v1/models`` says of the served model: id, fingerprint, dimension, languages of its training data."""
     from mlembed.models import model_info
@@ -257,7 +232,7 @@ def create_app(
     count_tokens = _token_counter(model)
     card = served_model_card(model, name)
 
-    trim = _heap_trimmer()
+    trim = heap_trimmer(5.0)  # forward passes of changing shapes fragment the heap (mlembed.heap)
 
     def forward(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # runs in the batcher's worker thread
         vectors = encode(texts, model, normalize=True, token_budget=limits.token_budget)

@@ -1,0 +1,164 @@
+"""The curve: what compute buys. One distillation run of the e5 student with mlembed's defaults, measured at
+``--points`` minutes of training (15, 30, 60, 120), so a longer or a GPU run can be projected.
+
+The run trains on distill_quality's data (tatoeba-challenge + gettext:system, the 12 Tatoeba languages,
+decontaminated, ``--max-pairs-per-lang`` per language and source: more than two hours of steps) with the
+pretrained student's defaults (whole encoder at 2e-5, word embeddings frozen, weights merged back toward the
+start at 0.3). It runs in segments: each trains until the next point through ``mlembed distill --resume``
+(the trainer continues from its checkpoint, on the same data order and learning-rate schedule), then the
+saved model, what a user would get at that point, is copied aside and measured with distill_quality's
+evaluation beside the untrained start: Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out
+NTREX languages and English fidelity on STS-b's English.
+
+    python benchmarks/distill_curve.py --points 15,30,60,120
+
+Finished points are kept in ``--work``; rerunning continues with the next one, so the curve may be built over
+several sessions. Minutes are the training seconds the runs measured (dev and checkpoints included); a segment
+killed midway keeps its checkpointed steps but not its clock, so its point then holds a little more training
+than its label. Writes ``benchmarks/results/distill_curve.{json,md}`` after every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+from _common import machine, require_shared, write_results
+from distill_quality import LANGS, STS, english_fidelity, evaluate
+
+
+def segment(out: Path, shared: Path, minutes: float, args) -> dict:
+    """Train until ``minutes`` more have passed (a new run the first time, then ``--resume``)."""
+    from mlembed.distill import distill
+
+    result = distill(
+        resume=(out / "_distill" / "plan.json").exists(),
+        keep_work=True,  # the checkpoints the next segment continues from
+        data=[f"tsv:{shared}/tatoeba-challenge", "gettext:system"],
+        langs=LANGS,
+        decontaminate=[str(shared / "tatoeba")],
+        output=str(out),
+        max_pairs=None,
+        max_pairs_per_lang=args.max_pairs_per_lang,
+        max_minutes=minutes,
+        epochs=1,
+        batch_size=args.batch_size,
+        eval_pairs=1000,
+        eval_steps=10**6,  # dev figures at the end of each segment (result.dev), not in between
+        save_steps=args.save_steps,
+    )
+    return {
+        "steps": result.steps,
+        "train_seconds": result.train_seconds,
+        "dev": result.dev,
+        "dev_start": result.dev_start,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-distill-curve"))
+    parser.add_argument("--points", default="15,30,60,120", help="minutes of training at which to measure")
+    parser.add_argument("--max-pairs-per-lang", type=int, default=10000, help="per language and data source")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--save-steps", type=int, default=200)
+    parser.add_argument("--heldout-limit", type=int, default=300, help="NTREX sentences per held-out language")
+    args = parser.parse_args()
+    points = sorted(float(p) for p in args.points.split(","))
+    shared = require_shared()
+    args.work.mkdir(parents=True, exist_ok=True)
+    state_path = args.work / "curve.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"points": []}
+    run = args.work / "run"
+    info = machine()
+    for point in points:
+        if any(p["minutes"] == point for p in state["points"]):
+            continue
+        done = sum(p["segment"]["train_seconds"] for p in state["points"]) / 60
+        t0 = time.time()
+        figures = segment(run, shared, point - done, args)
+        print(f"{point:g} min: {figures['steps']} steps, segment wall {time.time() - t0:.0f} s")
+        copy = args.work / f"at-{point:g}min"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(run, copy, ignore=shutil.ignore_patterns("_distill"))
+        state["points"].append({"minutes": point, "folder": str(copy), "segment": figures})
+        state_path.write_text(json.dumps(state, indent=1))
+        report(state, run, shared, args, info)
+
+
+def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
+    """Evaluate the start and every finished point (each once), then write the curve's JSON and markdown."""
+    models = {"start": str(run / "_distill" / "student-init")}
+    models |= {f"{p['minutes']:g} min": p["folder"] for p in state["points"]}
+    table = evaluate(models, shared, args.work / "eval", args.heldout_limit)
+    fidelity_path = args.work / "fidelity.json"
+    fidelity = json.loads(fidelity_path.read_text()) if fidelity_path.exists() else {}
+    fidelity |= english_fidelity({n: m for n, m in models.items() if n not in fidelity}, shared)
+    fidelity_path.write_text(json.dumps(fidelity, indent=1))
+    segments = {f"{p['minutes']:g} min": p["segment"] for p in state["points"]}
+    segments["start"] = {"steps": 0, "dev": state["points"][0]["segment"]["dev_start"], "peak_rss_mb": None}
+    rows = {}
+    for name in models:
+        t, seg = table[name], segments[name]
+        rows[name] = {
+            "minutes": 0 if name == "start" else float(name.split()[0]),
+            "steps": seg["steps"],
+            "tatoeba": t["tatoeba"]["mean"],
+            "cross_model": t["tatoeba-cross"]["mean"],
+            "heldout": t["translation"]["mean"],
+            **{f"sts_{c}": t["sts"][c] for c in STS},
+            "english_cosine": fidelity[name]["mean_cosine"],
+            "dev_mean_accuracy": seg["dev"].get("mean_accuracy"),
+            "peak_rss_mb": seg["peak_rss_mb"],
+        }
+    last = rows[list(models)[-1]]
+    goals = {
+        "cross_model_within_2_of_tatoeba": last["tatoeba"] - last["cross_model"] <= 2,
+        "sts_en_ge_81": last["sts_en"] >= 81,
+        "at_minutes": last["minutes"],
+    }
+    cols = ["minutes", "steps", "tatoeba", "cross_model", "heldout", *[f"sts_{c}" for c in STS], "english_cosine"]
+    cols += ["dev_mean_accuracy", "peak_rss_mb"]
+    md = [
+        "# The curve: the e5 student's default recipe measured along one run (one run)",
+        "",
+        f"Machine: {info['cpu_count']} CPU cores, native bf16: **{'yes' if info['native_bf16'] else 'no'}** "
+        f"(flags: {', '.join(info.get('cpu_flags', [])) or 'none'}). Data: tatoeba-challenge + gettext:system, the "
+        f"12 Tatoeba languages, decontaminated, at most {args.max_pairs_per_lang:,} pairs per language and source; "
+        f"batch {args.batch_size}; mlembed's pretrained-student defaults (whole encoder and map at 2e-5, word "
+        "embeddings frozen, merged with the start at 0.3). Each point is the model `mlembed distill` saves after "
+        "that many minutes of training of the same run (continued with `--resume`). Peak RSS: the benchmark "
+        "process up to the end of that segment's training.",
+        "",
+        "| " + " | ".join(["model", *cols]) + " |",
+        "|---|" + "---:|" * len(cols),
+        *[
+            "| " + " | ".join([name, *("—" if r[c] is None else f"{r[c]:g}" for c in cols)]) + " |"
+            for name, r in rows.items()
+        ],
+        "",
+        f"Goals at {goals['at_minutes']:g} min: cross-model within 2 of the student's own Tatoeba: "
+        f"**{'met' if goals['cross_model_within_2_of_tatoeba'] else 'not met'}** "
+        f"({last['cross_model']:g} vs {last['tatoeba']:g}); STS en >= 81: "
+        f"**{'met' if goals['sts_en_ge_81'] else 'not met'}** ({last['sts_en']:g}; the teacher: 82.0).",
+        "",
+        f"Command: `python benchmarks/distill_curve.py --points {args.points}`",
+    ]
+    data = {
+        "benchmark": "distill_curve",
+        "machine": info,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "curve": rows,
+        "goals": goals,
+        "segments": state["points"],
+    }
+    write_results("distill_curve", data, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
