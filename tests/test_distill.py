@@ -485,6 +485,20 @@ def test_merge_start_averages_the_trained_weights_with_the_start(tmp_path, corpu
     assert "start + 0.5 x (trained - start)" in (Path(result.output) / "README.md").read_text()
 
 
+def test_a_budget_stop_checkpoints_only_a_work_folder_that_is_kept():
+    """At the budget the run stops; a checkpoint is written only when --keep-work keeps it for --resume (else the
+    final model is all that remains, and serialising a checkpoint only cost time and memory)."""
+    from transformers import TrainerControl, TrainerState
+
+    from mlembed.distill.callbacks import TimeBudget
+
+    for keep in (True, False):
+        control = TimeBudget(0.0, checkpoint=keep).on_step_end(None, TrainerState(), TrainerControl())
+        assert control.should_training_stop and control.should_save is keep
+    control = TimeBudget(60.0).on_step_end(None, TrainerState(), TrainerControl())
+    assert not control.should_training_stop and not control.should_save
+
+
 def test_contrastive_term_changes_training_and_is_on_the_card(tmp_path, corpus):
     """--contrastive W trains on MSE + W x in-batch cross-entropy: from the same start, data order and seed, the
     weights end elsewhere than under MSE alone, and the card and mlembed.json record the term."""
