@@ -40,7 +40,7 @@ class TimeBudget(TrainerCallback):
 class TrimHeap(TrainerCallback):
     """Give the heap's freed pages back to the system at most every ``every_s`` seconds of training and after
     each checkpoint: every batch has its own tensor sizes, and glibc's heap otherwise keeps the freed ones
-    (see :mod:`mlembed.heap`; the main job's peak RSS 3.15 -> 2.70 GB at the same speed).
+    (see :mod:`mlembed.heap`).
 
     Example:
         >>> TrimHeap(30.0).every_s
