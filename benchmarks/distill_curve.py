@@ -3,14 +3,16 @@
 
 The run trains on distill_quality's data (tatoeba-challenge + gettext:system, the 12 Tatoeba languages,
 decontaminated, ``--max-pairs-per-lang`` per language and source: more than two hours of steps) with the
-pretrained student's defaults (whole encoder at 2e-5, word embeddings frozen, weights merged back toward the
-start at 0.3). It runs in segments: each trains until the next point through ``mlembed distill --resume``
+pretrained student's defaults (whole encoder and map at 2e-5, word embeddings frozen, MSE plus the
+contrastive term at 0.05, no merge). It runs in segments: each trains until the next point through ``mlembed distill --resume``
 (the trainer continues from its checkpoint, on the same data order and learning-rate schedule), then the
 saved model, what a user would get at that point, is copied aside and measured with distill_quality's
 evaluation beside the untrained start: Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out
-NTREX languages and English fidelity on STS-b's English.
+NTREX languages and English fidelity on STS-b's English. ``--merges 0.3,0.5`` adds, for every point, the
+model ``--merge-start`` would have saved (``start + alpha x (trained - start)``, WiSE-FT), built from the
+point and the start without training again.
 
-    python benchmarks/distill_curve.py --points 15,30,60,120
+    python benchmarks/distill_curve.py --points 15,30,60,120 --merges 0.3,0.5
 
 Finished points are kept in ``--work``; rerunning continues with the next one, so the curve may be built over
 several sessions. Minutes are the training seconds the runs measured (dev and checkpoints included); a segment
@@ -68,7 +70,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--save-steps", type=int, default=200)
     parser.add_argument("--heldout-limit", type=int, default=300, help="NTREX sentences per held-out language")
+    parser.add_argument("--merges", default="", help="also measure each point merged with the start at these alphas")
     args = parser.parse_args()
+    args.merges = [float(a) for a in args.merges.split(",") if a]
     points = sorted(float(p) for p in args.points.split(","))
     shared = require_shared()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -89,18 +93,45 @@ def main() -> None:
         state["points"].append({"minutes": point, "folder": str(copy), "segment": figures})
         state_path.write_text(json.dumps(state, indent=1))
         report(state, run, shared, args, info)
+    if state["points"]:  # merges asked for points already measured (each model is evaluated once)
+        report(state, run, shared, args, info)
+
+
+def merged(point: Path, start: Path, alpha: float, out: Path) -> str:
+    """The point's model merged with the start at ``alpha``, saved once to ``out`` (what ``--merge-start``
+    would have given after the same training)."""
+    from sentence_transformers import SentenceTransformer
+
+    from mlembed.distill.merge import interpolate
+
+    if not (out / "modules.json").exists():
+        model = SentenceTransformer(str(point), device="cpu")
+        interpolate(model, SentenceTransformer(str(start), device="cpu"), alpha)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(str(tmp))
+        tmp.rename(out)
+    return str(out)
 
 
 def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
     """Evaluate the start and every finished point (each once), then write the curve's JSON and markdown."""
     models = {"start": str(run / "_distill" / "student-init")}
-    models |= {f"{p['minutes']:g} min": p["folder"] for p in state["points"]}
+    for p in state["points"]:
+        models[f"{p['minutes']:g} min"] = p["folder"]
+        for alpha in args.merges:
+            folder = args.work / f"at-{p['minutes']:g}min-merged-{alpha:g}"
+            models[f"{p['minutes']:g} min, merged {alpha:g}"] = merged(
+                Path(p["folder"]), run / "_distill" / "student-init", alpha, folder
+            )
     table = evaluate(models, shared, args.work / "eval", args.heldout_limit)
     fidelity_path = args.work / "fidelity.json"
     fidelity = json.loads(fidelity_path.read_text()) if fidelity_path.exists() else {}
     fidelity |= english_fidelity({n: m for n, m in models.items() if n not in fidelity}, shared)
     fidelity_path.write_text(json.dumps(fidelity, indent=1))
-    segments = {f"{p['minutes']:g} min": p["segment"] for p in state["points"]}
+    segments = {
+        name: p["segment"] for p in state["points"] for name in models if name.startswith(f"{p['minutes']:g} min")
+    }
     segments["start"] = {"steps": 0, "dev": state["points"][0]["segment"]["dev_start"], "peak_rss_mb": None}
     rows = {}
     for name in models:
@@ -113,10 +144,10 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
             "heldout": t["translation"]["mean"],
             **{f"sts_{c}": t["sts"][c] for c in STS},
             "english_cosine": fidelity[name]["mean_cosine"],
-            "dev_mean_accuracy": seg["dev"].get("mean_accuracy"),
+            "dev_mean_accuracy": None if "merged" in name else seg["dev"].get("mean_accuracy"),
             "peak_rss_mb": seg["peak_rss_mb"],
         }
-    last = rows[list(models)[-1]]
+    last = rows[f"{state['points'][-1]['minutes']:g} min"]
     goals = {
         "cross_model_within_2_of_tatoeba": last["tatoeba"] - last["cross_model"] <= 2,
         "sts_en_ge_81": last["sts_en"] >= 81,
@@ -131,9 +162,10 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
         f"(flags: {', '.join(info.get('cpu_flags', [])) or 'none'}). Data: tatoeba-challenge + gettext:system, the "
         f"12 Tatoeba languages, decontaminated, at most {args.max_pairs_per_lang:,} pairs per language and source; "
         f"batch {args.batch_size}; mlembed's pretrained-student defaults (whole encoder and map at 2e-5, word "
-        "embeddings frozen, merged with the start at 0.3). Each point is the model `mlembed distill` saves after "
-        "that many minutes of training of the same run (continued with `--resume`). Peak RSS: the benchmark "
-        "process up to the end of that segment's training.",
+        "embeddings frozen, MSE + contrastive 0.05, no merge). Each point is the model `mlembed distill` saves "
+        "after that many minutes of training of the same run (continued with `--resume`); a *merged* row is that "
+        "model averaged with the start, `start + alpha x (trained - start)`, as `--merge-start alpha` would save it. "
+        "Peak RSS: the benchmark process up to the end of that segment's training.",
         "",
         "| " + " | ".join(["model", *cols]) + " |",
         "|---|" + "---:|" * len(cols),
@@ -147,7 +179,8 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
         f"({last['cross_model']:g} vs {last['tatoeba']:g}); STS en >= 81: "
         f"**{'met' if goals['sts_en_ge_81'] else 'not met'}** ({last['sts_en']:g}; the teacher: 82.0).",
         "",
-        f"Command: `python benchmarks/distill_curve.py --points {args.points}`",
+        f"Command: `python benchmarks/distill_curve.py --points {args.points}"
+        + (f" --merges {','.join(f'{a:g}' for a in args.merges)}`" if args.merges else "`"),
     ]
     data = {
         "benchmark": "distill_curve",

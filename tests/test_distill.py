@@ -427,7 +427,7 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     card = (out / "README.md").read_text()
     assert "| mse_x100 |" in card and "anchor 0.5" in card
     assert saved["plan"]["config"]["contrastive"] == 0.05 and "MSE + 0.05 x in-batch contrastive" in card  # default
-    assert saved["plan"]["config"]["merge_start"] is None and "(trained - start)" not in card  # no merge by default
+    assert saved["plan"]["config"]["merge_start"] == 0.3 and "start + 0.3 x (trained - start)" in card  # default
     assert saved["plan"]["config"]["freeze_embeddings"] is True and "word embeddings frozen" in card  # the default
     assert "centred and rotated onto the teacher's (orthogonal Procrustes)" in card
     names = [type(m).__name__ for m in trained]

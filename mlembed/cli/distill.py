@@ -120,7 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d.merge_start,
         metavar="ALPHA",
         help="after training, average the weights with the start's: start + ALPHA x (trained - start) (WiSE-FT; "
-        "1: the trained weights; lower gives back more of what the start knew) [none]",
+        "1: the trained weights; lower gives back more of what the start knew) [0.3 for a pretrained student, none "
+        "for auto and --layers]",
     )
     p.add_argument(
         "--contrastive",
