@@ -38,23 +38,18 @@ class TimeBudget(TrainerCallback):
 
 
 class TrimHeap(TrainerCallback):
-    """Give the heap's freed pages back to the system at most every ``every_s`` seconds of training and after
-    each checkpoint: every batch has its own tensor sizes, and glibc's heap otherwise keeps the freed ones
-    (see :mod:`mlembed.heap`).
+    """Give the heap's freed pages back to the system after every training step and checkpoint: every batch
+    has its own tensor sizes, and glibc's heap otherwise keeps the freed ones, so a long batch's transient
+    lands on top of what earlier ones left (see :mod:`mlembed.heap`).
 
     Example:
-        >>> TrimHeap(30.0).every_s
-        30.0
+        >>> TrimHeap().on_step_end(args=None, state=None, control=None)  # the heap is trimmed; training goes on
     """
 
-    def __init__(self, every_s: float = 30.0):
-        from mlembed.heap import heap_trimmer
-
-        self.every_s = every_s
-        self._maybe_trim = heap_trimmer(every_s)
-
     def on_step_end(self, args, state, control, **kwargs):
-        self._maybe_trim()
+        from mlembed.heap import trim
+
+        trim()
 
     def on_save(self, args, state, control, **kwargs):
         from mlembed.heap import trim
