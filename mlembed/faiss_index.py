@@ -33,6 +33,17 @@ def nlist_for(n: int) -> int:
     return nlist
 
 
+def nprobe_for(nlist: int) -> int:
+    """Inverted lists an IVF index probes per query unless told otherwise: 1/16 of them. FAISS's own default
+    is 1, which on 200k x 200k mining found too few true neighbours (``benchmarks/mining_nprobe.py``).
+
+    Example:
+        >>> nprobe_for(1024), nprobe_for(16), nprobe_for(8)
+        (64, 1, 1)
+    """
+    return max(1, nlist // 16)
+
+
 def factory_string(kind: str, n: int, dim: int) -> str:
     """The FAISS factory string for an index ``kind`` over ``n`` vectors of dimension ``dim``.
 
@@ -127,6 +138,8 @@ def trained_faiss_index(emb: Any, kind: str = "auto", train_size: int | None = N
             f"index type {factory} needs at least {needed} vectors to train, got {n}: "
             "use the exact 'flat' type for so few (or 'auto')"
         )
+    if ivf is not None:
+        ivf.nprobe = nprobe_for(ivf.nlist)  # kept when the index is saved; set_search_params overrides it
     if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
         ivf.by_residual = False  # SQ8 of the vectors themselves: as accurate here, and big_batch_search supports it
     if not index.is_trained:
@@ -145,7 +158,8 @@ def _ivf(index: Any) -> Any:
 
 
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:
-    """Set ``nprobe`` (IVF) and ``efSearch`` (HNSW) where the index has them; ``None`` leaves the default.
+    """Set ``nprobe`` (IVF) and ``efSearch`` (HNSW) where the index has them; ``None`` leaves the index's own
+    (for IVF indexes mlembed built, :func:`nprobe_for` its lists).
 
     Example:
         >>> import faiss

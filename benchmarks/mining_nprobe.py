@@ -1,0 +1,89 @@
+"""How many inverted lists the k-NN of mining must probe: F1 and k-NN seconds of ``mlembed mine`` on
+mining_e2e's 200k x 200k files with the exact index and with IVF indexes at several ``--nprobe`` (one run).
+
+The sentences are encoded once (``mlembed encode --normalize``, the model and backend given), then every
+setting runs ``mlembed mine --src-embeddings --tgt-embeddings`` (so only the k-NN, the margin and the write
+differ) with mining_e2e's options: ``--mode max --threshold 0 --k 4 --margin ratio --memory-budget 1G``. F1 x100
+at each output's best threshold against the NTREX gold pairs. A setting without a number is the index's own
+nprobe (mlembed's default, :func:`mlembed.faiss_index.nprobe_for`); FAISS's own default is 1.
+
+    python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
+    python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]
+
+Writes ``benchmarks/results/mining_nprobe.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import machine, write_results
+from mining_e2e import MLEMBED, f1_of
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="the encoder (folder or alias)")
+    parser.add_argument("--backend", default="openvino-bf16", help="engine of the one encoding [%(default)s]")
+    parser.add_argument("--files", type=Path, default=Path("/tmp/mlembed-mining-e2e/200000"), help="mining_e2e's")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-nprobe"))
+    parser.add_argument("--settings", default="flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq:16,ivfsq")
+    args = parser.parse_args()
+    if not (args.files / "gold.tsv").exists():
+        sys.exit(f"{args.files}: no gold.tsv; run benchmarks/mining_e2e.py first, it builds the files")
+    args.work.mkdir(parents=True, exist_ok=True)
+    gold = dict(line.split("\t") for line in (args.files / "gold.tsv").read_text(encoding="utf-8").splitlines())
+    embeddings = {}
+    for side in ("en", "xx"):
+        npy = args.work / f"{side}.npy"
+        if not npy.exists():  # written atomically by mlembed encode: an existing file is complete
+            cmd = MLEMBED + ["encode", str(args.files / f"{side}.txt"), "-o", str(npy), "--model", args.model]
+            subprocess.run(cmd + ["--backend", args.backend, "--normalize"], check=True)
+        embeddings[side] = npy
+    rows = []
+    for setting in args.settings.split(","):
+        index, _, nprobe = setting.partition(":")
+        out = args.work / f"{index}-{nprobe or 'default'}.tsv"
+        cmd = MLEMBED + ["mine", "--src", str(args.files / "en.txt"), "--tgt", str(args.files / "xx.txt")]
+        cmd += ["-o", str(out), "--model", args.model, "--src-embeddings", str(embeddings["en"])]
+        cmd += ["--tgt-embeddings", str(embeddings["xx"]), "--mode", "max", "--threshold", "0", "--k", "4"]
+        cmd += ["--margin", "ratio", "--index", index, "--memory-budget", "1G", "--workdir", str(out) + ".work"]
+        cmd += ["--nprobe", nprobe] if nprobe else []
+        t0 = time.time()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        wall = time.time() - t0
+        stages = next(line for line in done.stdout.splitlines() if line.startswith("seconds per stage:"))
+        knn = json.loads(stages.split(":", 1)[1])["knn"]
+        row = {"index": index, "nprobe": nprobe or "default", "knn_s": knn, "wall_s": round(wall, 1)}
+        row.update(f1_of(out, gold))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    info = machine()
+    exact = next((r for r in rows if r["index"] == "flat"), None)
+    cols = ["index", "nprobe", "knn_s", "f1", "precision", "recall"]
+    md = [
+        "# Mining F1 against the lists the IVF k-NN probes (one run)",
+        "",
+        f"Produced by `benchmarks/mining_nprobe.py` (its docstring gives the method): mining_e2e's files "
+        f"({args.files}), encoded once by `{args.model}` ({args.backend}); {info['cpu_count']} CPUs, native bf16: "
+        f"{info['native_bf16']} (flags: {', '.join(info.get('cpu_flags', []))}). *default*: the index's own nprobe "
+        "(mlembed: 1/16 of its lists, 64 of 1,024 here; FAISS alone: 1). F1 x100 at the best threshold.",
+        "",
+        "| " + " | ".join(cols) + (" | Δ F1 vs exact |" if exact else " |"),
+        "|---|---|" + "---:|" * (len(cols) - 2 + bool(exact)),
+        *[
+            "| " + " | ".join(str(r[c]) for c in cols) + (f" | {r['f1'] - exact['f1']:+.2f} |" if exact else " |")
+            for r in rows
+        ],
+    ]
+    data = {"benchmark": "mining_nprobe", "machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
+    write_results("mining_nprobe", data | {"rows": rows}, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
