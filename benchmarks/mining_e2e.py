@@ -19,9 +19,12 @@ Gold sentences are removed from the distractors. A mined pair is correct when it
   backend and index of the row; its stage seconds come from the line ``seconds per stage:`` it prints.
 
 Both write every candidate (threshold 0, mode max), and F1 x100 is taken at the best threshold of each output
-(the oracle cut), so the comparison is of encoders and search, not of threshold choice. The 1M x 1M projection:
-encoding and the linear stages scaled by 5x their measured rate, plus the k-NN of 1M x 1M with ``--index ivfsq
---memory-budget 1G`` from ``benchmarks/results/mining_scale.json`` (measured there). The Tatoeba mean of each
+(the oracle cut), so the comparison is of encoders and search, not of threshold choice. The 1M x 1M projection
+(from this run's rates): encoding and the linear stages x5, the k-NN x25, as its work grows with N x N (exact
+search compares every pair; an IVF index at mlembed's default probes 1/16 of its lists, so each query scans
+1/16 of the other side at any N). For ivfsq rows, a second projection takes the k-NN of 1M x 1M with ``--index
+ivfsq --memory-budget 1G --nprobe 16`` measured by ``benchmarks/mining_scale.py`` instead (faster; at 200k,
+``benchmarks/results/mining_nprobe.md`` measures what nprobe 16 costs in F1). The Tatoeba mean of each
 model (12 languages, ``../shared/data/tatoeba``) shows what a smaller encoder costs outside mining.
 
 Writes ``benchmarks/results/mining_e2e.{json,md}``; each finished run is kept in ``--work`` and ``--resume``
@@ -258,13 +261,21 @@ def tatoeba_mean(model: str, shared: Path, backend: str, limit: int | None, work
     return round(result.main_score, 2)
 
 
-def knn_1m_seconds() -> tuple[float, str]:
-    """Wall seconds of the 1M x 1M k-NN (ivfsq, 1G budget) measured by mining_scale, and where it is from."""
+def knn_1m_seconds() -> tuple[float, int]:
+    """Wall seconds of the 1M x 1M k-NN (ivfsq, 1G budget) measured by mining_scale, and the nprobe it ran at."""
     rows = load_results("mining_scale").get("runs", [])
     for row in rows:
         if row.get("n") == 1_000_000 and row.get("index") == "ivfsq":
-            return float(row["mlembed"]["wall_s"]), "benchmarks/results/mining_scale.json (1M ivfsq row)"
+            return float(row["mlembed"]["wall_s"]), int(row["nprobe"])
     raise SystemExit("mining_scale.json has no 1M ivfsq row: run benchmarks/mining_scale.py --approx-sizes 1000000")
+
+
+def nprobe16_cost() -> str:
+    """F1 points an ivfsq k-NN at nprobe 16 lost against exact search in mining_nprobe's run ("?" without it)."""
+    rows = {(r["index"], r["nprobe"]): r["f1"] for r in load_results("mining_nprobe").get("rows", [])}
+    if ("flat", "default") in rows and ("ivfsq", "16") in rows:
+        return f"{rows[('flat', 'default')] - rows[('ivfsq', '16')]:.1f}"
+    return "?"
 
 
 def main() -> None:
@@ -332,11 +343,14 @@ def main() -> None:
 
 def report(results: dict[str, dict], info: dict, args: argparse.Namespace, shared: Path) -> None:
     ref = results.get("reference")
-    knn_1m, knn_source = knn_1m_seconds()
+    knn_1m, knn_1m_nprobe = knn_1m_seconds()
+    scale = 1_000_000 / args.size
     for row in results.values():
         s = row["stages_s"]
-        linear = sum(v for k, v in s.items() if k not in ("knn", "load")) * 1_000_000 / args.size
-        row["projected_1m_minutes"] = round((s.get("load", 0) + linear + knn_1m) / 60, 1)
+        rest = s.get("load", 0) + sum(v for k, v in s.items() if k not in ("knn", "load")) * scale
+        row["projected_1m_minutes"] = round((rest + s["knn"] * scale**2) / 60, 1)
+        if "ivfsq" in row["label"]:
+            row[f"projected_1m_minutes_nprobe{knn_1m_nprobe}"] = round((rest + knn_1m) / 60, 1)
         if ref:
             row["speedup_vs_reference"] = round(ref["wall_s"] / row["wall_s"], 2)
             row["f1_delta_vs_reference"] = round(row["f1"] - ref["f1"], 2)
@@ -358,8 +372,7 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
         "cpu_flags": cpu_flags(),
         "size": args.size,
         "files": info,
-        "knn_1m_seconds": knn_1m,
-        "knn_1m_source": knn_source,
+        "knn_1m_seconds_measured": {"seconds": knn_1m, "nprobe": knn_1m_nprobe, "source": "mining_scale.json"},
         "runs": results,
         "summary": summary,
     }
@@ -377,14 +390,17 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
         "the same run. The one-time engine setup (export, int8 calibration, `auto`'s mining probe; per model and "
         "CPU) ran before the timed runs, as a user's second run finds it cached: "
         + ", ".join(f"{n} {r['engine_setup_s']} s" for n, r in results.items() if r.get("engine_setup_s") is not None)
-        + ". 1M x 1M projected: linear stages x5 plus the measured 1M ivfsq k-NN "
-        f"({knn_1m / 60:.1f} min, {knn_source}).",
+        + ". 1M x 1M projected from this run's rates: linear stages x5, k-NN x25 (exact search, and IVF at the "
+        f"default nprobe of 1/16 of the lists, do N x N / 16 work); *nprobe {knn_1m_nprobe}*: the same with the "
+        f"1M x 1M ivfsq k-NN at nprobe {knn_1m_nprobe} measured by benchmarks/mining_scale.py ({knn_1m / 60:.1f} "
+        f"min; at 200k, nprobe 16 cost {nprobe16_cost()} F1 points in benchmarks/results/mining_nprobe.md).",
         "",
         "| run | engine | load before / after | wall s | "
         + " | ".join(f"{s} s" for s in stage_names)
         + " | encode sent/s | peak RSS MB | F1 | "
-        "P | R | x reference | Δ F1 | Tatoeba mean | 1M x 1M min (projected) |",
-        "|---|---|---|" + "---:|" * (len(stage_names) + 10),
+        "P | R | x reference | Δ F1 | Tatoeba mean | 1M x 1M min (projected) | "
+        f"1M x 1M min, nprobe {knn_1m_nprobe} |",
+        "|---|---|---|" + "---:|" * (len(stage_names) + 11),
     ]
     for row in results.values():
         s = row["stages_s"]
@@ -394,7 +410,8 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
             + " | ".join(str(s.get(k, "-")) for k in stage_names)
             + f" | {row['encode_sentences_per_s']} | {row['peak_rss_mb'] or '-'} | {row['f1']} | {row['precision']} | "
             f"{row['recall']} | {row.get('speedup_vs_reference', '-')} | {row.get('f1_delta_vs_reference', '-')} | "
-            f"{row['tatoeba_mean']} | {row['projected_1m_minutes']} |"
+            f"{row['tatoeba_mean']} | {row['projected_1m_minutes']} | "
+            f"{row.get(f'projected_1m_minutes_nprobe{knn_1m_nprobe}', '-')} |"
         )
     lines += [f"\n*{row['label']}*: {row['recorded']}." for row in results.values() if row.get("recorded")]
     if summary:
