@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200_000, help="lines per file [%(default)s]")
     parser.add_argument("--gold-langs", default=GOLD_LANGS, help="NTREX codes of the gold translations")
     parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-e2e"))
-    parser.add_argument("--runs", default="fast,fast-int8,full,reference", help="which runs, in order")
+    parser.add_argument("--runs", default="fast,fast-int8,full,full-ivf128,reference", help="which runs, in order")
     parser.add_argument("--resume", action="store_true", help="keep finished runs of an earlier invocation")
     parser.add_argument("--tatoeba-limit", type=int, default=None, help="Tatoeba pairs per language [all 1,000]")
     args = parser.parse_args()
@@ -299,6 +299,11 @@ def main() -> None:
     runs = {
         "reference": ("sentence-transformers example (flat)", args.full, None),
         "full": ("mlembed mine, full student, auto, ivfsq", args.full, ["--backend", "auto", *index]),
+        "full-ivf128": (
+            "mlembed mine, full student, auto, ivf, nprobe 128",
+            args.full,
+            ["--backend", "auto", "--index", "ivf", "--nprobe", "128", "--memory-budget", "1G"],
+        ),
         "fast": ("mlembed mine, 6-layer student, auto, ivfsq", args.fast, ["--backend", "auto", *index]),
         "fast-int8": (
             "mlembed mine, 6-layer student, openvino-int8, ivfsq",

@@ -9,8 +9,10 @@ nprobe (mlembed's default, :func:`mlembed.faiss_index.nprobe_for`); FAISS's own 
 
     python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
     python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]
+    python benchmarks/mining_nprobe.py --model mlembed-student --backend auto --results mining_nprobe_full
 
-Writes ``benchmarks/results/mining_nprobe.{json,md}``.
+Writes ``benchmarks/results/RESULTS.{json,md}`` (``--results``, default ``mining_nprobe``); the vectors are kept
+in ``--work`` (by default ``/tmp/mlembed-RESULTS``), so give each model its own results name.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the encoder (folder or alias)")
     parser.add_argument("--backend", default="openvino-bf16", help="engine of the one encoding [%(default)s]")
     parser.add_argument("--files", type=Path, default=Path("/tmp/mlembed-mining-e2e/200000"), help="mining_e2e's")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-nprobe"))
+    parser.add_argument("--results", default="mining_nprobe", help="results name [%(default)s]")
+    parser.add_argument("--work", type=Path, default=None, help="vectors and outputs [/tmp/mlembed-RESULTS]")
     parser.add_argument("--settings", default="flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq:16,ivfsq")
     args = parser.parse_args()
+    args.work = args.work or Path(f"/tmp/mlembed-{args.results}")
     if not (args.files / "gold.tsv").exists():
         sys.exit(f"{args.files}: no gold.tsv; run benchmarks/mining_e2e.py first, it builds the files")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,7 @@ def main() -> None:
         ],
     ]
     data = {"benchmark": "mining_nprobe", "machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
-    write_results("mining_nprobe", data | {"rows": rows}, "\n".join(md))
+    write_results(args.results, data | {"rows": rows}, "\n".join(md))
 
 
 if __name__ == "__main__":
