@@ -21,8 +21,8 @@ Gold sentences are removed from the distractors. A mined pair is correct when it
 Both write every candidate (threshold 0, mode max), and F1 x100 is taken at the best threshold of each output
 (the oracle cut), so the comparison is of encoders and search, not of threshold choice. The 1M x 1M projection
 (from this run's rates): encoding and the linear stages x5, the k-NN x25, as its work grows with N x N (exact
-search compares every pair; an IVF index at mlembed's default probes 1/16 of its lists, so each query scans
-1/16 of the other side at any N). For ivfsq rows, a second projection takes the k-NN of 1M x 1M with ``--index
+search compares every pair; an IVF index probing a fixed fraction of its lists, as mlembed's default 1/16 does,
+scans that fraction of the other side per query at any N, and keeps its recall). For ivfsq rows, a second projection takes the k-NN of 1M x 1M with ``--index
 ivfsq --memory-budget 1G --nprobe 16`` measured by ``benchmarks/mining_scale.py`` instead (faster; at 200k,
 ``benchmarks/results/mining_nprobe.md`` measures what nprobe 16 costs in F1). The Tatoeba mean of each
 model (12 languages, ``../shared/data/tatoeba``) shows what a smaller encoder costs outside mining.
@@ -270,11 +270,11 @@ def knn_1m_seconds() -> tuple[float, int]:
     raise SystemExit("mining_scale.json has no 1M ivfsq row: run benchmarks/mining_scale.py --approx-sizes 1000000")
 
 
-def nprobe16_cost() -> str:
-    """F1 points an ivfsq k-NN at nprobe 16 lost against exact search in mining_nprobe's run ("?" without it)."""
+def nprobe_cost(nprobe: int) -> str:
+    """F1 points an ivfsq k-NN at ``nprobe`` lost against exact search in mining_nprobe's run ("?" without it)."""
     rows = {(r["index"], r["nprobe"]): r["f1"] for r in load_results("mining_nprobe").get("rows", [])}
-    if ("flat", "default") in rows and ("ivfsq", "16") in rows:
-        return f"{rows[('flat', 'default')] - rows[('ivfsq', '16')]:.1f}"
+    if ("flat", "default") in rows and ("ivfsq", str(nprobe)) in rows:
+        return f"{rows[('flat', 'default')] - rows[('ivfsq', str(nprobe))]:.1f}"
     return "?"
 
 
@@ -395,10 +395,11 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
         "the same run. The one-time engine setup (export, int8 calibration, `auto`'s mining probe; per model and "
         "CPU) ran before the timed runs, as a user's second run finds it cached: "
         + ", ".join(f"{n} {r['engine_setup_s']} s" for n, r in results.items() if r.get("engine_setup_s") is not None)
-        + ". 1M x 1M projected from this run's rates: linear stages x5, k-NN x25 (exact search, and IVF at the "
-        f"default nprobe of 1/16 of the lists, do N x N / 16 work); *nprobe {knn_1m_nprobe}*: the same with the "
-        f"1M x 1M ivfsq k-NN at nprobe {knn_1m_nprobe} measured by benchmarks/mining_scale.py ({knn_1m / 60:.1f} "
-        f"min; at 200k, nprobe 16 cost {nprobe16_cost()} F1 points in benchmarks/results/mining_nprobe.md).",
+        + ". 1M x 1M projected from this run's rates: linear stages x5, k-NN x25 (exact search, and IVF probing "
+        "the same fraction of its lists, so at the same recall, grow with N x N); *nprobe "
+        f"{knn_1m_nprobe}*: the same with the 1M x 1M ivfsq k-NN at nprobe {knn_1m_nprobe} of 2,048 lists measured "
+        f"by benchmarks/mining_scale.py ({knn_1m / 60:.1f} min; at 200k, nprobe {knn_1m_nprobe} of 1,024 cost "
+        f"{nprobe_cost(knn_1m_nprobe)} F1 points in benchmarks/results/mining_nprobe.md).",
         "",
         "| run | engine | load before / after | wall s | "
         + " | ".join(f"{s} s" for s in stage_names)

@@ -9,7 +9,7 @@ nprobe (mlembed's default, :func:`mlembed.faiss_index.nprobe_for`); FAISS's own 
 
     python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
     python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]
-    python benchmarks/mining_nprobe.py --model mlembed-student --backend auto --results mining_nprobe_full
+    python benchmarks/mining_nprobe.py --model mlembed-student --results mining_nprobe_full --settings flat,ivf,ivf:128,ivfsq
 
 Writes ``benchmarks/results/RESULTS.{json,md}`` (``--results``, default ``mining_nprobe``); the vectors are kept
 in ``--work`` (by default ``/tmp/mlembed-RESULTS``), so give each model its own results name.
