@@ -4,12 +4,15 @@ mining_e2e's 200k x 200k files with the exact index and with IVF indexes at seve
 The sentences are encoded once (``mlembed encode --normalize``, the model and backend given), then every
 setting runs ``mlembed mine --src-embeddings --tgt-embeddings`` (so only the k-NN, the margin and the write
 differ) with mining_e2e's options: ``--mode max --threshold 0 --k 4 --margin ratio --memory-budget 1G``. F1 x100
-at each output's best threshold against the NTREX gold pairs. A setting without a number is the index's own
-nprobe (mlembed's default, :func:`mlembed.faiss_index.nprobe_for`); FAISS's own default is 1.
+at each output's best threshold against the NTREX gold pairs. A setting is ``INDEX[:OPTION]``: for an IVF
+index the option is ``--nprobe`` (none: the index's own, mlembed's default, :func:`mlembed.faiss_index.nprobe_for`;
+FAISS's own default is 1), for ``flat`` it is ``--knn-precision`` (``int8`` candidates rescored exactly, the
+default, or ``fp32``).
 
     python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
     python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]
     python benchmarks/mining_nprobe.py --model mlembed-student --results mining_nprobe_full --settings flat,ivf,ivf:128,ivfsq
+    python benchmarks/mining_nprobe.py --model /tmp/mining/full --work /tmp/mlembed-mining_nprobe_full --results mining_knn_precision --settings flat:fp32,flat:int8
 
 Writes ``benchmarks/results/RESULTS.{json,md}`` (``--results``, default ``mining_nprobe``); the vectors are kept
 in ``--work`` (by default ``/tmp/mlembed-RESULTS``), so give each model its own results name.
@@ -51,35 +54,39 @@ def main() -> None:
         embeddings[side] = npy
     rows = []
     for setting in args.settings.split(","):
-        index, _, nprobe = setting.partition(":")
-        out = args.work / f"{index}-{nprobe or 'default'}.tsv"
+        index, _, option = setting.partition(":")
+        out = args.work / f"{index}-{option or 'default'}.tsv"
         cmd = MLEMBED + ["mine", "--src", str(args.files / "en.txt"), "--tgt", str(args.files / "xx.txt")]
         cmd += ["-o", str(out), "--model", args.model, "--src-embeddings", str(embeddings["en"])]
         cmd += ["--tgt-embeddings", str(embeddings["xx"]), "--mode", "max", "--threshold", "0", "--k", "4"]
         cmd += ["--margin", "ratio", "--index", index, "--memory-budget", "1G", "--workdir", str(out) + ".work"]
-        cmd += ["--nprobe", nprobe] if nprobe else []
+        cmd += [] if not option else ["--knn-precision" if index == "flat" else "--nprobe", option]
         t0 = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         wall = time.time() - t0
         stages = next(line for line in done.stdout.splitlines() if line.startswith("seconds per stage:"))
         knn = json.loads(stages.split(":", 1)[1])["knn"]
-        row = {"index": index, "nprobe": nprobe or "default", "knn_s": knn, "wall_s": round(wall, 1)}
+        flat = index == "flat"
+        row = {"index": index, "nprobe": "—" if flat else option or "default"}
+        row |= {"knn_precision": (option or "default") if flat else "—", "knn_s": knn, "wall_s": round(wall, 1)}
         row.update(f1_of(out, gold))
         print(json.dumps(row), flush=True)
         rows.append(row)
     info = machine()
-    exact = next((r for r in rows if r["index"] == "flat"), None)
-    cols = ["index", "nprobe", "knn_s", "f1", "precision", "recall"]
+    exact = next((r for r in rows if r["knn_precision"] == "fp32"), None)
+    exact = exact or next((r for r in rows if r["index"] == "flat"), None)
+    cols = ["index", "nprobe", "knn_precision", "knn_s", "f1", "precision", "recall"]
     md = [
         "# Mining F1 against the lists the IVF k-NN probes (one run)",
         "",
         f"Produced by `benchmarks/mining_nprobe.py` (its docstring gives the method): mining_e2e's files "
         f"({args.files}), encoded once by `{args.model}` ({args.backend}); {info['cpu_count']} CPUs, native bf16: "
-        f"{info['native_bf16']} (flags: {', '.join(info.get('cpu_flags', []))}). *default*: the index's own nprobe "
-        "(mlembed: 1/16 of its lists, 64 of 1,024 here; FAISS alone: 1). F1 x100 at the best threshold.",
+        f"{info['native_bf16']} (flags: {', '.join(info.get('cpu_flags', []))}). *default* nprobe: the index's own "
+        "(mlembed: 1/16 of its lists, 64 of 1,024 here; FAISS alone: 1); *default* k-NN precision of `flat`: int8 "
+        "candidates rescored exactly. F1 x100 at the best threshold; Δ against `flat` in fp32 where it ran.",
         "",
         "| " + " | ".join(cols) + (" | Δ F1 vs exact |" if exact else " |"),
-        "|---|---|" + "---:|" * (len(cols) - 2 + bool(exact)),
+        "|---|---|---|" + "---:|" * (len(cols) - 3 + bool(exact)),
         *[
             "| " + " | ".join(str(r[c]) for c in cols) + (f" | {r['f1'] - exact['f1']:+.2f} |" if exact else " |")
             for r in rows

@@ -90,20 +90,22 @@ def test_hand_checked_toy():
     assert len(mine_embeddings(x, y, k=1, margin="absolute", threshold=0.999)) == 0
 
 
-def test_exact_knn_shards_and_memmap_match_faiss(tmp_path):
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_exact_knn_shards_and_memmap_match_faiss(tmp_path, precision):
     import faiss
 
     rng = np.random.default_rng(0)
     x, y = unit(rng.normal(size=(300, 32))), unit(rng.normal(size=(170, 32)))
     np.save(tmp_path / "x.npy", x)
-    fwd, bwd = knn_both_ways(tmp_path / "x.npy", y, k=5, shard_size=64, db_shard_size=50)
+    fwd, bwd = knn_both_ways(tmp_path / "x.npy", y, k=5, shard_size=64, db_shard_size=50, precision=precision)
     d, i = faiss.knn(x, y, 5, metric=faiss.METRIC_INNER_PRODUCT)
     assert np.array_equal(fwd.ids, i) and np.allclose(fwd.sims, d, atol=1e-5)
     d, i = faiss.knn(y, x, 5, metric=faiss.METRIC_INNER_PRODUCT)
     assert np.array_equal(bwd.ids, i) and np.allclose(bwd.sims, d, atol=1e-5)
 
 
-def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch):
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch, precision):
     """Past the first query shards the backward heaps are full and only entries above their k-th best
     are gathered (no transpose): the result must still equal FAISS's own exact search."""
     import faiss
@@ -117,7 +119,7 @@ def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch):
     monkeypatch.setattr(
         knn.np, "ascontiguousarray", lambda a, *args, **kw: transposed.append(a.shape) or real(a, *args, **kw)
     )
-    fwd, bwd = knn_both_ways(x, y, k=4, shard_size=200, db_shard_size=400)
+    fwd, bwd = knn_both_ways(x, y, k=4, shard_size=200, db_shard_size=400, precision=precision)
     monkeypatch.undo()
     blocks = transposed.count((400, 200))  # block.T of a 200-query x 400-row block
     assert 0 < blocks < (3000 // 200) * 3 // 2  # most of the 45 blocks took the gathered path
@@ -151,6 +153,38 @@ def test_knn_scores_are_the_same_bits_whatever_the_shards_and_threads(tmp_path):
         assert np.array_equal(a.sims.ravel(), exact.astype(np.float32))
     for a, b in zip(*ivf):
         assert np.array_equal(a.ids, b.ids) and np.array_equal(a.sims, b.sims)
+
+
+def test_int8_candidates_are_returned_in_exact_order():
+    """Ten targets within 1e-4 of each other in cosine: int8 scores (steps of ~1e-3) cannot order them, the
+    exact rescoring of the kept candidates must, and the similarities are the float64 dot products."""
+    from mlembed.knn import block_scales, score_block
+
+    rng = np.random.default_rng(3)
+    q = unit(rng.normal(size=(1, 64)))
+    noise = rng.normal(size=(10, 64))
+    noise = unit(noise - (noise @ q.T) * q)  # unit vectors orthogonal to q
+    cos = 0.8 + 1e-5 * rng.permutation(10)[:, None]  # cosines 0.8 .. 0.80009 in shuffled order
+    close = cos * q + np.sqrt(1 - cos**2) * noise
+    y = np.vstack([close, unit(rng.normal(size=(200, 64)))])
+    exact = (np.float64(q) @ np.float64(y).T).ravel()
+    int8 = score_block(q, y, block_scales(q, y, "int8")).ravel()
+    assert not np.array_equal(np.argsort(-int8[:10], kind="stable"), np.argsort(-exact[:10], kind="stable"))
+    fwd, _ = knn_both_ways(q, y, k=4, precision="int8")
+    assert fwd.ids[0].tolist() == np.argsort(-exact)[:4].tolist()
+    assert np.array_equal(fwd.sims[0], np.sort(exact)[::-1][:4].astype(np.float32))
+    with pytest.raises(ValueError, match="precision must be one of int8, fp32, not 'bf16'"):
+        knn_both_ways(q, y, k=4, precision="bf16")
+
+
+def test_resume_refuses_another_knn_precision(tmp_path):
+    from mlembed.files import DataError
+
+    rng = np.random.default_rng(4)
+    x, y = unit(rng.normal(size=(100, 16))), unit(rng.normal(size=(80, 16)))
+    knn_both_ways(x, y, k=4, workdir=tmp_path / "knn", precision="fp32")
+    with pytest.raises(DataError, match="precision"):
+        knn_both_ways(x, y, k=4, workdir=tmp_path / "knn", resume=True, precision="int8")
 
 
 def test_shard_sizes_follow_budget_not_n():

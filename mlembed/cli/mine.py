@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--index", default="flat", help="flat (exact), ivf, ivfsq, hnsw, ivfpq or a FAISS factory string [%(default)s]"
     )
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
+    p.add_argument(
+        "--knn-precision",
+        choices=["int8", "fp32"],
+        default="int8",
+        help="flat index: rank candidates by int8 products (exact integer sums, same on every CPU) or float32 "
+        "ones; either way the kept neighbours are rescored exactly [%(default)s]",
+    )
     p.add_argument("--workdir", default=None, help="shard results and embeddings [OUTPUT.work]")
     p.add_argument("--resume", action="store_true", help="continue a killed run from --workdir")
     p.add_argument("--shard-size", type=int, default=None, help="query rows per shard (default: from the budget)")
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         tgt_embeddings=args.tgt_embeddings,
         shard_size=args.shard_size,
         nprobe=args.nprobe,
+        precision=args.knn_precision,
         timings=timings,
     )
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")

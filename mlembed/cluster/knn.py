@@ -30,7 +30,11 @@ from mlembed.knn import (
     _search,
     _signature,
     approx_shard_size,
+    best,
+    block_scales,
     canonical,
+    heap_size,
+    score_block,
     shard_sizes,
 )
 
@@ -38,7 +42,9 @@ from mlembed.knn import (
 TASK_RETRIES = 5
 
 
-def _exact_shard(src: str, tgt: str, q0: int, q1: int, k: int, ds: int, out: str) -> float:
+def _exact_shard(
+    src: str, tgt: str, q0: int, q1: int, k: int, ds: int, scales: tuple[float, float] | None, out: str
+) -> float:
     """Forward top-k of sources ``q0:q1`` and their partial backward heap over all targets -> ``out``."""
     import faiss
 
@@ -54,7 +60,7 @@ def _exact_shard(src: str, tgt: str, q0: int, q1: int, k: int, ds: int, out: str
         rows, qids = np.arange(q1 - q0, dtype=np.int64), np.arange(q0, q1, dtype=np.int64)
         for b0 in range(0, nb, ds):
             b1 = min(b0 + ds, nb)
-            block = xq @ read_rows(tgt_arr, b0, b1).T
+            block = score_block(xq, read_rows(tgt_arr, b0, b1), scales)
             fwd.add_result_subset(rows, block, np.arange(b0, b1, dtype=np.int64))
             _add_columns(bwd, b0, block, qids)
         fwd.finalize()
@@ -94,6 +100,7 @@ def knn_both_ways_ray(
     address: str | None = None,
     show_progress: bool = False,
     stats: dict | None = None,
+    precision: str = "int8",
 ) -> tuple[Neighbours, Neighbours]:
     """:func:`mlembed.knn.knn_both_ways` with the query shards run as Ray tasks (``.npy`` paths in, same result).
 
@@ -115,12 +122,14 @@ def knn_both_ways_ray(
     if src_arr.shape[1] != tgt_arr.shape[1]:
         raise ValueError(f"source and target dimensions differ: {src_arr.shape[1]} != {tgt_arr.shape[1]}")
     budget = parse_size(memory_budget)
-    qs, ds = shard_sizes(len(src_arr), len(tgt_arr), src_arr.shape[1], k, budget)
+    scales = block_scales(src_arr, tgt_arr, precision) if index == "flat" else None
+    kh = heap_size(k, precision) if index == "flat" else k
+    qs, ds = shard_sizes(len(src_arr), len(tgt_arr), src_arr.shape[1], kh, budget)
     if index != "flat" and not shard_size:
         qs = approx_shard_size(len(src_arr) + len(tgt_arr), src_arr.shape[1], k, budget)
     qs = int(shard_size or qs)
     params = {"nprobe": nprobe, "ef_search": ef_search}
-    extra = {} if index == "flat" else {**params, "train_size": train_size}
+    extra = {"precision": precision} if index == "flat" else {**params, "train_size": train_size}
     ckpt = _Checkpoint(workdir, _signature(src_arr, tgt_arr, k, index, qs, ds, extra), resume)
     assert ckpt.dir is not None
     connect(address)
@@ -146,7 +155,7 @@ def knn_both_ways_ray(
             q1 = min(q0 + qs, n)
             if db is None:
                 task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_exact_shard)
-                ref = task.remote(str(src), str(tgt), q0, q1, k, ds, out)
+                ref = task.remote(str(src), str(tgt), q0, q1, kh, ds, scales, out)
             else:
                 task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_search_shard)
                 ref = task.remote(
@@ -167,11 +176,12 @@ def knn_both_ways_ray(
     if stats is not None:
         stats.update(worker_peak_rss_mb=max(peaks, default=0.0), tasks=len(peaks), shard_size=qs)
     if index == "flat":
-        fwd, bwd = _merge_exact(ckpt, len(src_arr), len(tgt_arr), k, qs)
+        fwd, bwd = _merge_exact(ckpt, len(src_arr), len(tgt_arr), kh, qs)
     else:
         fwd = _gather(ckpt, "forward", len(src_arr), min(k, len(tgt_arr)), qs)
         bwd = _gather(ckpt, "backward", len(tgt_arr), min(k, len(src_arr)), qs)
-    return canonical(src_arr, tgt_arr, fwd), canonical(tgt_arr, src_arr, bwd)  # one-thread tasks score as one process
+    # one-thread tasks score as one process
+    return best(canonical(src_arr, tgt_arr, fwd), k), best(canonical(tgt_arr, src_arr, bwd), k)
 
 
 def _gather(ckpt: _Checkpoint, stage: str, n: int, kk: int, qs: int) -> Neighbours:
