@@ -4,15 +4,16 @@
 The run trains on distill_quality's data (tatoeba-challenge + gettext:system, the 12 Tatoeba languages,
 decontaminated, ``--max-pairs-per-lang`` per language and source: more than two hours of steps) with the
 pretrained student's defaults (whole encoder and map at 2e-5, word embeddings frozen, MSE plus the
-contrastive term at 0.05, no merge). It runs in segments: each trains until the next point through ``mlembed distill --resume``
-(the trainer continues from its checkpoint, on the same data order and learning-rate schedule), then the
-saved model, what a user would get at that point, is copied aside and measured with distill_quality's
-evaluation beside the untrained start: Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out
-NTREX languages and English fidelity on STS-b's English. ``--merges 0.3,0.5`` adds, for every point, the
-model ``--merge-start`` would have saved (``start + alpha x (trained - start)``, WiSE-FT), built from the
-point and the start without training again.
+contrastive term at 0.05, the saved model merged with the start at 0.3). It runs in segments: each trains
+until the next point through ``mlembed distill --resume`` (the trainer continues from its checkpoint, of the
+trained weights, on the same data order and learning-rate schedule), then the saved model, what a user would
+get at that point, is copied aside and measured with distill_quality's evaluation beside the untrained start:
+Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out NTREX languages and English fidelity on
+STS-b's English. The segment's last checkpoint (the trained weights before the merge) is kept too, and
+``--merges 1,0.5`` adds for every point the model ``--merge-start alpha`` would have saved
+(``start + alpha x (trained - start)``, WiSE-FT; 1: the trained weights unmerged), without training again.
 
-    python benchmarks/distill_curve.py --points 15,30,60,120 --merges 0.3,0.5
+    python benchmarks/distill_curve.py --points 15,30,60,120 --merges 1
 
 Finished points are kept in ``--work``; rerunning continues with the next one, so the curve may be built over
 several sessions. Minutes are the training seconds the runs measured (dev and checkpoints included); a segment
@@ -70,7 +71,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--save-steps", type=int, default=200)
     parser.add_argument("--heldout-limit", type=int, default=300, help="NTREX sentences per held-out language")
-    parser.add_argument("--merges", default="", help="also measure each point merged with the start at these alphas")
+    parser.add_argument(
+        "--merges", default="1", help="also measure each point's trained weights merged with the start at these alphas"
+    )
     args = parser.parse_args()
     args.merges = [float(a) for a in args.merges.split(",") if a]
     points = sorted(float(p) for p in args.points.split(","))
@@ -90,6 +93,7 @@ def main() -> None:
         copy = args.work / f"at-{point:g}min"
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(run, copy, ignore=shutil.ignore_patterns("_distill"))
+        keep_trained(run, args.work / f"at-{point:g}min-trained")
         state["points"].append({"minutes": point, "folder": str(copy), "segment": figures})
         state_path.write_text(json.dumps(state, indent=1))
         report(state, run, shared, args, info)
@@ -97,15 +101,28 @@ def main() -> None:
         report(state, run, shared, args, info)
 
 
-def merged(point: Path, start: Path, alpha: float, out: Path) -> str:
-    """The point's model merged with the start at ``alpha``, saved once to ``out`` (what ``--merge-start``
-    would have given after the same training)."""
+def keep_trained(run: Path, out: Path) -> None:
+    """Copy the model files of the run's last checkpoint (the trained weights, before the merge that the saved
+    model had) to ``out``; optimizer and trainer state stay behind."""
+    checkpoints = sorted(
+        (run / "_distill" / "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1])
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    state = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "trainer_state.json", "training_args.bin")
+    shutil.copytree(checkpoints[-1], out, ignore=shutil.ignore_patterns(*state))
+
+
+def merged(trained: Path, start: Path, alpha: float, out: Path) -> str:
+    """The trained weights merged with the start at ``alpha``, saved once to ``out`` (what ``--merge-start``
+    would have given after the same training); ``alpha`` 1 is ``trained`` itself."""
     from sentence_transformers import SentenceTransformer
 
     from mlembed.distill.merge import interpolate
 
+    if alpha == 1:
+        return str(trained)
     if not (out / "modules.json").exists():
-        model = SentenceTransformer(str(point), device="cpu")
+        model = SentenceTransformer(str(trained), device="cpu")
         interpolate(model, SentenceTransformer(str(start), device="cpu"), alpha)
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -119,11 +136,11 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
     models = {"start": str(run / "_distill" / "student-init")}
     for p in state["points"]:
         models[f"{p['minutes']:g} min"] = p["folder"]
-        for alpha in args.merges:
-            folder = args.work / f"at-{p['minutes']:g}min-merged-{alpha:g}"
-            models[f"{p['minutes']:g} min, merged {alpha:g}"] = merged(
-                Path(p["folder"]), run / "_distill" / "student-init", alpha, folder
-            )
+        trained = args.work / f"at-{p['minutes']:g}min-trained"
+        for alpha in args.merges if (trained / "modules.json").exists() else []:
+            folder = args.work / f"at-{p['minutes']:g}min-trained-merged-{alpha:g}"
+            name = f"{p['minutes']:g} min, {'unmerged' if alpha == 1 else f'merged {alpha:g}'}"
+            models[name] = merged(trained, run / "_distill" / "student-init", alpha, folder)
     table = evaluate(models, shared, args.work / "eval", args.heldout_limit)
     fidelity_path = args.work / "fidelity.json"
     fidelity = json.loads(fidelity_path.read_text()) if fidelity_path.exists() else {}
@@ -144,7 +161,7 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
             "heldout": t["translation"]["mean"],
             **{f"sts_{c}": t["sts"][c] for c in STS},
             "english_cosine": fidelity[name]["mean_cosine"],
-            "dev_mean_accuracy": None if "merged" in name else seg["dev"].get("mean_accuracy"),
+            "dev_mean_accuracy": None if "merged" in name else seg["dev"].get("mean_accuracy"),  # of the saved model
             "peak_rss_mb": seg["peak_rss_mb"],
         }
     last = rows[f"{state['points'][-1]['minutes']:g} min"]
@@ -162,10 +179,12 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
         f"(flags: {', '.join(info.get('cpu_flags', [])) or 'none'}). Data: tatoeba-challenge + gettext:system, the "
         f"12 Tatoeba languages, decontaminated, at most {args.max_pairs_per_lang:,} pairs per language and source; "
         f"batch {args.batch_size}; mlembed's pretrained-student defaults (whole encoder and map at 2e-5, word "
-        "embeddings frozen, MSE + contrastive 0.05, no merge). Each point is the model `mlembed distill` saves "
-        "after that many minutes of training of the same run (continued with `--resume`); a *merged* row is that "
-        "model averaged with the start, `start + alpha x (trained - start)`, as `--merge-start alpha` would save it. "
-        "Peak RSS: the benchmark process up to the end of that segment's training.",
+        "embeddings frozen, MSE + contrastive 0.05, saved merged with the start at 0.3). Each *N min* row is the "
+        "model `mlembed distill` saves after that many minutes of training of the same run (continued with "
+        "`--resume`), what a user gets; an *unmerged* row is the trained weights of that point (its last "
+        "checkpoint) without the merge, a *merged alpha* row those weights as `--merge-start alpha` would save "
+        "them, `start + alpha x (trained - start)`. Peak RSS: the benchmark process up to the end of that "
+        "segment's training.",
         "",
         "| " + " | ".join(["model", *cols]) + " |",
         "|---|" + "---:|" * len(cols),
