@@ -6,8 +6,8 @@ setting runs ``mlembed mine --src-embeddings --tgt-embeddings`` (so only the k-N
 differ) with mining_e2e's options: ``--mode max --threshold 0 --k 4 --margin ratio --memory-budget 1G``. F1 x100
 at each output's best threshold against the NTREX gold pairs. A setting is ``INDEX[:OPTION]``: for an IVF
 index the option is ``--nprobe`` (none: the index's own, mlembed's default, :func:`mlembed.faiss_index.nprobe_for`;
-FAISS's own default is 1), for ``flat`` it is ``--knn-precision`` (``int8`` candidates rescored exactly, the
-default, or ``fp32``).
+FAISS's own default is 1), for ``flat`` it is ``--knn-precision`` (``fp32``, the default, or ``int8``
+candidates rescored exactly).
 
     python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
     python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]

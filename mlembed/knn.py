@@ -5,10 +5,10 @@ Embeddings stay on disk (``.npy`` memmaps) and are read shard by shard. Two back
 * ``flat`` (exact): one inner-product block ``S = X[q-shard] @ Y[d-shard].T`` feeds both the forward
   heaps (rows of ``S``) and the backward heaps (columns of ``S``), merged with FAISS's
   :class:`faiss.ResultHeap`; each block is computed once, so both directions cost what one costs with
-  a FAISS flat index. With ``precision="int8"`` (the default) the block is an int8 product with exact
-  int32 sums (each side quantised with one scale), the heaps keep ``2k + 4`` candidates and the exact
-  rescoring of :func:`canonical` picks the ``k`` best; with ``"fp32"`` it is a float32 sgemm and the heaps
-  keep ``k``.
+  a FAISS flat index. With ``precision="fp32"`` (the default) the block is a float32 sgemm and the heaps
+  keep ``k``; with ``"int8"`` it is an int8 product with exact int32 sums (each side quantised with one
+  scale), the heaps keep ``2k + 4`` candidates and the exact rescoring of :func:`canonical` picks the ``k``
+  best (the same candidates on every CPU, but slower than sgemm where measured: benchmarks/mining_e2e.py).
 * any other FAISS index (``ivf``, ``hnsw``, ``ivfpq`` or a factory string, see
   :func:`mlembed.faiss_index.factory_string`): built once per direction on the database side (chunks
   added from the memmap), queried shard by shard.
@@ -268,7 +268,7 @@ def knn_both_ways(
     ef_search: int | None = None,
     train_size: int | None = None,
     show_progress: bool = False,
-    precision: str = "int8",
+    precision: str = "fp32",
 ) -> tuple[Neighbours, Neighbours]:
     """The ``k`` most similar (inner product) targets of every source row, and sources of every target row.
 
@@ -282,8 +282,8 @@ def knn_both_ways(
         shard_size: force the query shard size, i.e. the resume granularity (default: from the budget).
         db_shard_size: force the database shard size of the exact search (default: from the budget).
         nprobe, ef_search, train_size: approximate-index settings (see :mod:`mlembed.index`).
-        precision: how the exact search scores its blocks before the exact rescoring: ``int8`` (candidates
-            from int8 products) or ``fp32`` (float32 sgemm); see :func:`score_block`.
+        precision: how the exact search scores its blocks before the exact rescoring: ``fp32`` (float32
+            sgemm) or ``int8`` (candidates from int8 products); see :func:`score_block`.
 
     Returns:
         ``(forward, backward)``: neighbours of each source among targets, of each target among sources,

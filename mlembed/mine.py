@@ -71,7 +71,7 @@ def mine_embeddings(
     train_size: int | None = None,
     ray: bool | str = False,
     timings: dict[str, float] | None = None,
-    precision: str = "int8",
+    precision: str = "fp32",
 ) -> MinedPairs:
     """Mine parallel pairs between two sets of L2-normalised embeddings.
 
@@ -281,7 +281,7 @@ def mine_files(
     backend: str = "torch",
     ray: bool | str = False,
     timings: dict[str, float] | None = None,
-    precision: str = "int8",
+    precision: str = "fp32",
 ) -> tuple[int, float]:
     """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
 

@@ -44,10 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
     p.add_argument(
         "--knn-precision",
-        choices=["int8", "fp32"],
-        default="int8",
-        help="flat index: rank candidates by int8 products (exact integer sums, same on every CPU) or float32 "
-        "ones; either way the kept neighbours are rescored exactly [%(default)s]",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="flat index: rank candidates by float32 products, or by int8 ones (exact integer sums, the same "
+        "candidates on every CPU; slower here); either way the kept neighbours are rescored exactly [%(default)s]",
     )
     p.add_argument("--workdir", default=None, help="shard results and embeddings [OUTPUT.work]")
     p.add_argument("--resume", action="store_true", help="continue a killed run from --workdir")

@@ -100,7 +100,7 @@ def knn_both_ways_ray(
     address: str | None = None,
     show_progress: bool = False,
     stats: dict | None = None,
-    precision: str = "int8",
+    precision: str = "fp32",
 ) -> tuple[Neighbours, Neighbours]:
     """:func:`mlembed.knn.knn_both_ways` with the query shards run as Ray tasks (``.npy`` paths in, same result).
 
