@@ -281,14 +281,20 @@ def nprobe_cost(nprobe: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", required=True, help="the full student (folder)")
-    parser.add_argument("--fast", required=True, help="the layer-reduced student (mlembed distill --layers)")
+    parser.add_argument("--fast", help="the layer-reduced student (mlembed distill --layers); for the fast runs")
     parser.add_argument("--size", type=int, default=200_000, help="lines per file [%(default)s]")
     parser.add_argument("--gold-langs", default=GOLD_LANGS, help="NTREX codes of the gold translations")
     parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-e2e"))
-    parser.add_argument("--runs", default="fast,fast-int8,full,full-ivf128,reference", help="which runs, in order")
+    parser.add_argument(
+        "--runs",
+        default="fast,fast-int8,full,full-ivf128,full-flat,full-flat-fp32,reference",
+        help="which runs, in order",
+    )
     parser.add_argument("--resume", action="store_true", help="keep finished runs of an earlier invocation")
     parser.add_argument("--tatoeba-limit", type=int, default=None, help="Tatoeba pairs per language [all 1,000]")
     args = parser.parse_args()
+    if args.fast is None and any(r.startswith("fast") for r in args.runs.split(",")):
+        parser.error("--fast is needed for the runs fast and fast-int8 (or leave them out of --runs)")
     shared = require_shared()
     langs = args.gold_langs.split(",")
     work = args.work / str(args.size)
@@ -303,6 +309,16 @@ def main() -> None:
             "mlembed mine, full student, auto, ivf, nprobe 128",
             args.full,
             ["--backend", "auto", "--index", "ivf", "--nprobe", "128", "--memory-budget", "1G"],
+        ),
+        "full-flat": (
+            "mlembed mine, full student, auto, flat (int8 candidates, exact rescoring)",
+            args.full,
+            ["--backend", "auto", "--index", "flat", "--memory-budget", "1G"],
+        ),
+        "full-flat-fp32": (
+            "mlembed mine, full student, auto, flat (fp32 candidates, exact rescoring)",
+            args.full,
+            ["--backend", "auto", "--index", "flat", "--knn-precision", "fp32", "--memory-budget", "1G"],
         ),
         "fast": ("mlembed mine, 6-layer student, auto, ivfsq", args.fast, ["--backend", "auto", *index]),
         "fast-int8": (
