@@ -140,9 +140,8 @@ def _int8(rows: np.ndarray, scale: float) -> Any:
 
 
 def block_scales(src: np.ndarray, tgt: np.ndarray, precision: str) -> tuple[float, float] | None:
-    """The int8 scales of both sides for ``precision="int8"``, ``None`` for ``"fp32"``; anything else is refused."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"k-NN precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    """The int8 scales of both sides for ``precision="int8"``, ``None`` for ``"fp32"`` (see
+    :func:`check_precision`)."""
     return (_int8_scale(src), _int8_scale(tgt)) if precision == "int8" else None
 
 
@@ -160,6 +159,25 @@ def score_block(xq: np.ndarray, rows: np.ndarray, scales: tuple[float, float] | 
     import torch
 
     return torch._int_mm(_int8(xq, scales[0]), _int8(rows, scales[1]).T).numpy().astype(np.float32)
+
+
+def check_precision(index: str, precision: str) -> None:
+    """Refuse a ``precision`` the search would not use: ``int8`` ranks the exact (``flat``) search's candidates;
+    an approximate index scores with its own codes.
+
+    Example:
+        >>> check_precision("ivfsq", "int8")
+        Traceback (most recent call last):
+        ...
+        ValueError: k-NN precision 'int8' applies to the exact search (index flat), not to index 'ivfsq': use fp32 there
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"k-NN precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != "fp32" and index != "flat":
+        raise ValueError(
+            f"k-NN precision {precision!r} applies to the exact search (index flat), not to index {index!r}: "
+            "use fp32 there"
+        )
 
 
 def heap_size(k: int, precision: str) -> int:
@@ -299,6 +317,7 @@ def knn_both_ways(
     if src.shape[1] != tgt.shape[1]:
         raise ValueError(f"source and target dimensions differ: {src.shape[1]} != {tgt.shape[1]}")
     budget = parse_size(memory_budget)
+    check_precision(index, precision)
     scales = block_scales(src, tgt, precision) if index == "flat" else None
     kh = heap_size(k, precision) if index == "flat" else k
     qs, ds = shard_sizes(len(src), len(tgt), src.shape[1], kh, budget)

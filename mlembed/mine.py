@@ -21,7 +21,7 @@ import numpy as np
 from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows
 from mlembed.data.output import tsv_field
 from mlembed.files import DataError, atomic_open, file_sha256
-from mlembed.knn import knn_both_ways
+from mlembed.knn import check_precision, knn_both_ways
 from mlembed.margin import (
     MARGINS,
     MODES,
@@ -315,6 +315,7 @@ def mine_files(
         parse_size(memory_budget)
     except ValueError as exc:
         raise ValueError(f"--memory-budget: {exc}") from None
+    check_precision(index, precision)
     if margin not in ("ratio", "distance", "absolute") or mode not in ("forward", "backward", "intersect", "max"):
         raise ValueError(
             f"margin {margin!r} / mode {mode!r}: expected ratio|distance|absolute / forward|backward|intersect|max"

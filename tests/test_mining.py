@@ -177,6 +177,23 @@ def test_int8_candidates_are_returned_in_exact_order():
         knn_both_ways(q, y, k=4, precision="bf16")
 
 
+def test_int8_precision_is_refused_where_the_search_would_not_use_it(tmp_path):
+    """An approximate index scores with its own codes: --knn-precision int8 there is an error, given before any
+    encoding, not an option silently ignored."""
+    from mlembed.mine import mine_files
+
+    rng = np.random.default_rng(5)
+    x, y = unit(rng.normal(size=(50, 16))), unit(rng.normal(size=(40, 16)))
+    with pytest.raises(ValueError, match="precision 'int8' applies to the exact search .* not to index 'ivf'"):
+        knn_both_ways(x, y, k=4, index="ivf", precision="int8")
+    src, tgt = tmp_path / "a.txt", tmp_path / "b.txt"
+    src.write_text("one\ntwo\n")
+    tgt.write_text("eins\nzwei\n")
+    with pytest.raises(ValueError, match="not to index 'ivfsq'"):
+        mine_files(src, tgt, tmp_path / "out.tsv", model="no-such-model", index="ivfsq", precision="int8")
+    assert not (tmp_path / "out.tsv").exists()
+
+
 def test_resume_refuses_another_knn_precision(tmp_path):
     from mlembed.files import DataError
 

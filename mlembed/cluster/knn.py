@@ -33,6 +33,7 @@ from mlembed.knn import (
     best,
     block_scales,
     canonical,
+    check_precision,
     heap_size,
     score_block,
     shard_sizes,
@@ -122,6 +123,7 @@ def knn_both_ways_ray(
     if src_arr.shape[1] != tgt_arr.shape[1]:
         raise ValueError(f"source and target dimensions differ: {src_arr.shape[1]} != {tgt_arr.shape[1]}")
     budget = parse_size(memory_budget)
+    check_precision(index, precision)
     scales = block_scales(src_arr, tgt_arr, precision) if index == "flat" else None
     kh = heap_size(k, precision) if index == "flat" else k
     qs, ds = shard_sizes(len(src_arr), len(tgt_arr), src_arr.shape[1], kh, budget)
