@@ -6,8 +6,9 @@ decontaminated, ``--max-pairs-per-lang`` per language and source: more than two 
 pretrained student's defaults (whole encoder and map at 2e-5, word embeddings frozen, MSE plus the
 contrastive term at 0.05, the saved model merged with the start at 0.3). It runs in segments: each trains
 until the next point through ``mlembed distill --resume`` (the trainer continues from its checkpoint, of the
-trained weights, on the same data order and learning-rate schedule), then the saved model, what a user would
-get at that point, is copied aside and measured with distill_quality's evaluation beside the untrained start:
+trained weights, on the same data order and learning-rate schedule: the trainer's, over the epochs,
+``--lr-schedule epochs``, since mlembed's default ``budget`` schedule would anneal every segment to 0), then
+the saved model, what a user would get at that point, is copied aside and measured with distill_quality's evaluation beside the untrained start:
 Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out NTREX languages and English fidelity on
 STS-b's English. The segment's last checkpoint (the trained weights before the merge) is kept too, and
 ``--merges 1,0.5`` adds for every point the model ``--merge-start alpha`` would have saved
@@ -49,6 +50,9 @@ def segment(out: Path, shared: Path, minutes: float, args) -> dict:
         max_pairs_per_lang=args.max_pairs_per_lang,
         max_minutes=minutes,
         epochs=1,
+        # one schedule across the segments, as the committed points ran: the default (budget) would anneal each
+        # segment to 0 over its own minutes and restart the next
+        lr_schedule="epochs",
         batch_size=args.batch_size,
         eval_pairs=1000,
         eval_steps=10**6,  # dev figures at the end of each segment (result.dev), not in between

@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="pairs per step [%(default)s]")
     p.add_argument(
+        "--lr-schedule",
+        choices=("budget", "epochs"),
+        default=d.lr_schedule,
+        help="linear warmup and decay to 0 over the run as it will end: at the time budget or the last step, "
+        "whichever comes first (budget), or over the epochs' steps alone, as the trainer does (epochs) [%(default)s]",
+    )
+    p.add_argument(
         "--lr",
         type=float,
         default=None,
@@ -194,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         max_minutes=args.max_minutes or None,
         batch_size=args.batch_size,
+        lr_schedule=args.lr_schedule,
         lr=args.lr,
         head_lr=args.head_lr,
         freeze_embeddings=args.freeze_embeddings,

@@ -40,7 +40,8 @@ def model_card(plan: dict, result: Any) -> str:
         "",
         f"- data: {', '.join(f'`{d}`' for d in cfg['data'])}",
         f"- training pairs: {plan['train_pairs']:,}; dev pairs: {plan['dev_pairs']:,}",
-        f"- steps: {result.steps:,} (batch {cfg['batch_size']}, lr {cfg['lr']}, max_seq_length {cfg['max_seq_length']})",
+        f"- steps: {result.steps:,} (batch {cfg['batch_size']}, lr {cfg['lr']}, "
+        f"{cfg.get('lr_schedule', 'epochs')} schedule, max_seq_length {cfg['max_seq_length']})",
         f"- time: {result.prep_seconds:.0f} s preparation, {result.train_seconds:.0f} s training"
         + (" (stopped by the time budget)" if result.stopped_by_budget else ""),
     ]
