@@ -9,7 +9,8 @@ of half of the pairs, the translations of the other half; once the target side i
 none of whose translations is a target), so no distractor is the known translation of another.
 Gold sentences are removed from the distractors. A mined pair is correct when its two texts are a gold pair.
 
-**Runs** (each a separate process: wall time, peak RSS of the process, seconds per stage):
+**Runs** (each a separate process: wall time, peak RSS of the process and the stage that held it, sampled
+every 0.5 s and named by the progress bar its log shows, seconds per stage):
 
 - ``reference``: sentence-transformers' bitext-mining example as usually run: lines read and deduplicated,
   plain ``SentenceTransformer.encode`` (fp32, batch 32) of the full student, normalised, FAISS ``IndexFlatIP``
@@ -44,6 +45,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -182,12 +184,43 @@ def reference(src: str, tgt: str, model: str, output: str) -> None:
     print(f"seconds per stage: {json.dumps(timings)}")
 
 
+#: progress-bar names in a run's log and the stage each belongs to (the last one seen is the current stage)
+STAGE_MARKERS = {"encode": "encode", "gather": "encode", "index (": "knn", "k-NN": "knn", "write": "write"}
+
+
+def sample_stages(pid: int, log: Path, peaks: dict[str, float], running: threading.Event) -> None:
+    """Every 0.5 s, the resident memory of ``pid`` (MB) and the stage its log is in: ``peaks`` keeps the most
+    each stage held (before the first progress bar: ``load``), so the run's peak has a name."""
+    stage = "load"
+    while running.is_set():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            with open(log, "rb") as fh:
+                fh.seek(max(0, log.stat().st_size - 400))
+                tail = fh.read().decode(errors="replace")
+        except OSError:
+            break
+        seen = [(tail.rfind(marker), name) for marker, name in STAGE_MARKERS.items() if marker in tail]
+        stage = max(seen)[1] if seen else stage
+        rss = next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS")), 0.0)
+        peaks[stage] = round(max(peaks.get(stage, 0.0), rss), 1)
+        time.sleep(0.5)
+
+
 def run_child(command: list[str], log: Path) -> dict:
-    """Run a command, keep its output in ``log``; wall seconds, the child's peak RSS and its stage seconds."""
+    """Run a command, keep its output in ``log``; wall seconds, the child's peak RSS (and the peak of each
+    stage, sampled) and its stage seconds."""
     start = time.monotonic()
+    peaks: dict[str, float] = {}
+    running = threading.Event()
+    running.set()
     with open(log, "w") as fh:
         proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy())
+        sampler = threading.Thread(target=sample_stages, args=(proc.pid, log, peaks, running), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        running.clear()
+        sampler.join()
     wall = time.monotonic() - start
     text = log.read_text(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
@@ -197,6 +230,7 @@ def run_child(command: list[str], log: Path) -> dict:
         "wall_s": round(wall, 1),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb_by_stage": peaks,
         "stages_s": stages,
     }
 
@@ -362,6 +396,14 @@ def main() -> None:
     report(results, info, args, shared)
 
 
+def peak_cell(row: dict) -> str:
+    """The run's peak RSS (MB) and, where it was sampled, the stage that held it."""
+    by_stage = row.get("peak_rss_mb_by_stage")
+    if not row.get("peak_rss_mb"):
+        return "-"
+    return f"{row['peak_rss_mb']} ({max(by_stage, key=by_stage.get)})" if by_stage else str(row["peak_rss_mb"])
+
+
 def report(results: dict[str, dict], info: dict, args: argparse.Namespace, shared: Path) -> None:
     ref = results.get("reference")
     knn_1m, knn_1m_nprobe = knn_1m_seconds()
@@ -419,7 +461,7 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
         "",
         "| run | engine | load before / after | wall s | "
         + " | ".join(f"{s} s" for s in stage_names)
-        + " | encode sent/s | peak RSS MB | F1 | "
+        + " | encode sent/s | peak RSS MB (stage) | F1 | "
         "P | R | x reference | Δ F1 | Tatoeba mean | 1M x 1M min (projected) | "
         f"1M x 1M min, nprobe {knn_1m_nprobe} |",
         "|---|---|---|" + "---:|" * (len(stage_names) + 11),
@@ -430,7 +472,7 @@ def report(results: dict[str, dict], info: dict, args: argparse.Namespace, share
             f"| {row['label']} | {row['backend']} | {row['load_average_before']} / {row['load_average_after'] or '-'} | "
             f"{row['wall_s']} | "
             + " | ".join(str(s.get(k, "-")) for k in stage_names)
-            + f" | {row['encode_sentences_per_s']} | {row['peak_rss_mb'] or '-'} | {row['f1']} | {row['precision']} | "
+            + f" | {row['encode_sentences_per_s']} | {peak_cell(row)} | {row['f1']} | {row['precision']} | "
             f"{row['recall']} | {row.get('speedup_vs_reference', '-')} | {row.get('f1_delta_vs_reference', '-')} | "
             f"{row['tatoeba_mean']} | {row['projected_1m_minutes']} | "
             f"{row.get(f'projected_1m_minutes_nprobe{knn_1m_nprobe}', '-')} |"

@@ -20,6 +20,7 @@ import numpy as np
 
 from mlembed.data.base import batched
 from mlembed.files import atomic_open, atomic_path, read_lines
+from mlembed.heap import trim
 from mlembed.models import embedding_dim, load_model
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -247,6 +248,7 @@ def encode_to_npy(
                     fh.write(np.ascontiguousarray(emb).tobytes())
                     n += len(chunk)
                     bar.update(len(chunk))
+                    trim()  # each chunk's batches had their own shapes: give their freed buffers back
             if count is None:
                 _raw_to_npy(rows, tmp, (n, dim), np.dtype(dtype))
             elif n != count:
