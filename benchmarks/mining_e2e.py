@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mlembed-mining-e2e"))
     parser.add_argument(
         "--runs",
-        default="fast,fast-int8,full,full-ivf128,full-flat,full-flat-fp32,reference",
+        default="fast,fast-int8,full,full-nprobe16,full-ivf128,full-flat,full-flat-fp32,reference",
         help="which runs, in order",
     )
     parser.add_argument("--resume", action="store_true", help="keep finished runs of an earlier invocation")
@@ -339,6 +339,11 @@ def main() -> None:
     runs = {
         "reference": ("sentence-transformers example (flat)", args.full, None),
         "full": ("mlembed mine, full student, auto, ivfsq", args.full, ["--backend", "auto", *index]),
+        "full-nprobe16": (
+            "mlembed mine, full student, auto, ivfsq, nprobe 16",
+            args.full,
+            ["--backend", "auto", *index, "--nprobe", "16"],
+        ),
         "full-ivf128": (
             "mlembed mine, full student, auto, ivf, nprobe 128",
             args.full,
