@@ -83,6 +83,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb(pid: int) -> float | None:
+    """The resident set of process ``pid`` now (VmRSS, MB), or None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS")), 0.0)
+
+
 def sgemm_gflops(dim: int = 384, n: int = 8192, repeat: int = 5) -> float:
     """This machine's float32 matrix-product rate (the floor of exact k-NN is ``2 N^2 d`` flops at it)."""
     a = np.random.default_rng(0).random((n, dim), dtype=np.float32)

@@ -8,9 +8,9 @@ contrastive term at 0.05, the saved model merged with the start at 0.3). It runs
 until the next point through ``mlembed distill --resume`` (the trainer continues from its checkpoint, of the
 trained weights, on the same data order and learning-rate schedule: the trainer's, over the epochs,
 ``--lr-schedule epochs``, since mlembed's default ``budget`` schedule would anneal every segment to 0), then
-the saved model, what a user would get at that point, is copied aside and measured with distill_quality's evaluation beside the untrained start:
-Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out NTREX languages and English fidelity on
-STS-b's English. The segment's last checkpoint (the trained weights before the merge) is kept too, and
+the saved model, what a user would get at that point, is copied aside and measured with distill_quality's
+evaluation beside the untrained start: Tatoeba, cross-model Tatoeba (English by the teacher), STS, held-out
+NTREX languages and English fidelity on STS-b's English. The segment's last checkpoint (the trained weights before the merge) is kept too, and
 ``--merges 1,0.5`` adds for every point the model ``--merge-start alpha`` would have saved
 (``start + alpha x (trained - start)``, WiSE-FT; 1: the trained weights unmerged), without training again.
 

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import machine, require_shared, write_results
+from _common import machine, require_shared, rss_mb, write_results
 from distill_quality import STS, english_fidelity, evaluate
 
 
@@ -41,11 +41,9 @@ def run_sampled(command: list[str], log: Path) -> dict:
 
     def sample() -> None:
         while child.poll() is None:
-            try:
-                status = Path(f"/proc/{child.pid}/status").read_text()
-            except OSError:
+            rss = rss_mb(child.pid)
+            if rss is None:
                 break
-            rss = next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS")), 0.0)
             stages[stage[0]] = max(stages.get(stage[0], 0.0), rss)
             time.sleep(0.5)
 

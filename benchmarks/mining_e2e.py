@@ -51,7 +51,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, cpu_flags, load_results, machine, require_shared, write_results
+from _common import RESULTS, cpu_flags, load_results, machine, require_shared, rss_mb, write_results
 
 MLEMBED = [sys.executable, "-m", "mlembed"]
 GOLD_LANGS = "deu,fra,rus,zho-CN,arb,hin,tur,vie,pol,swe,ell,heb"
@@ -193,16 +193,14 @@ def sample_stages(pid: int, log: Path, peaks: dict[str, float], running: threadi
     each stage held (before the first progress bar: ``load``), so the run's peak has a name."""
     stage = "load"
     while running.is_set():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            with open(log, "rb") as fh:
-                fh.seek(max(0, log.stat().st_size - 400))
-                tail = fh.read().decode(errors="replace")
-        except OSError:
+        rss = rss_mb(pid)
+        if rss is None:
             break
+        with open(log, "rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 400))
+            tail = fh.read().decode(errors="replace")
         seen = [(tail.rfind(marker), name) for marker, name in STAGE_MARKERS.items() if marker in tail]
         stage = max(seen)[1] if seen else stage
-        rss = next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS")), 0.0)
         peaks[stage] = round(max(peaks.get(stage, 0.0), rss), 1)
         time.sleep(0.5)
 

@@ -181,7 +181,8 @@ def test_torchrun_distill_with_two_processes_saves_one_model(tmp_path):
         path = tmp_path / f"pairs.eng-{lang}.tsv"
         path.write_text(f"eng\t{lang}\n" + "".join(f"{en}\t{xx}\n" for en, xx in rows), encoding="utf-8")
         args += ["--data", f"tsv:{path}"]
-    args += ["--output", str(tmp_path / "student"), "--max-minutes", "0", "--batch-size", "4", "--max-steps", "4"]
+    # a budget the 4 steps stay inside: the ranks agree on the time each step (the rate follows it)
+    args += ["--output", str(tmp_path / "student"), "--max-minutes", "5", "--batch-size", "4", "--max-steps", "4"]
     args += ["--save-steps", "2", "--eval-pairs", "6", "--new-tokens", "300", "--max-pairs", "0", "--no-table"]
     env = dict(os.environ, MLEMBED_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
     done = subprocess.run(args + ["--student", "auto"], env=env, capture_output=True, text=True, timeout=300)

@@ -504,7 +504,8 @@ def test_a_budget_stop_checkpoints_only_a_work_folder_that_is_kept():
 def test_a_budgeted_run_warms_up_and_anneals_to_zero_when_its_budget_ends():
     """Under a time budget the learning rate follows the budget, not the epochs the budget cuts: it warms up over
     the first 5 % of the time, then decays linearly to 0 at the budget's end; steps run out first when the
-    epochs end earlier. The trainer's scheduler (a LambdaLR of the optimizer) carries the factor."""
+    epochs end earlier. The time is read as each step begins (and agreed across torchrun's ranks), and the
+    trainer's scheduler (a LambdaLR of the optimizer) carries the factor."""
     import time
 
     import torch
@@ -513,17 +514,23 @@ def test_a_budgeted_run_warms_up_and_anneals_to_zero_when_its_budget_ends():
     from mlembed.distill.callbacks import TimeBudget
 
     budget = TimeBudget(10.0, warmup=0.05)  # 600 s
-    budget.on_train_begin(None, TrainerState(max_steps=1000), TrainerControl())
-    assert budget.lr_factor(0) == pytest.approx(0.0, abs=1e-3)
+    state, control = TrainerState(max_steps=1000), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    assert budget.lr_factor(0) == 0.0
+
+    def after(seconds: float) -> None:  # a step begins this long after training began
+        budget._start = time.monotonic() - seconds
+        budget.on_step_begin(None, state, control)
+
     for elapsed, factor in ((15.0, 0.5), (30.0, 1.0), (315.0, 0.5), (600.0, 0.0), (900.0, 0.0)):
-        budget._start = time.monotonic() - elapsed
+        after(elapsed)
         assert budget.lr_factor(10) == pytest.approx(factor, abs=1e-3), elapsed
-    budget._start = time.monotonic()  # no time spent, but 3/4 of the epochs' steps done
+    after(0.0)  # no time spent, but 3/4 of the epochs' steps done
     assert budget.lr_factor(750) == pytest.approx(0.25 / 0.95, abs=1e-3)
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([weight], lr=2e-5)
     scheduler = budget.schedule(optimizer)
-    budget._start = time.monotonic() - 315.0
+    after(315.0)
     optimizer.step()  # (no gradient: nothing moves)
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5, rel=1e-2)

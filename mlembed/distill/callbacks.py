@@ -24,18 +24,28 @@ class TimeBudget(TrainerCallback):
         self.warmup = warmup
         self.stopped = False
         self.total_steps = 0  # the trainer's count (epochs x batches), known at the start of training
+        self.elapsed = 0.0  # training seconds at the start of the current step, the same on every rank
         self._start = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.monotonic()
+        self.elapsed = 0.0
         self.total_steps = state.max_steps
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        from mlembed.distill.distributed import rank_max
+
+        # under torchrun each rank's optimizer applies its own rate: they must agree on the time, or the replicas drift
+        if self.seconds is not None:
+            self.elapsed = rank_max(time.monotonic() - self._start)
 
     def progress(self, step: int) -> float:
         """How far the run is, from 0 to 1: the larger of the steps done over the trainer's count and the time
-        spent over the budget (a budgeted run ends at whichever comes first)."""
+        spent (``elapsed``, as the current step began) over the budget (a budgeted run ends at whichever comes
+        first)."""
         done = step / self.total_steps if self.total_steps > 0 else 0.0
         if self.seconds:
-            done = max(done, (time.monotonic() - self._start) / self.seconds)
+            done = max(done, self.elapsed / self.seconds)
         return min(done, 1.0)
 
     def lr_factor(self, step: int) -> float:

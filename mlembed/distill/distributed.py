@@ -63,11 +63,22 @@ def any_rank(flag: bool) -> bool:
         >>> any_rank(True)
         True
     """
+    return bool(rank_max(float(flag)))
+
+
+def rank_max(value: float) -> float:
+    """The largest ``value`` over the ranks, on every rank (one small all-reduce; ``value`` for one process), so
+    that what each rank measures on its own clock (the time spent) steers them all alike.
+
+    Example:
+        >>> rank_max(2.5)
+        2.5
+    """
     if world_size() == 1:
-        return flag
+        return value
     import torch
     import torch.distributed as dist
 
-    value = torch.tensor([int(flag)])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
