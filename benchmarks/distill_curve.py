@@ -19,7 +19,8 @@ NTREX languages and English fidelity on STS-b's English. The segment's last chec
 Finished points are kept in ``--work``; rerunning continues with the next one, so the curve may be built over
 several sessions. Minutes are the training seconds the runs measured (dev and checkpoints included); a segment
 killed midway keeps its checkpointed steps but not its clock, so its point then holds a little more training
-than its label. Writes ``benchmarks/results/distill_curve.{json,md}`` after every point.
+than its label. Writes ``benchmarks/results/distill_curve.{json,md}`` and the chart ``distill_curve.png`` after
+every point.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import machine, require_shared, write_results
+from _common import RESULTS, machine, require_shared, write_results
 from distill_quality import LANGS, STS, english_fidelity, evaluate
 
 
@@ -213,7 +214,44 @@ def report(state: dict, run: Path, shared: Path, args, info: dict) -> None:
         "goals": goals,
         "segments": state["points"],
     }
+    md[-2:-2] = ["![the curve](distill_curve.png)", ""]
+    chart(rows, RESULTS / "distill_curve.png")
     write_results("distill_curve", data, "\n".join(md))
+
+
+def chart(rows: dict, path: Path) -> None:
+    """The curve as a PNG: retrieval (Tatoeba, cross-model, held-out) and STS en against minutes of training, the
+    saved models as solid lines from the start, their unmerged weights dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlembed.files import atomic_path
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.2), dpi=150)
+    panels = [
+        (left, [("tatoeba", "Tatoeba"), ("cross_model", "cross-model"), ("heldout", "held-out")], "accuracy"),
+        (right, [("sts_en", "STS en")], "Spearman x100"),
+    ]
+    for ax, series, ylabel in panels:
+        for i, (key, label) in enumerate(series):
+            for suffix, style in (("", "-"), (", unmerged", "--")):
+                names = ["start"] + [n for n in rows if n != "start" and n.split(" min", 1)[1] == suffix]
+                if len(names) > 1:
+                    xs, ys = [rows[n]["minutes"] for n in names], [rows[n][key] for n in names]
+                    ax.plot(xs, ys, style, color=f"C{i}", marker="o", markersize=3, label=label + suffix)
+        ax.set_xlabel("minutes of training (2 CPU cores)")
+        ax.set_ylabel(ylabel)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=8, frameon=False)
+    right.axhline(82.0, color="grey", linewidth=0.8, linestyle=":")
+    right.annotate("teacher 82.0", (0, 82.0), fontsize=8, color="grey", xytext=(2, 3), textcoords="offset points")
+    fig.suptitle("The e5 student along one run of mlembed's defaults", fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
 
 
 if __name__ == "__main__":
