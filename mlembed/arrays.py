@@ -1,6 +1,6 @@
-"""Embedding arrays on disk: open a ``.npy`` as a memmap, read row blocks without keeping pages resident,
-and parse the memory budgets that decide block sizes. Used by :mod:`mlembed.knn`, :mod:`mlembed.faiss_index`
-and :mod:`mlembed.mine`; imports nothing else from mlembed.
+"""Embedding arrays on disk: open a ``.npy`` as a memmap, read row blocks or scattered rows without keeping
+pages resident, and parse the memory budgets that decide block sizes. Used by :mod:`mlembed.knn`,
+:mod:`mlembed.faiss_index`, :mod:`mlembed.mine` and distillation's collator; imports nothing else from mlembed.
 """
 
 from __future__ import annotations
@@ -63,3 +63,30 @@ def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
         )
         return out.reshape(stop - start, d).astype(np.float32, copy=False)
     return np.ascontiguousarray(arr[start:stop], dtype=np.float32)
+
+
+def take_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (any order, repeats allowed) as a fresh float32 array.
+
+    A memmap opened from a file is read row by row with ``os.pread`` rather than through the mapping, so a
+    long run that reads scattered rows (distillation's teacher targets, a batch at a time) does not keep the
+    whole file resident.
+
+    Example:
+        >>> take_rows(np.arange(6, dtype="float32").reshape(3, 2), np.array([2, 0, 2])).tolist()
+        [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(arr)):
+        raise IndexError(f"rows {rows.min()}..{rows.max()} out of range for {len(arr)} rows")
+    if isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap) and arr.flags.c_contiguous and arr.filename:
+        size = arr.shape[1] * arr.itemsize
+        out = np.empty((len(rows), arr.shape[1]), dtype=arr.dtype)
+        fd = os.open(arr.filename, os.O_RDONLY)
+        try:
+            for i, row in enumerate(rows.tolist()):
+                out[i] = np.frombuffer(os.pread(fd, size, arr.offset + row * size), dtype=arr.dtype)
+        finally:
+            os.close(fd)
+        return out.astype(np.float32, copy=False)
+    return np.asarray(arr[rows], dtype=np.float32)

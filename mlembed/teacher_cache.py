@@ -156,6 +156,32 @@ class TeacherCache:
             self._reload()  # row numbers come from the file, whoever appended before us
         self.computed += len(sentences)
 
+    @staticmethod
+    def stored(directory: str | os.PathLike, teacher_fingerprint: str) -> np.ndarray:
+        """The complete rows a cache of the teacher ``teacher_fingerprint`` holds, as a read-only memmap, without
+        loading the teacher (training reads its targets from it; an interrupted append's tail is left out).
+
+        Example:
+            >>> import tempfile
+            >>> from mlembed.models import load_model
+            >>> d = tempfile.mkdtemp(); cache = TeacherCache(d, load_model("minilm-en"))
+            >>> rows = cache.rows(["Hello world"], show_progress=False)
+            >>> TeacherCache.stored(d, cache.fingerprint).shape
+            (1, 384)
+        """
+        folder = Path(directory) / teacher_fingerprint
+        meta_path = folder / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path}: no teacher cache of {teacher_fingerprint} here")
+        meta = json.loads(meta_path.read_text())
+        dtype, dim = np.dtype(meta["dtype"]), int(meta["dim"])
+        vec_path, key_path = folder / "vectors.bin", folder / "keys.bin"
+        n_vec = vec_path.stat().st_size // (dim * dtype.itemsize) if vec_path.exists() else 0
+        n = min(n_vec, key_path.stat().st_size // 8 if key_path.exists() else 0)
+        if n == 0:
+            return np.zeros((0, dim), dtype)
+        return np.memmap(vec_path, dtype=dtype, mode="r", shape=(n, dim))
+
     def vectors(self) -> np.ndarray:
         """All cached vectors as a read-only memory map, ``(len(self), dim)``."""
         if self._mmap is None or len(self._mmap) != len(self):

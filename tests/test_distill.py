@@ -141,6 +141,7 @@ def test_teacher_cache_survives_torn_write(tmp_path, teacher):
     expected = np.array(cache.vectors()[rows])
     with open(cache.dir / "vectors.bin", "ab") as fh:  # a kill after half a row of the next chunk
         fh.write(b"\0" * 100)
+    np.testing.assert_array_equal(TeacherCache.stored(tmp_path, cache.fingerprint)[rows], expected)  # tail left out
     reopened = TeacherCache(tmp_path, teacher)
     assert len(reopened) == 2
     np.testing.assert_array_equal(reopened.vectors()[reopened.rows(["one sentence", "another sentence"])], expected)

@@ -1,4 +1,4 @@
-"""A data collator that attaches teacher embeddings from the memory-mapped teacher cache.
+"""A data collator that attaches teacher embeddings read from the teacher cache's file, a batch at a time.
 
 The training dataset holds only text and the row of the English sentence's teacher embedding, so
 epochs reuse the cached targets instead of re-running the teacher. With an ``anchor`` (self-distillation),
@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+
+from mlembed.arrays import take_rows
 
 ROW_COLUMN = "teacher_row"
 TARGET_COLUMN = "target_row"  # optional: the cache row of the non-English sentence's own teacher vector
@@ -62,7 +64,7 @@ class TeacherTargetCollator(SentenceTransformerDataCollator):
         return batch
 
     def _labels(self, rows: np.ndarray) -> torch.Tensor:
-        labels = np.asarray(self.targets[rows], dtype=np.float32)
+        labels = take_rows(self.targets, rows)  # (read, not mapped: the cache file may be far larger than the run)
         if self.components is not None:
             labels = labels @ self.components
             labels /= np.maximum(np.linalg.norm(labels, axis=1, keepdims=True), 1e-12)

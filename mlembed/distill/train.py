@@ -121,7 +121,7 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     validate(config, resume)
     _fill_defaults(config)
     from mlembed.distill import distributed
-    from mlembed.models import embedding_dim, load_model
+    from mlembed.models import embedding_dim, fingerprint, load_model
 
     distributed.init()
     out = Path(config.output)
@@ -150,7 +150,21 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     if not prepared and not distributed.is_main():
         plan = json.loads(plan_path.read_text())
     prep_seconds = time.monotonic() - t0
-    return _train(config, plan, teacher, work, prep_seconds)
+    if (got := fingerprint(teacher)) != plan["teacher_fingerprint"]:  # a resumed run given another --teacher
+        raise ValueError(f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {got}")
+    evaluator = _dev_evaluator(work, plan, teacher)
+    del teacher  # its targets are in the cache file and the evaluator: its weights go before training
+    gc.collect()
+    return _train(config, plan, evaluator, work, prep_seconds)
+
+
+def _dev_evaluator(work: Path, plan: dict, teacher: Any) -> Any:
+    """The dev evaluator of a prepared run (the teacher's vectors of its dev pairs and held-out English), or None."""
+    from mlembed.distill.dev import dev_evaluator
+
+    dev = [json.loads(line) for line in (work / "dev.jsonl").read_text().splitlines()]
+    components = np.load(work / "pca.npy") if plan["pca"] else None
+    return dev_evaluator(dev, teacher, components, english_sentences("heldout")) if dev else None
 
 
 def teacher_of(config: DistillConfig) -> str:
@@ -516,7 +530,7 @@ def _build_student(
     return student, vocab_stats, {}, {}
 
 
-def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_seconds: float) -> DistillResult:
+def _train(config: DistillConfig, plan: dict, evaluator: Any, work: Path, prep_seconds: float) -> DistillResult:
     import torch
     from datasets import load_from_disk
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -525,7 +539,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
     from mlembed.distill.batching import LengthGroupedBatchSampler
     from mlembed.distill.callbacks import TimeBudget, TrimHeap
     from mlembed.distill.collator import TeacherTargetCollator
-    from mlembed.distill.dev import dev_evaluator, run_dev
+    from mlembed.distill.dev import run_dev
     from mlembed.distill.distributed import barrier, is_main
     from mlembed.distill.loss import DistillLoss
     from mlembed.encoding import resolve_precision
@@ -539,14 +553,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
         else:
             encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     dataset = load_from_disk(str(work / "train"))
-    dev = [json.loads(line) for line in (work / "dev.jsonl").read_text().splitlines()]
     components = np.load(work / "pca.npy") if plan["pca"] else None
-    cache = TeacherCache(plan["cache_dir"], teacher)
-    if cache.fingerprint != plan["teacher_fingerprint"]:
-        raise ValueError(
-            f"{work}: prepared with another teacher ({plan['teacher_fingerprint']}), got {cache.fingerprint}"
-        )
-    evaluator = dev_evaluator(dev, teacher, components, english_sentences("heldout")) if dev else None
     # (a checkpoint only when the work folder is kept: else it is deleted with it)
     budget = TimeBudget(config.max_minutes, checkpoint=config.keep_work, warmup=config.warmup_ratio)
     ckpt_dir = work / "checkpoints"
@@ -581,7 +588,7 @@ def _train(config: DistillConfig, plan: dict, teacher: Any, work: Path, prep_sec
             anchor_model[0].auto_model.set_input_embeddings(student[0].auto_model.get_input_embeddings())
     collator = TeacherTargetCollator(
         preprocess_fn=student.preprocess,
-        targets=cache.vectors(),
+        targets=TeacherCache.stored(plan["cache_dir"], plan["teacher_fingerprint"]),
         components=components,
         prompt=prompt,
         anchor_model=anchor_model,
