@@ -240,6 +240,17 @@ def test_translation_transfer_on_real_chinese_pairs(shared_data, teacher):
         assert english in found[zh], found
 
 
+def test_resume_refuses_a_run_prepared_with_another_teacher(tmp_path, corpus):
+    from mlembed.distill import distill
+
+    work = tmp_path / "student" / "_distill"
+    work.mkdir(parents=True)
+    (work / "plan.json").write_text(json.dumps({"train_pairs": 40, "teacher_fingerprint": "0123abcd"}))
+    with pytest.raises(ValueError, match=r"_distill: prepared with another teacher \(0123abcd\), got [0-9a-f]+"):
+        distill(resume=True, **_options(tmp_path, corpus))
+    assert sorted(p.name for p in work.iterdir()) == ["plan.json"]  # nothing trained, nothing removed
+
+
 def test_pca_reduces_dimension(tmp_path, corpus):
     from sentence_transformers import SentenceTransformer
 
