@@ -234,7 +234,8 @@ def run_child(command: list[str], log: Path) -> dict:
 
 
 def f1_of(output: Path, gold: dict[str, str]) -> dict:
-    """Best-threshold F1 x100 (with its precision and recall) of a mined TSV against the gold pairs."""
+    """Best-threshold F1 x100 (with its precision and recall) of a mined TSV against the gold pairs, and how many
+    gold pairs are among its candidates at all."""
     from mlembed.mine import f1_sweep
 
     scores, correct = [], []
@@ -251,6 +252,7 @@ def f1_of(output: Path, gold: dict[str, str]) -> dict:
         "recall": round(float(r[i]) * 100, 2),
         "threshold": round(float(t[i]), 4),
         "candidates": len(scores),
+        "gold_candidates": int(sum(correct)),
     }
 
 

@@ -4,15 +4,18 @@ mining_e2e's 200k x 200k files with the exact index and with IVF indexes at seve
 The sentences are encoded once (``mlembed encode --normalize``, the model and backend given), then every
 setting runs ``mlembed mine --src-embeddings --tgt-embeddings`` (so only the k-NN, the margin and the write
 differ) with mining_e2e's options: ``--mode max --threshold 0 --k 4 --margin ratio --memory-budget 1G``. F1 x100
-at each output's best threshold against the NTREX gold pairs. A setting is ``INDEX[:OPTION]``: for an IVF
+at each output's best threshold against the NTREX gold pairs, and the share of the exact search's candidate
+pairs (``flat``, fp32) each output also holds, and how many gold pairs are among its candidates at all. A setting is ``INDEX[:OPTION][:centred]``: for an IVF
 index the option is ``--nprobe`` (none: the index's own, mlembed's default, :func:`mlembed.faiss_index.nprobe_for`;
 FAISS's own default is 1), for ``flat`` it is ``--knn-precision`` (``fp32``, the default, or ``int8``
-candidates rescored exactly).
+candidates rescored exactly); ``centred``: an approximate index finds candidates with each side centred by its
+own mean (``--centre``) instead of searching the vectors as they are (mlembed's default).
 
     python benchmarks/mining_e2e.py ...            # builds the files in /tmp/mlembed-mining-e2e/200000
     python benchmarks/mining_nprobe.py --model student-l6 [--settings flat,ivf:1,ivf:16,ivf,ivfsq:1,ivfsq]
     python benchmarks/mining_nprobe.py --model mlembed-student --results mining_nprobe_full --settings flat,ivf,ivf:128,ivfsq
     python benchmarks/mining_nprobe.py --model /tmp/mining/full --work /tmp/mlembed-mining_nprobe_full --results mining_knn_precision --settings flat:fp32,flat:int8
+    python benchmarks/mining_nprobe.py --model mlembed-student --results mining_centring --work /tmp/mlembed-mining_centring --settings flat,ivf,ivf::centred,ivfsq:16,ivfsq:16:centred,ivfsq,ivfsq::centred
 
 Writes ``benchmarks/results/RESULTS.{json,md}`` (``--results``, default ``mining_nprobe``); the vectors are kept
 in ``--work`` (by default ``/tmp/mlembed-RESULTS``), so give each model its own results name.
@@ -54,39 +57,51 @@ def main() -> None:
         embeddings[side] = npy
     rows = []
     for setting in args.settings.split(","):
-        index, _, option = setting.partition(":")
-        out = args.work / f"{index}-{option or 'default'}.tsv"
+        index, option, centring = (setting.split(":") + ["", ""])[:3]
+        centred = index != "flat" and centring == "centred"
+        out = args.work / f"{index}-{option or 'default'}{'-centred' if centred else ''}.tsv"
         cmd = MLEMBED + ["mine", "--src", str(args.files / "en.txt"), "--tgt", str(args.files / "xx.txt")]
         cmd += ["-o", str(out), "--model", args.model, "--src-embeddings", str(embeddings["en"])]
         cmd += ["--tgt-embeddings", str(embeddings["xx"]), "--mode", "max", "--threshold", "0", "--k", "4"]
         cmd += ["--margin", "ratio", "--index", index, "--memory-budget", "1G", "--workdir", str(out) + ".work"]
         cmd += [] if not option else ["--knn-precision" if index == "flat" else "--nprobe", option]
+        cmd += ["--centre"] if centred else []
         t0 = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         wall = time.time() - t0
         stages = next(line for line in done.stdout.splitlines() if line.startswith("seconds per stage:"))
         knn = json.loads(stages.split(":", 1)[1])["knn"]
         flat = index == "flat"
-        row = {"index": index, "nprobe": "—" if flat else option or "default"}
+        row = {"index": index, "nprobe": "—" if flat else option or "default", "centred": "—" if flat else centred}
         row |= {"knn_precision": (option or "default") if flat else "—", "knn_s": knn, "wall_s": round(wall, 1)}
         row.update(f1_of(out, gold))
+        row["output"] = str(out)
         print(json.dumps(row), flush=True)
         rows.append(row)
     info = machine()
     exact = next((r for r in rows if r["knn_precision"] == "fp32"), None)
     exact = exact or next((r for r in rows if r["index"] == "flat"), None)
-    cols = ["index", "nprobe", "knn_precision", "knn_s", "f1", "precision", "recall"]
+    if exact:
+        reference = pairs_of(Path(exact["output"]))
+        for row in rows:
+            row["exact_pairs"] = round(len(pairs_of(Path(row["output"])) & reference) / max(len(reference), 1), 4)
+    cols = ["index", "nprobe", "centred", "knn_precision", "knn_s", "f1", "precision", "recall", "gold_candidates"]
+    cols += ["exact_pairs"] if exact else []
     md = [
         "# Mining F1 against the lists the IVF k-NN probes (one run)",
         "",
         f"Produced by `benchmarks/mining_nprobe.py` (its docstring gives the method): mining_e2e's files "
         f"({args.files}), encoded once by `{args.model}` ({args.backend}); {info['cpu_count']} CPUs, native bf16: "
         f"{info['native_bf16']} (flags: {', '.join(info.get('cpu_flags', []))}). *default* nprobe: the index's own "
-        "(mlembed: 1/16 of its lists, 64 of 1,024 here; FAISS alone: 1); *default* k-NN precision of `flat`: int8 "
-        "candidates rescored exactly. F1 x100 at the best threshold; Δ against `flat` in fp32 where it ran.",
+        "(mlembed: 1/16 of its lists, 64 of 1,024 here; FAISS alone: 1); *centred*: the approximate index finds "
+        "candidates with each side centred by its own mean (`--centre`), 2k + 4 of them rescored exactly (False: "
+        "the vectors as they are, mlembed's default); *exact pairs*: the share of the exact search's candidate "
+        "pairs (flat, fp32) the output also holds; *gold candidates*: gold pairs among the output's candidates at any "
+        "score; *default* k-NN precision of `flat`: fp32 (float32 products, rescored exactly). "
+        "F1 x100 at the best threshold; Δ against `flat` in fp32 where it ran.",
         "",
         "| " + " | ".join(cols) + (" | Δ F1 vs exact |" if exact else " |"),
-        "|---|---|---|" + "---:|" * (len(cols) - 3 + bool(exact)),
+        "|---|---|---|---|" + "---:|" * (len(cols) - 4 + bool(exact)),
         *[
             "| " + " | ".join(str(r[c]) for c in cols) + (f" | {r['f1'] - exact['f1']:+.2f} |" if exact else " |")
             for r in rows
@@ -94,6 +109,12 @@ def main() -> None:
     ]
     data = {"benchmark": "mining_nprobe", "machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
     write_results(args.results, data | {"rows": rows}, "\n".join(md))
+
+
+def pairs_of(output: Path) -> set[tuple[str, str]]:
+    """The (source, target) pairs of a ``mine`` output (``score<TAB>src<TAB>tgt`` lines)."""
+    with output.open(encoding="utf-8") as fh:
+        return {tuple(line.rstrip("\n").split("\t")[1:3]) for line in fh}
 
 
 if __name__ == "__main__":

@@ -70,6 +70,20 @@ def factory_string(kind: str, n: int, dim: int) -> str:
     return known.get(kind.lower(), kind)
 
 
+def mean_row(emb: Any, size: int = 100_000) -> np.ndarray:
+    """The mean of ``emb``'s rows (of a sample of ``size`` rows read in blocks, as for training), float32.
+
+    Cross-lingual search centres each side by its own mean (:mod:`mlembed.knn`): a language's offset then no
+    longer steers which inverted lists a query probes.
+
+    Example:
+        >>> mean_row(np.array([[1.0, 0.0], [0.0, 1.0]], "float32")).tolist()
+        [0.5, 0.5]
+    """
+    emb = open_embeddings(emb)
+    return _training_sample(emb, min(size, len(emb))).mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
 def _training_sample(emb: np.ndarray, size: int, seed: int = 0, block: int = 1024) -> np.ndarray:
     """``size`` rows read as random contiguous blocks (bounded reads from a memmap)."""
     n = len(emb)
@@ -87,10 +101,12 @@ def build_faiss_index(
     chunk_size: int = 65536,
     show_progress: bool = False,
     desc: str = "index",
+    shift: np.ndarray | None = None,
 ) -> Any:
     """Build an inner-product FAISS index from an array, memmap or ``.npy`` path, adding chunk by chunk.
 
-    ``train_size`` rows (default ``max(40 nlist, 10000)``) train IVF/PQ indexes.
+    ``train_size`` rows (default ``max(40 nlist, 10000)``) train IVF/PQ indexes. With ``shift`` (a row, such as
+    :func:`mean_row`), the index holds ``emb - shift``: its lists and codes are those of the centred rows.
 
     Example:
         >>> x = np.eye(4, dtype="float32")
@@ -101,17 +117,21 @@ def build_faiss_index(
 
     emb = open_embeddings(emb)
     n = len(emb)
-    index = trained_faiss_index(emb, kind, train_size)
+    index = trained_faiss_index(emb, kind, train_size, shift)
     bar = tqdm(total=n, unit="vec", desc=desc, disable=not show_progress)
     for start in range(0, n, chunk_size):
-        index.add(read_rows(emb, start, min(start + chunk_size, n)))
+        rows = read_rows(emb, start, min(start + chunk_size, n))
+        index.add(rows if shift is None else rows - shift)
         bar.update(min(chunk_size, n - start))
     bar.close()
     return index
 
 
-def trained_faiss_index(emb: Any, kind: str = "auto", train_size: int | None = None) -> Any:
-    """An empty inner-product FAISS index for ``emb``, its IVF/PQ parts trained on a sample of it.
+def trained_faiss_index(
+    emb: Any, kind: str = "auto", train_size: int | None = None, shift: np.ndarray | None = None
+) -> Any:
+    """An empty inner-product FAISS index for ``emb``, its IVF/PQ parts trained on a sample of it (of
+    ``emb - shift`` with a ``shift``).
 
     The vectors are added by the caller: :func:`build_faiss_index` in one process, or several processes
     adding row ranges to copies that are merged (:mod:`mlembed.cluster.index`).
@@ -144,7 +164,8 @@ def trained_faiss_index(emb: Any, kind: str = "auto", train_size: int | None = N
         ivf.by_residual = False  # SQ8 of the vectors themselves: as accurate here, and big_batch_search supports it
     if not index.is_trained:
         size = train_size or max(40 * (ivf.nlist if ivf is not None else 256), 10_000)
-        index.train(_training_sample(emb, min(size, n)))
+        sample = _training_sample(emb, min(size, n))
+        index.train(sample if shift is None else sample - shift)
     return index
 
 

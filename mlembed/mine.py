@@ -72,6 +72,7 @@ def mine_embeddings(
     ray: bool | str = False,
     timings: dict[str, float] | None = None,
     precision: str = "fp32",
+    centre: bool = False,
 ) -> MinedPairs:
     """Mine parallel pairs between two sets of L2-normalised embeddings.
 
@@ -84,8 +85,9 @@ def mine_embeddings(
         memory_budget: working-set size for the k-NN (``"1G"``, bytes; default 2 GiB).
         index: ``flat`` (exact) or an approximate FAISS index (``ivf``, ``ivfsq``, ``hnsw``, factory string).
         workdir, resume: per-shard checkpoints, and continuing a killed run from them.
-        shard_size, nprobe, train_size, precision: see :func:`mlembed.knn.knn_both_ways` (``precision``:
-            how the exact search ranks candidates before rescoring them exactly, ``int8`` or ``fp32``).
+        shard_size, nprobe, train_size, precision, centre: see :func:`mlembed.knn.knn_both_ways` (``precision``:
+            how the exact search ranks candidates before rescoring them exactly, ``int8`` or ``fp32``;
+            ``centre``: an approximate index finds candidates with each side centred by its mean).
         ray: run the query shards as tasks on a Ray cluster (``True``: ``$RAY_ADDRESS`` or a local one; a
             string: that address); ``src`` and ``tgt`` are then ``.npy`` paths and ``workdir`` is needed
             (:func:`mlembed.cluster.knn.knn_both_ways_ray`). Same pairs as without.
@@ -109,6 +111,7 @@ def mine_embeddings(
         train_size=train_size,
         show_progress=show_progress,
         precision=precision,
+        centre=centre,
     )
     clock = time.monotonic()
     if ray:
@@ -282,6 +285,7 @@ def mine_files(
     ray: bool | str = False,
     timings: dict[str, float] | None = None,
     precision: str = "fp32",
+    centre: bool = False,
 ) -> tuple[int, float]:
     """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
 
@@ -293,8 +297,8 @@ def mine_files(
     The threshold is ``threshold`` if given, else calibrated on ``calibrate`` (a
     :func:`mlembed.data.read_pairs` spec), else :data:`DEFAULT_THRESHOLDS` for the margin.
     ``timings``: a dict that receives the seconds of each stage (``load``, ``dedupe``, ``encode``, ``knn``,
-    ``margin``, ``write``; a resumed run counts only what it redid). ``precision``: how the exact k-NN
-    ranks candidates (see :func:`mine_embeddings`).
+    ``margin``, ``write``; a resumed run counts only what it redid). ``precision``, ``centre``: how the k-NN
+    finds candidates (see :func:`mine_embeddings`).
 
     Returns:
         ``(pairs written, threshold used)``.
@@ -386,6 +390,7 @@ def mine_files(
         ray=ray,
         timings=timings,
         precision=precision,
+        centre=centre,
     )
     clock = time.monotonic()
     src_store = LineStore.build(src, offsets=work / "src.lines.npy")

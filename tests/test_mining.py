@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlembed.files import DataError
 from mlembed.knn import knn_both_ways, shard_sizes
 from mlembed.mine import MARGINS, MODES, best_threshold, calibrate_threshold, mine_embeddings, mine_files
 
@@ -219,6 +220,25 @@ def test_approximate_index_finds_the_pairs():
     y = unit(x + 0.05 * rng.normal(size=x.shape))
     got = mine_embeddings(x, y, index="ivf", nprobe=8)
     assert np.mean(got.src_idx == got.tgt_idx) > 0.98 and len(got) > 2900
+
+
+def test_centring_keeps_a_languages_offset_from_choosing_the_ivf_lists(tmp_path):
+    # two "languages": the same meanings, each side shifted by its own offset, as real encoders place them
+    rng = np.random.default_rng(0)
+    meaning = rng.normal(size=(3000, 32))
+    x = unit(meaning + 0.5 * rng.normal(size=32) + 0.3 * rng.normal(size=meaning.shape))
+    y = unit(meaning + 0.5 * rng.normal(size=32) + 0.3 * rng.normal(size=meaning.shape))
+    exact, _ = knn_both_ways(x, y, k=4)
+    assert np.mean(exact.ids[:, 0] == np.arange(3000)) > 0.97  # the translation is the nearest neighbour
+    found = {}
+    for centre in (False, True):
+        fwd, bwd = knn_both_ways(x, y, k=4, index="ivf", nprobe=2, centre=centre, workdir=tmp_path / str(centre))
+        found[centre] = [np.mean(nn.ids[:, 0] == np.arange(3000)) for nn in (fwd, bwd)]
+        assert np.all(np.diff(fwd.sims, axis=1) <= 0)  # rescored cosines, best first
+    assert min(found[True]) > 0.8, found  # centred: the offset no longer steers which 2 of 64 lists are probed
+    assert min(found[True]) > max(found[False]) + 0.15, found
+    with pytest.raises(DataError, match="different inputs or settings"):  # a resume with the other setting
+        knn_both_ways(x, y, k=4, index="ivf", nprobe=2, workdir=tmp_path / "True", resume=True)
 
 
 def test_calibration_and_best_threshold():

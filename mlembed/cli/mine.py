@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="flat index: rank candidates by float32 products, or by int8 ones (exact integer sums, the same "
         "candidates on every CPU; slower here); either way the kept neighbours are rescored exactly [%(default)s]",
     )
+    p.add_argument(
+        "--centre",
+        action="store_true",
+        help="approximate index: find candidates with each side centred by its own mean, so a language's offset "
+        "does not steer which inverted lists a query probes (docs/mining.md gives what it changes)",
+    )
     p.add_argument("--workdir", default=None, help="shard results and embeddings [OUTPUT.work]")
     p.add_argument("--resume", action="store_true", help="continue a killed run from --workdir")
     p.add_argument("--shard-size", type=int, default=None, help="query rows per shard (default: from the budget)")
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         nprobe=args.nprobe,
         precision=args.knn_precision,
+        centre=args.centre,
         timings=timings,
     )
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")

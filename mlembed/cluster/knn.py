@@ -5,8 +5,8 @@ Same shards, same arithmetic as :func:`mlembed.knn.knn_both_ways`, so the pairs 
 * exact: a task multiplies its source shard by every target block; it keeps its sources' top-k
   (forward, final) and, in a :class:`faiss.ResultHeap` over all targets, the top-k among its own sources
   (backward, partial). The driver merges the partial heaps: the top-k of the union is the top-k of all.
-* approximate (IVF, HNSW, ...): the driver builds each direction's index once into the work folder; tasks
-  open it memory-mapped and search their query shards.
+* approximate (IVF, HNSW, ...): the driver builds each direction's index once into the work folder (of the
+  centred rows with ``centre``); tasks open it memory-mapped and search their query shards, centred alike.
 
 Every task writes its result file atomically; the driver records it in the checkpoint manifest, so a
 rerun with ``resume`` skips finished shards, and a task Ray retries after its worker was killed either
@@ -32,11 +32,13 @@ from mlembed.knn import (
     approx_shard_size,
     best,
     block_scales,
+    candidates,
     canonical,
     check_precision,
     heap_size,
     score_block,
     shard_sizes,
+    shifted,
 )
 
 #: a task is retried this many times when its worker dies (killed, out of memory, node lost)
@@ -70,8 +72,11 @@ def _exact_shard(
     return peak_rss_mb()
 
 
-def _search_shard(index_file: str, queries: str, q0: int, q1: int, k: int, params: dict, out: str) -> float:
-    """Search queries ``q0:q1`` in the saved index (memory-mapped: workers share its pages) -> ``out``."""
+def _search_shard(
+    index_file: str, queries: str, q0: int, q1: int, k: int, params: dict, shift: np.ndarray | None, out: str
+) -> float:
+    """Search queries ``q0:q1`` (minus ``shift``) in the saved index (memory-mapped: workers share its pages)
+    -> ``out``."""
     import faiss
 
     from mlembed.faiss_index import set_search_params
@@ -80,7 +85,7 @@ def _search_shard(index_file: str, queries: str, q0: int, q1: int, k: int, param
     if not Path(out).exists():
         index = faiss.read_index(index_file, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         set_search_params(index, **params)
-        d, i = _search(index, read_rows(open_embeddings(queries), q0, q1), k)
+        d, i = _search(index, shifted(read_rows(open_embeddings(queries), q0, q1), shift), k)
         with atomic_path(out, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, sims=d, ids=i)
     return peak_rss_mb()
@@ -102,6 +107,7 @@ def knn_both_ways_ray(
     show_progress: bool = False,
     stats: dict | None = None,
     precision: str = "fp32",
+    centre: bool = False,
 ) -> tuple[Neighbours, Neighbours]:
     """:func:`mlembed.knn.knn_both_ways` with the query shards run as Ray tasks (``.npy`` paths in, same result).
 
@@ -116,7 +122,7 @@ def knn_both_ways_ray(
     from tqdm.auto import tqdm
 
     from mlembed.cluster import connect
-    from mlembed.faiss_index import build_faiss_index
+    from mlembed.faiss_index import build_faiss_index, mean_row
     from mlembed.files import atomic_path
 
     src_arr, tgt_arr = open_embeddings(src), open_embeddings(tgt)
@@ -128,10 +134,11 @@ def knn_both_ways_ray(
     kh = heap_size(k, precision) if index == "flat" else k
     qs, ds = shard_sizes(len(src_arr), len(tgt_arr), src_arr.shape[1], kh, budget)
     if index != "flat" and not shard_size:
-        qs = approx_shard_size(len(src_arr) + len(tgt_arr), src_arr.shape[1], k, budget)
+        kc = candidates(k, max(len(src_arr), len(tgt_arr)), centre)
+        qs = approx_shard_size(len(src_arr) + len(tgt_arr), src_arr.shape[1], kc, budget)
     qs = int(shard_size or qs)
     params = {"nprobe": nprobe, "ef_search": ef_search}
-    extra = {"precision": precision} if index == "flat" else {**params, "train_size": train_size}
+    extra = {"precision": precision} if index == "flat" else {**params, "train_size": train_size, "centre": centre}
     ckpt = _Checkpoint(workdir, _signature(src_arr, tgt_arr, k, index, qs, ds, extra), resume)
     assert ckpt.dir is not None
     connect(address)
@@ -147,10 +154,16 @@ def knn_both_ways_ray(
             index_file = ckpt.dir / f"{stage}.faiss"
             if not index_file.exists():
                 built = build_faiss_index(
-                    db, index, train_size=train_size, show_progress=show_progress, desc=f"index ({stage})"
+                    db,
+                    index,
+                    train_size=train_size,
+                    show_progress=show_progress,
+                    desc=f"index ({stage})",
+                    shift=mean_row(db) if centre else None,
                 )
                 with atomic_path(index_file, suffix=".faiss") as tmp:
                     faiss.write_index(built, str(tmp))
+        shift = mean_row(queries) if todo and db is not None and centre else None
         for shard, q0 in todo:
             name = f"{stage}-{shard:05d}.npz"
             out = str(ckpt.dir / name)
@@ -160,9 +173,8 @@ def knn_both_ways_ray(
                 ref = task.remote(str(src), str(tgt), q0, q1, kh, ds, scales, out)
             else:
                 task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_search_shard)
-                ref = task.remote(
-                    str(ckpt.dir / f"{stage}.faiss"), queries, q0, q1, min(k, len(open_embeddings(db))), params, out
-                )
+                kc = candidates(k, len(open_embeddings(db)), centre)
+                ref = task.remote(str(ckpt.dir / f"{stage}.faiss"), queries, q0, q1, kc, params, shift, out)
             jobs[ref] = (stage, shard, name)
     total = sum(-(-n // qs) for _, _, n, _ in stages)
     bar = tqdm(total=total, initial=total - len(jobs), unit="shard", desc="k-NN (ray)", disable=not show_progress)
@@ -180,8 +192,8 @@ def knn_both_ways_ray(
     if index == "flat":
         fwd, bwd = _merge_exact(ckpt, len(src_arr), len(tgt_arr), kh, qs)
     else:
-        fwd = _gather(ckpt, "forward", len(src_arr), min(k, len(tgt_arr)), qs)
-        bwd = _gather(ckpt, "backward", len(tgt_arr), min(k, len(src_arr)), qs)
+        fwd = _gather(ckpt, "forward", len(src_arr), candidates(k, len(tgt_arr), centre), qs)
+        bwd = _gather(ckpt, "backward", len(tgt_arr), candidates(k, len(src_arr), centre), qs)
     # one-thread tasks score as one process
     return best(canonical(src_arr, tgt_arr, fwd), k), best(canonical(tgt_arr, src_arr, bwd), k)
 
