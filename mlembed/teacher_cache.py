@@ -106,9 +106,7 @@ class TeacherCache:
     def _recover(self) -> None:
         """Drop a partially written tail (a kill between or during the two appends)."""
         row_bytes = self.dim * self.dtype.itemsize
-        n_vec = self._vec_path.stat().st_size // row_bytes if self._vec_path.exists() else 0
-        n_key = self._key_path.stat().st_size // 8 if self._key_path.exists() else 0
-        n = min(n_vec, n_key)
+        n = _complete_rows(self._vec_path, self._key_path, row_bytes)
         for path, size in ((self._vec_path, n * row_bytes), (self._key_path, n * 8)):
             if path.exists() and path.stat().st_size != size:
                 os.truncate(path, size)
@@ -175,9 +173,8 @@ class TeacherCache:
             raise FileNotFoundError(f"{meta_path}: no teacher cache of {teacher_fingerprint} here")
         meta = json.loads(meta_path.read_text())
         dtype, dim = np.dtype(meta["dtype"]), int(meta["dim"])
-        vec_path, key_path = folder / "vectors.bin", folder / "keys.bin"
-        n_vec = vec_path.stat().st_size // (dim * dtype.itemsize) if vec_path.exists() else 0
-        n = min(n_vec, key_path.stat().st_size // 8 if key_path.exists() else 0)
+        vec_path = folder / "vectors.bin"
+        n = _complete_rows(vec_path, folder / "keys.bin", dim * dtype.itemsize)
         if n == 0:
             return np.zeros((0, dim), dtype)
         return np.memmap(vec_path, dtype=dtype, mode="r", shape=(n, dim))
@@ -189,3 +186,9 @@ class TeacherCache:
                 return np.zeros((0, self.dim), self.dtype)
             self._mmap = np.memmap(self._vec_path, dtype=self.dtype, mode="r", shape=(len(self), self.dim))
         return self._mmap
+
+
+def _complete_rows(vec_path: Path, key_path: Path, row_bytes: int) -> int:
+    """Rows whose vector and key are both wholly on disk (an interrupted append leaves a longer file)."""
+    n_vec = vec_path.stat().st_size // row_bytes if vec_path.exists() else 0
+    return min(n_vec, key_path.stat().st_size // 8 if key_path.exists() else 0)

@@ -78,8 +78,8 @@ def test_encode_on_ray_writes_the_rows_of_single_process_encode_and_resumes(clus
         encode_ray([sentences], out, "minilm-en", shard_size=50, normalize=True, precision="fp32")
 
 
-@pytest.mark.parametrize("index", ["flat", "IVF32,Flat"])
-def test_mine_on_ray_finds_the_same_neighbours(cluster, tmp_path, index):
+@pytest.mark.parametrize(("index", "centre"), [("flat", False), ("IVF32,Flat", False), ("IVF32,Flat", True)])
+def test_mine_on_ray_finds_the_same_neighbours(cluster, tmp_path, index, centre):
     from mlembed.cluster.knn import knn_both_ways_ray
     from mlembed.knn import knn_both_ways
 
@@ -87,7 +87,7 @@ def test_mine_on_ray_finds_the_same_neighbours(cluster, tmp_path, index):
     src, tgt = _unit(rng, 3000, 32), _unit(rng, 2500, 32)
     np.save(tmp_path / "src.npy", src)
     np.save(tmp_path / "tgt.npy", tgt)
-    opts = dict(k=4, index=index, shard_size=700, nprobe=8)
+    opts = dict(k=4, index=index, shard_size=700, nprobe=8, centre=centre)
     fwd, bwd = knn_both_ways(tmp_path / "src.npy", tmp_path / "tgt.npy", **opts)
     stats: dict = {}
     rfwd, rbwd = knn_both_ways_ray(tmp_path / "src.npy", tmp_path / "tgt.npy", tmp_path / "knn", stats=stats, **opts)
