@@ -22,6 +22,10 @@ from mlembed.data.base import batched
 from mlembed.files import atomic_open, atomic_path, read_lines
 from mlembed.heap import trim
 from mlembed.models import embedding_dim, load_model
+from mlembed.windows import SPLIT_WINDOW, InputTooLongError, LengthReport, Overflow, model_window, plan_inputs
+
+#: what :func:`encode` does with a long input: read it all, in pooled windows (``benchmarks/long_text.py``)
+DEFAULT_OVERFLOW: Overflow = "split"
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -84,16 +88,6 @@ def _model_device(model: Any) -> str:
     return str(getattr(model, "device", "cpu"))
 
 
-def _token_lengths(model: Any, sentences: list[str]) -> list[int] | None:
-    """Tokens per sentence as the model's tokenizer counts them (truncated at its limit); None without one."""
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None or not callable(tokenizer):
-        return None
-    limit = getattr(model, "max_seq_length", None)
-    ids = tokenizer(sentences, truncation=limit is not None, max_length=limit)["input_ids"]
-    return [len(x) for x in ids]
-
-
 def encode(
     sentences: Sequence[str] | str,
     model: Any = "minilm-en",
@@ -104,6 +98,9 @@ def encode(
     precision: Precision = "auto",
     show_progress: bool = False,
     token_budget: int | None = DEFAULT_TOKEN_BUDGET,
+    overflow: Overflow = DEFAULT_OVERFLOW,
+    report: LengthReport | None = None,
+    split_window: int | None = SPLIT_WINDOW,
 ) -> np.ndarray:
     """Encode sentences in any language to a ``(n, dim)`` array.
 
@@ -111,7 +108,7 @@ def encode(
         sentences: a list of strings (or one string, giving a ``(dim,)`` vector).
         model: a loaded model or anything :func:`mlembed.models.load_model` accepts.
         normalize: L2-normalise the vectors (cosine = dot product).
-        max_seq_length: truncate inputs to this many tokens (default: the model's own limit).
+        max_seq_length: the model's window in tokens, prompt and special tokens included (default: its own).
         dtype: ``float32`` or ``float16`` for the returned array.
         precision: ``auto`` (bf16 autocast only on CPUs with native bf16), ``fp32`` or ``bf16``.
         token_budget: on CPU, sort the sentences by token length and give each forward pass at most this
@@ -119,6 +116,12 @@ def encode(
             to a pass, long ones few, padding stays small and memory is bounded by the budget
             (``benchmarks/encode_speed.py``). ``None`` or 0: fixed batches of ``batch_size``, as on GPU
             and for models without a tokenizer.
+        overflow: what happens to a long input (:mod:`mlembed.windows`): ``split`` (default: an input longer
+            than ``split_window`` tokens, 128, is read whole in windows of that size whose vectors are pooled,
+            weighted by their tokens), ``truncate`` (the model's first window only) or ``error`` (an input longer
+            than the model's window raises :class:`mlembed.windows.InputTooLongError`).
+        report: a :class:`mlembed.windows.LengthReport` to add this call's counts to; without one, any input over
+            the window is reported as a logged warning.
 
     Example:
         >>> import mlembed
@@ -135,11 +138,16 @@ def encode(
     device = _model_device(model)
     if not batch:
         return np.zeros((0, embedding_dim(model)), dtype=dtype)
-    lengths = _token_lengths(model, batch) if token_budget and device == "cpu" and len(batch) > 1 else None
+    own_report = report is None
+    if own_report:
+        report = LengthReport(overflow, model_window(model))
+    plan = plan_inputs(model, batch, overflow, report, split_window=split_window)
+    texts = plan.texts
+    lengths = plan.lengths if token_budget and device == "cpu" and len(texts) > 1 else None
     with _autocast(resolve_precision(precision, device), device):
         if lengths is None:
             out = model.encode(
-                batch,
+                texts,
                 batch_size=batch_size,
                 show_progress_bar=show_progress,
                 normalize_embeddings=normalize,
@@ -148,17 +156,20 @@ def encode(
         else:
             from tqdm.auto import tqdm
 
-            out = np.empty((len(batch), embedding_dim(model)), dtype=np.float32)
-            with tqdm(total=len(batch), unit="sent", desc="encode", disable=not show_progress) as bar:
+            out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
+            with tqdm(total=len(texts), unit="sent", desc="encode", disable=not show_progress) as bar:
                 for rows in token_budget_chunks(lengths, token_budget):
                     out[rows] = model.encode(
-                        [batch[i] for i in rows],
+                        [texts[i] for i in rows],
                         batch_size=len(rows),
                         show_progress_bar=False,
                         normalize_embeddings=normalize,
                         convert_to_numpy=True,
                     )
                     bar.update(len(rows))
+    out = plan.pool(np.asarray(out, dtype=np.float32), len(batch))
+    if own_report:
+        report.log()
     out = np.asarray(out, dtype=np.float32)
     if normalize:  # bf16 and some peers leave tiny norm errors; make cosine == dot exactly
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -198,10 +209,13 @@ def encode_to_npy(
     precision: Precision = "auto",
     show_progress: bool = True,
     token_budget: int | None = DEFAULT_TOKEN_BUDGET,
+    overflow: Overflow = DEFAULT_OVERFLOW,
+    report: LengthReport | None = None,
 ) -> Path:
     """Stream sentences into a ``.npy`` file chunk by chunk (memory bounded by ``chunk_size``).
 
-    Each chunk is encoded by :func:`encode` (``batch_size``, ``precision``, ``token_budget`` as there).
+    Each chunk is encoded by :func:`encode` (``batch_size``, ``precision``, ``token_budget``, ``overflow`` as
+    there); inputs over the model's window are counted in ``report`` (logged once at the end without one).
 
     With ``count`` (the number of sentences, known for a file input) the ``.npy`` header is written first
     and the rows after it: one pass, no second copy on disk; a different number of sentences is an error.
@@ -221,6 +235,12 @@ def encode_to_npy(
         model = load_model(model)
     dim = embedding_dim(model)
     output = Path(output)
+    if max_seq_length is not None and hasattr(model, "max_seq_length"):
+        model.max_seq_length = max_seq_length
+    own_report = report is None
+    if own_report:
+        report = LengthReport(overflow, model_window(model))
+    chunk_report = LengthReport(overflow, model_window(model))
     bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
     with atomic_path(output, suffix=".npy") as tmp:
         rows = tmp if count is not None else tmp.with_suffix(".raw")
@@ -235,16 +255,24 @@ def encode_to_npy(
                     }
                     np.lib.format.write_array_header_1_0(fh, header)
                 for chunk in batched(sentences, chunk_size):
-                    emb = encode(
-                        chunk,
-                        model,
-                        batch_size,
-                        normalize,
-                        max_seq_length,
-                        dtype,
-                        precision,
-                        token_budget=token_budget,
-                    )
+                    try:
+                        emb = encode(
+                            chunk,
+                            model,
+                            batch_size,
+                            normalize,
+                            None,
+                            dtype,
+                            precision,
+                            token_budget=token_budget,
+                            overflow=overflow,
+                            report=chunk_report,
+                        )
+                    except InputTooLongError as exc:  # numbered in the whole stream, not the chunk
+                        raise exc.shifted(n) from None
+                    chunk_report.shift(n)
+                    report.merge(chunk_report)
+                    chunk_report = LengthReport(overflow, chunk_report.window)
                     fh.write(np.ascontiguousarray(emb).tobytes())
                     n += len(chunk)
                     bar.update(len(chunk))
@@ -257,6 +285,8 @@ def encode_to_npy(
             if count is None:
                 rows.unlink(missing_ok=True)
     bar.close()
+    if own_report:
+        report.log()
     return output
 
 

@@ -6,6 +6,11 @@ count, source file hash, index type and search settings) and the sentences throu
 :class:`mlembed.textstore.LineStore` (the source text plus a line-offset file), so search can print
 sentences without loading them all.
 
+Each line of the input is a document (a sentence, a paragraph, a whole text). A line longer than the
+model's window is stored as *passages* (by default, ``overflow="passages"``): consecutive windows of the
+model's length overlapping by ``passage_overlap`` tokens, one row each; ``documents.npy`` gives every row
+its document (the 0-based line) and character span, and search answers with the passage and its document.
+
 Index types (``kind``) are those of :mod:`mlembed.faiss_index`.
 """
 
@@ -27,6 +32,10 @@ from mlembed.files import DataError, atomic_open, file_sha256, replace_dir
 META = "meta.json"
 FAISS_FILE = "index.faiss"
 SENTENCES = "sentences.txt"
+DOCUMENTS = "documents.npy"
+
+#: what ``index build`` does with a line longer than the model's window: store it as passages (rows)
+INDEX_OVERFLOW = "passages"
 
 
 class ModelMismatchError(DataError):
@@ -35,11 +44,15 @@ class ModelMismatchError(DataError):
 
 @dataclass
 class Hit:
-    """One search result: cosine ``score``, row ``id`` and the ``sentence``."""
+    """One search result: cosine ``score``, row ``id`` and the ``sentence`` (the row's text: a passage of a
+    long document); ``document`` is the 0-based input line the row comes from and ``span`` its characters
+    there (``None`` in indexes built from ready embeddings, where rows are lines)."""
 
     score: float
     id: int
     sentence: str
+    document: int | None = None
+    span: tuple[int, int] | None = None
 
 
 class SentenceIndex:
@@ -61,6 +74,8 @@ class SentenceIndex:
         self.index = index
         self.meta = meta
         self.sentences = LineStore.open(self.folder / SENTENCES)
+        documents = self.folder / DOCUMENTS
+        self.documents = np.load(documents, mmap_mode="r") if documents.exists() else None
         self._model: Any = None
 
     @classmethod
@@ -79,8 +94,15 @@ class SentenceIndex:
         lang: str | None = None,
         backend: str = "torch",
         ray: bool | str = False,
+        overflow: str = INDEX_OVERFLOW,
+        passage_overlap: int | None = None,
     ) -> SentenceIndex:
-        """Index a text file (one sentence a line) into the folder ``output``.
+        """Index a text file (one sentence, paragraph or document a line) into the folder ``output``.
+
+        ``overflow``: a line longer than the model's window becomes ``passages`` (default: rows of the
+        model's window overlapping by ``passage_overlap`` tokens, default an eighth of the window), or is
+        ``split`` into windows pooled into one row, ``truncate``d, or refused (``error``), as
+        :mod:`mlembed.windows` does; either way counted in ``meta.json``'s ``overflow`` and logged.
 
         ``lang`` (a BCP-47 tag such as ``de`` or ``zh-Hans``) records the sentences' language in
         ``meta.json``; ``mlembed serve`` tags its search results with it. ``backend``: the engine a model
@@ -121,6 +143,8 @@ class SentenceIndex:
                 lang,
                 backend,
                 ray,
+                overflow,
+                passage_overlap,
             )
             replace_dir(stage, output)
         except BaseException:
@@ -145,47 +169,76 @@ class SentenceIndex:
         lang,
         backend,
         ray,
+        overflow,
+        passage_overlap,
     ) -> tuple[Any, dict]:
         import faiss
 
         from mlembed.encoding import encode_to_npy, read_sentences
         from mlembed.models import fingerprint, load_model
         from mlembed.textstore import LineStore
+        from mlembed.windows import OVERFLOW_MODES, LengthReport, model_window
 
-        store = LineStore.build(sentences_file, stage / SENTENCES)
+        if overflow not in (INDEX_OVERFLOW, *OVERFLOW_MODES):
+            raise ValueError(
+                f"overflow must be one of {INDEX_OVERFLOW}, {', '.join(OVERFLOW_MODES)}; got {overflow!r}"
+            )
         address = ray if isinstance(ray, str) else None
         if isinstance(model, (str, os.PathLike)):
             from mlembed.backends import load_backend
 
             model_name = str(model)
-            if not ray:  # on Ray the workers load it
+            if not ray or (embeddings is None and overflow == INDEX_OVERFLOW):  # on Ray the workers encode
                 model = load_model(model)
-                if embeddings is None:
+                if embeddings is None and not ray:
                     model = load_backend(model, backend, task="search")
         else:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
+        report = LengthReport(overflow, None if isinstance(model, (str, os.PathLike)) else model_window(model))
+        if embeddings is None and overflow == INDEX_OVERFLOW and report.window is not None:
+            store = write_passages(
+                sentences_file, stage / SENTENCES, stage / DOCUMENTS, model, passage_overlap, report
+            )
+            report.log("lines")
+        else:
+            store = LineStore.build(sentences_file, stage / SENTENCES)
         if ray and (embeddings is None or Path(embeddings).is_dir()):
             from mlembed.cluster.encode import encode_ray, shards_to_npy
 
             shards = Path(embeddings) if embeddings is not None else stage / "shards"
             if embeddings is None:
-                encode_ray(
-                    [sentences_file], shards, model_name, backend, address, normalize=True, show_progress=show_progress
+                manifest = encode_ray(
+                    [stage / SENTENCES],
+                    shards,
+                    model_name,
+                    backend,
+                    address,
+                    normalize=True,
+                    show_progress=show_progress,
+                    overflow="split" if overflow == INDEX_OVERFLOW else overflow,
                 )
+                if overflow != INDEX_OVERFLOW:
+                    report = LengthReport(**manifest["overflow"])
             embeddings = shards_to_npy(shards, stage / "embeddings.npy")
             if shards.parent == stage:
                 shutil.rmtree(shards)
         elif embeddings is None:
             embeddings = stage / "embeddings.npy"
+            rows_report = LengthReport(report.mode, report.window)
             encode_to_npy(
-                read_sentences(sentences_file),
+                read_sentences(stage / SENTENCES),
                 embeddings,
                 model,
                 count=len(store),
                 batch_size=batch_size,
                 normalize=True,
                 show_progress=show_progress,
+                overflow="split" if overflow == INDEX_OVERFLOW else overflow,  # passages already fit
+                report=rows_report,
             )
+            if overflow != INDEX_OVERFLOW:
+                report = rows_report
+                report.log("lines")
         emb = np.load(embeddings, mmap_mode="r")
         if len(emb) != len(store):
             raise DataError(f"{len(emb)} embeddings for {len(store)} lines", embeddings)
@@ -212,6 +265,8 @@ class SentenceIndex:
             "source_sha256": file_sha256(sentences_file),
             "sentences_sha256": file_sha256(stage / SENTENCES),  # the stored copy, checked by load()
             "ondisk": bool(ray),  # inverted lists in lists.ivfdata beside index.faiss, memory-mapped
+            "documents": _count_documents(stage / DOCUMENTS, len(emb)),
+            "overflow": report.to_dict(),
         }
         if not ray:
             faiss.write_index(index, str(stage / FAISS_FILE))
@@ -272,6 +327,10 @@ class SentenceIndex:
                 "rebuild it with `mlembed index build`",
                 folder,
             )
+        if (folder / DOCUMENTS).exists() and len(np.load(folder / DOCUMENTS, mmap_mode="r")) != lines:
+            raise DataError(
+                f"{DOCUMENTS} does not hold one row per sentence: rebuild it with `mlembed index build`", folder
+            )
         set_search_params(index, nprobe=meta.get("nprobe"), ef_search=meta.get("ef_search"))
         idx = cls(folder, index, meta)
         idx._model = loaded
@@ -281,21 +340,98 @@ class SentenceIndex:
         """Raw FAISS search of normalised query vectors: ``(scores, ids)``, each ``(n, k)``."""
         return self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
 
-    def search(self, queries: str | Sequence[str], k: int = 10) -> list[Hit] | list[list[Hit]]:
-        """Encode queries (any language) and return the ``k`` best hits (one list per query)."""
+    def search(
+        self, queries: str | Sequence[str], k: int = 10, overflow: str = "split", report: Any = None
+    ) -> list[Hit] | list[list[Hit]]:
+        """Encode queries (any language) and return the ``k`` best hits (one list per query); a query longer
+        than the model's window is read as :func:`mlembed.encode`'s ``overflow`` says (``report`` as there)."""
         from mlembed.encoding import encode
         from mlembed.models import load_model
 
         if self._model is None:
             self._model = load_model(self.meta["model"])
         single = isinstance(queries, str)
-        vecs = encode([queries] if single else list(queries), self._model, normalize=True)
+        vecs = encode(
+            [queries] if single else list(queries), self._model, normalize=True, overflow=overflow, report=report
+        )
         scores, ids = self.search_vectors(vecs, k)
         hits = [
-            [Hit(float(s), int(i), self.sentences[int(i)]) for s, i in zip(row_s, row_i) if i >= 0]
-            for row_s, row_i in zip(scores, ids)
+            [self.hit(float(s), int(i)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)
         ]
         return hits[0] if single else hits
+
+    def hit(self, score: float, row: int) -> Hit:
+        """The :class:`Hit` of row ``row``: its text, and its document and span where the index stores them."""
+        if self.documents is None:
+            return Hit(score, row, self.sentences[row])
+        line, start, end = (int(x) for x in self.documents[row])
+        return Hit(score, row, self.sentences[row], line, (start, end))
+
+
+def write_passages(
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    documents: str | os.PathLike,
+    model: Any,
+    overlap: int | None = None,
+    report: Any = None,
+    batch: int = 1024,
+) -> Any:
+    """The rows of an index of ``source``'s lines: each line that fits the model's window is one row, a
+    longer one is cut into passages of the window overlapping by ``overlap`` tokens (default: an eighth of
+    the window). Rows go to ``dest`` (a :class:`mlembed.textstore.LineStore`), and ``documents`` (an int64
+    ``.npy``, one ``[line, start, end]`` a row) gives each row its 0-based line and character span. Lines are
+    read ``batch`` at a time (memory bounded); ``report`` (:class:`mlembed.windows.LengthReport`) counts the
+    lines over the window and the passages made.
+
+    Example:
+        >>> import tempfile, os
+        >>> from mlembed.models import load_model
+        >>> model = load_model("minilm-en"); model.max_seq_length = 16
+        >>> d = tempfile.mkdtemp(); src = os.path.join(d, "docs.txt")
+        >>> _ = open(src, "w").write("A short line.\\n" + " ".join(f"word{i}" for i in range(12)) + "\\n")
+        >>> store = write_passages(src, os.path.join(d, "rows.txt"), os.path.join(d, "docs.npy"), model, overlap=1)
+        >>> [store[i] for i in range(len(store))]
+        ['A short line.', 'word0 word1 word2 word3 word4', 'word4 word5 word6 word7 word8', 'word8 word9 word10 word11']
+        >>> np.load(os.path.join(d, "docs.npy"))[:3].tolist()
+        [[0, 0, 13], [1, 0, 29], [1, 24, 53]]
+    """
+    from array import array
+
+    from mlembed.data.base import batched
+    from mlembed.files import atomic_path, read_lines
+    from mlembed.textstore import LineStore
+    from mlembed.windows import model_window, token_counts, window_spans
+
+    window = model_window(model)
+    if overlap is None:
+        overlap = max(0, window // 8)
+    spans = array("q")
+    with atomic_path(Path(str(dest) + ".rows")) as rows_tmp, open(rows_tmp, "w", encoding="utf-8") as out:
+        for chunk in batched(read_lines(source), batch):
+            counts = token_counts(model, [text for _, text in chunk])
+            for (number, text), tokens in zip(chunk, counts.tolist()):
+                if report is not None:
+                    report.add_input(number - 1, tokens)
+                parts = window_spans(model, text, window, overlap) if tokens > window else [(0, len(text), 0)]
+                if report is not None and len(parts) > 1:
+                    report.windows += len(parts)
+                for a, b, _ in parts:
+                    out.write(text[a:b] + "\n")
+                    spans.extend((number - 1, a, b))
+        out.close()
+        store = LineStore.build(rows_tmp, dest)
+    with atomic_path(documents, suffix=".npy") as tmp:
+        np.save(tmp, np.frombuffer(spans, dtype=np.int64).reshape(-1, 3))
+    return store
+
+
+def _count_documents(documents: Path, rows: int) -> int:
+    """Documents (input lines) behind an index's rows: the last row's line + 1, or the rows themselves."""
+    if not documents.exists():
+        return rows
+    table = np.load(documents, mmap_mode="r")
+    return int(table[-1, 0]) + 1 if len(table) else 0
 
 
 def read_ondisk_index(path: str | os.PathLike) -> Any:

@@ -189,12 +189,17 @@ def _embed_unique(
     emb: str | os.PathLike | None,
     fingerprint: str,
     show_progress: bool,
+    overflow: str = "truncate",
+    report: Any = None,
 ) -> Path:
-    """Embeddings of the deduplicated lines ``ids`` of ``text`` in ``out`` (reused when already complete)."""
+    """Embeddings of the deduplicated lines ``ids`` of ``text`` in ``out`` (reused when already complete);
+    lines over the model's window are handled as ``overflow`` says and counted in ``report`` (a resumed run
+    reads the count back from the stamp)."""
     from tqdm.auto import tqdm
 
     from mlembed.encoding import encode_to_npy
     from mlembed.textstore import LineStore
+    from mlembed.windows import LengthReport
 
     stamp = out.with_suffix(".json")  # inputs stamped by content: an edited file at the same path is re-encoded
     want = {
@@ -202,9 +207,15 @@ def _embed_unique(
         "rows": int(len(ids)),
         "source_sha256": file_sha256(text),
         "embeddings_sha256": None if emb is None else file_sha256(emb),
+        "overflow": overflow if emb is None else None,
     }
-    if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
-        return out
+    if out.exists() and stamp.exists():
+        done = json.loads(stamp.read_text())
+        if {k: done.get(k) for k in want} == want:
+            if report is not None and done.get("report"):
+                report.merge(LengthReport(**done["report"]))
+            return out
+    counted = LengthReport(overflow, None)
     if emb is not None:
         given = open_embeddings(emb)
         if len(given) != n_lines:
@@ -217,11 +228,28 @@ def _embed_unique(
                 part = ids[start : start + 65536]
                 fh.write(read_rows(given, int(part[0]), int(part[-1]) + 1)[part - part[0]].tobytes())
     else:
+        from mlembed.windows import model_window
+
         store = LineStore.build(text, offsets=out.with_suffix(".offsets.npy"))
         lines = (store[int(i)] for i in ids)
-        encode_to_npy(lines, out, model, count=len(ids), normalize=True, show_progress=show_progress)
+        counted.window = model_window(model)
+        encode_to_npy(
+            lines,
+            out,
+            model,
+            count=len(ids),
+            normalize=True,
+            show_progress=show_progress,
+            overflow=overflow,
+            report=counted,
+        )
+        counted.first_over = [int(ids[i]) for i in counted.first_over]  # numbered by line of the file, from 0
+        if counted.longest_input is not None:
+            counted.longest_input = int(ids[counted.longest_input])
+    if report is not None:
+        report.merge(counted)
     with atomic_open(stamp) as fh:
-        json.dump(want, fh)
+        json.dump({**want, "report": counted.to_dict()}, fh)
     return out
 
 
@@ -233,8 +261,11 @@ def _encode_unique_on_ray(
     backend: str,
     ray: bool | str,
     show_progress: bool,
+    overflow: str = "truncate",
+    report: Any = None,
 ) -> Path:
-    """The distinct lines ``ids`` of ``text`` encoded by a Ray actor pool into ``FOLDER.npy`` (one row per id)."""
+    """The distinct lines ``ids`` of ``text`` encoded by a Ray actor pool into ``FOLDER.npy`` (one row per id);
+    lines over the window counted in ``report`` (numbered by their row among the distinct lines)."""
     from mlembed.cluster.encode import encode_ray, shards_to_npy
     from mlembed.textstore import LineStore
 
@@ -250,7 +281,7 @@ def _encode_unique_on_ray(
         with atomic_open(stamp) as fh:
             json.dump(source, fh)
     name = getattr(model, "mlembed_source", None) or model
-    encode_ray(
+    manifest = encode_ray(
         [lines],
         folder,
         str(name),
@@ -258,7 +289,17 @@ def _encode_unique_on_ray(
         address=ray if isinstance(ray, str) else None,
         normalize=True,
         show_progress=show_progress,
+        overflow=overflow,
     )
+    if report is not None and manifest.get("overflow"):
+        from mlembed.windows import LengthReport
+
+        counted = LengthReport(**manifest["overflow"])
+        counted.first_over = [int(ids[i]) for i in counted.first_over]
+        if counted.longest_input is not None:
+            counted.longest_input = int(ids[counted.longest_input])
+        report.merge(counted)
+        report.window = counted.window
     return shards_to_npy(folder, folder.with_suffix(".npy"))
 
 
@@ -286,6 +327,8 @@ def mine_files(
     timings: dict[str, float] | None = None,
     precision: str = "fp32",
     centre: bool = False,
+    overflow: str = "truncate",
+    reports: dict[str, Any] | None = None,
 ) -> tuple[int, float]:
     """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
 
@@ -299,6 +342,9 @@ def mine_files(
     ``timings``: a dict that receives the seconds of each stage (``load``, ``dedupe``, ``encode``, ``knn``,
     ``margin``, ``write``; a resumed run counts only what it redid). ``precision``, ``centre``: how the k-NN
     finds candidates (see :func:`mine_embeddings`).
+    ``overflow``: a line longer than the model's window is ``truncate``d by default (one over-long line must not
+    abort a long run; ``split`` reads it all, ``error`` refuses it); ``reports``, a dict, receives a
+    :class:`mlembed.windows.LengthReport` per side (``src``, ``tgt``), and any line over the window is logged.
 
     Returns:
         ``(pairs written, threshold used)``.
@@ -314,7 +360,10 @@ def mine_files(
 
     from mlembed.models import fingerprint, load_model
     from mlembed.textstore import LineStore, unique_line_ids
+    from mlembed.windows import OVERFLOW_MODES, InputTooLongError, LengthReport
 
+    if overflow not in OVERFLOW_MODES:
+        raise ValueError(f"--overflow {overflow!r}: expected one of {', '.join(OVERFLOW_MODES)}")
     try:  # options are checked before minutes of encoding
         parse_size(memory_budget)
     except ValueError as exc:
@@ -353,15 +402,27 @@ def mine_files(
         fp = fingerprint(model)
     clock = _lap(timings, "load", clock)
     sides = []
+    reports = reports if reports is not None else {}
     for name, text, emb in (("src", src, src_embeddings), ("tgt", tgt, tgt_embeddings)):
         ids, n_lines = unique_line_ids(text)
         if not len(ids):
             raise DataError("no non-empty lines to mine", text)
         clock = _lap(timings, "dedupe", clock)
-        if ray and emb is None:
-            sides.append((ids, _encode_unique_on_ray(text, ids, work / name, model, backend, ray, show_progress)))
-        else:
-            sides.append((ids, _embed_unique(text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress)))
+        reports[name] = report = LengthReport(overflow, None)
+        try:
+            if ray and emb is None:
+                path = _encode_unique_on_ray(
+                    text, ids, work / name, model, backend, ray, show_progress, overflow, report
+                )
+            else:
+                path = _embed_unique(
+                    text, ids, n_lines, work / f"{name}.npy", model, emb, fp, show_progress, overflow, report
+                )
+        except InputTooLongError as exc:
+            line = int(ids[exc.index]) + 1  # the distinct lines were encoded: number it in the file
+            raise DataError(str(exc).replace(f"input {exc.index} ", "this line ", 1), text, line) from None
+        report.log(f"distinct lines of {text}")
+        sides.append((ids, path))
         clock = _lap(timings, "encode", clock)
     if threshold is None:
         threshold = (

@@ -108,6 +108,11 @@ def test_distill_saves_plain_st_model_with_card_and_reuses_teacher_cache(tmp_pat
     again = SentenceTransformer(str(out), device="cpu")
     np.testing.assert_allclose(loaded.encode(sentences), again.encode(sentences), atol=1e-6)
     assert "[UNK]" not in loaded.tokenizer.tokenize("今天天气很好")
+    # trained on short pairs, it reads as far as its start (the teacher: 256 tokens), and says both
+    plan = json.loads((out / "mlembed.json").read_text())["plan"]
+    assert loaded.max_seq_length == 256 and plan["max_seq_length"]["inference"] == 256
+    assert plan["max_seq_length"]["training"] == plan["config"]["max_seq_length"] < 256
+    assert "input window: 256 tokens" in card
 
     second = distill(**_options(tmp_path, corpus, output=str(tmp_path / "student2")))
     assert second.teacher_embeddings_computed == 0  # every English sentence came from the cache
@@ -446,10 +451,11 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     assert "centred and rotated onto the teacher's (orthogonal Procrustes)" in card
     names = [type(m).__name__ for m in trained]
     assert names[-2:] == ["Dense", "Normalize"] and trained.default_prompt_name == "query"
+    assert trained.max_seq_length == 512 == saved["plan"]["max_seq_length"]["inference"]  # e5-small's window
     # continuing from that student (e.g. to add a language) keeps its settings and adds no second map
     distill(**_options(tmp_path, corpus, student=str(out), output=str(tmp_path / "more"), max_steps=1, eval_pairs=0))
     more = SentenceTransformer(str(tmp_path / "more"), device="cpu")
-    assert [type(m).__name__ for m in more] == names
+    assert [type(m).__name__ for m in more] == names and more.max_seq_length == 512
     config = json.loads((tmp_path / "more" / "mlembed.json").read_text())["plan"]["config"]
     assert config["freeze_layers"] == 10 and config["anchor"] == 0.5 and config["freeze_embeddings"] is True
 
@@ -471,9 +477,9 @@ def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, c
     assert "this folder holds the untrained start" in (out / "README.md").read_text()
     sentences = ["Guten Morgen!", "早上好！"]
     start = SentenceTransformer(str(out / "_distill" / "student-init"), device="cpu")
-    np.testing.assert_array_equal(
-        SentenceTransformer(str(out), device="cpu").encode(sentences), start.encode(sentences)
-    )
+    shipped = SentenceTransformer(str(out), device="cpu")
+    np.testing.assert_array_equal(shipped.encode(sentences), start.encode(sentences))
+    assert shipped.max_seq_length == 256  # the start's window, though its copy was saved at the training length
 
 
 @pytest.mark.precision  # training runs under bf16 autocast where `auto` is bf16; CI reruns under fp32 and bf16

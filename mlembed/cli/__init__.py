@@ -44,6 +44,20 @@ def add_backend_argument(parser: argparse.ArgumentParser, default: str, task: st
     )
 
 
+def add_overflow_argument(parser: argparse.ArgumentParser, default: str, why: str) -> None:
+    """``--overflow error|truncate|split``: what happens to an input longer than the model's window
+    (:mod:`mlembed.windows`); ``why`` says why this verb has its default."""
+    parser.add_argument(
+        "--overflow",
+        choices=["error", "truncate", "split"],
+        default=default,
+        help="an input longer than the model's window (`mlembed info --model M` prints it): error = refuse it, "
+        "naming its line and token count; truncate = read its first window; split = read it all, in windows "
+        f"whose vectors are pooled; truncation and splitting are logged and counted in the output [{default}: "
+        f"{why}]",
+    )
+
+
 def add_ray_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """``--ray [ADDRESS]``: run on a Ray cluster (no address: ``$RAY_ADDRESS``, else a local one)."""
     parser.add_argument(

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "build",
         help="encode a text file and index it",
         description="Encode a text file (one sentence a line; streamed to a memory-mapped .npy) and build a FAISS "
-        "index in folder OUTPUT with the sentences and a meta.json (model fingerprint, dimension, count, source hash).",
+        "index in folder OUTPUT with the sentences and a meta.json (model fingerprint, dimension, count, source hash). "
+        "A line may be a whole document: one longer than the model's window is stored as passages.",
     )
     b.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
     add_backend_argument(b, "auto", "search")
@@ -34,6 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass [%(default)s]")
     add_ray_argument(b, "encode, then fill an IVF index in parts merged on disk,")
     b.add_argument("--lang", default=None, help="language of the sentences (e.g. de, zh-Hans), saved in meta.json")
+    b.add_argument(
+        "--overflow",
+        choices=["passages", "error", "truncate", "split"],
+        default="passages",
+        help="a line longer than the model's window: passages = stored as overlapping windows, one row each "
+        "with its line and character span (search answers with the passage and its document); split = one "
+        "row, its windows' vectors pooled; truncate = its first window; error = refuse it [%(default)s]",
+    )
+    b.add_argument(
+        "--passage-overlap",
+        type=int,
+        default=None,
+        help="tokens shared by consecutive passages of a long line [an eighth of the window]",
+    )
     b.set_defaults(func=run)
 
 
@@ -53,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
         ef_search=args.ef_search,
         batch_size=args.batch_size,
         lang=args.lang,
+        overflow=args.overflow,
+        passage_overlap=args.passage_overlap,
     )
     m = idx.meta
-    print(
-        f"wrote {args.output}: {m['count']} sentences, {m['factory']} index, dim {m['dimension']}, model {m['model']}"
+    rows = (
+        f"{m['count']} sentences"
+        if m["documents"] == m["count"]
+        else f"{m['count']} passages of {m['documents']} lines"
     )
+    print(f"wrote {args.output}: {rows}, {m['factory']} index, dim {m['dimension']}, model {m['model']}")
     return 0

@@ -13,6 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "whether ../shared/data and the system gettext catalogs were found.",
     )
     p.add_argument("--data-dir", default=None, help="shared data folder to look for [../shared/data]")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="also describe this model (alias, folder or hub id): dimension, the input window it reads, and for "
+        "a student mlembed distilled, the length it was trained at",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,4 +76,32 @@ def run(args: argparse.Namespace) -> int:
     locale = Path("/usr/share/locale")
     mo = sum(1 for _ in locale.glob("*/LC_MESSAGES/*.mo")) if locale.is_dir() else 0
     print(f"gettext catalogs: {mo} .mo files under {locale}" if mo else "gettext catalogs: none found")
+    if args.model:
+        _describe_model(args.model)
     return 0
+
+
+def _describe_model(name: str) -> None:
+    import json
+    from pathlib import Path
+
+    from mlembed.models import load_model, model_info
+
+    model = load_model(name)
+    info = model_info(model)
+    print(f"model {name}: {info['source']}, dimension {info['dimension']}, fingerprint {info['fingerprint']}")
+    window = info["max_seq_length"]
+    print(
+        f"  input window: {window} tokens (longer inputs: refused, truncated or split as --overflow says)"
+        if window
+        else "  input window: set by the model's own engine"
+    )
+    saved = Path(str(info["source"] or "")) / "mlembed.json"
+    if saved.is_file():
+        from mlembed.distill.window import inference_window
+
+        plan = json.loads(saved.read_text(encoding="utf-8"))["plan"]
+        print(
+            f"  distilled by mlembed: trained at max_seq_length {plan['config']['max_seq_length']}, "
+            f"reads {inference_window(plan)} at inference (mlembed.json)"
+        )

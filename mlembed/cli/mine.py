@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlembed.cli import add_backend_argument, add_ray_argument
+from mlembed.cli import add_backend_argument, add_overflow_argument, add_ray_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tgt-embeddings", default=None, help=".npy of normalised embeddings aligned with --tgt lines")
     add_ray_argument(p, "encode and search (both directions)")
+    add_overflow_argument(p, "truncate", "one over-long line must not abort a long run; each is counted")
     p.set_defaults(func=run)
 
 
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from mlembed.mine import mine_files
 
     timings: dict[str, float] = {}
+    reports: dict = {}
     n, threshold = mine_files(
         args.src,
         args.tgt,
@@ -95,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
         precision=args.knn_precision,
         centre=args.centre,
         timings=timings,
+        overflow=args.overflow,
+        reports=reports,
     )
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")
     print(f"seconds per stage: {json.dumps(timings)}")
+    for side, report in reports.items():
+        if report.over:
+            print(f"--{side}: {report.message('distinct lines')}")
     return 0

@@ -81,6 +81,7 @@ class _ShardEncoder:
         from mlembed.cluster import peak_rss_mb
         from mlembed.encoding import encode_to_npy
         from mlembed.files import read_lines
+        from mlembed.windows import LengthReport, model_window
 
         rows = []
         for shard, file, first_line, offset, lines in zip(
@@ -94,6 +95,7 @@ class _ShardEncoder:
                         str(file), self.options["on_bad_line"], int(offset), int(first_line), int(lines)
                     )
                 ]
+                report = LengthReport(self.options["overflow"], model_window(self.model))
                 encode_to_npy(
                     texts,
                     stamp.with_suffix(".npy"),
@@ -103,10 +105,21 @@ class _ShardEncoder:
                     dtype=self.options["dtype"],
                     precision=self.options["precision"],
                     token_budget=self.options["token_budget"],
+                    overflow=self.options["overflow"],
+                    report=report,
                     show_progress=False,
                 )
+                report.shift(int(first_line) - 1)  # inputs numbered by line of their file, from 0
                 with atomic_open(stamp) as fh:
-                    json.dump({"rows": len(texts), "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}, fh)
+                    json.dump(
+                        {
+                            "rows": len(texts),
+                            "pid": os.getpid(),
+                            "peak_rss_mb": peak_rss_mb(),
+                            "overflow": report.to_dict(),
+                        },
+                        fh,
+                    )
             rows.append(json.loads(stamp.read_text())["rows"])
         return {"shard": np.asarray(batch["shard"]), "rows": np.asarray(rows)}
 
@@ -125,6 +138,7 @@ def encode_ray(
     token_budget: int | None = DEFAULT_TOKEN_BUDGET,
     on_bad_line: str = "error",
     show_progress: bool = True,
+    overflow: str = "split",
 ) -> dict:
     """Encode text files (one sentence a line) on a Ray cluster into ``output``: shards and ``manifest.json``.
 
@@ -135,6 +149,8 @@ def encode_ray(
         address: the Ray cluster (``None``: ``$RAY_ADDRESS`` or a new local one).
         actors: encoders running at once (default: one per CPU of the cluster, each on one thread).
         shard_size: lines per shard, the unit of work, retry and resume.
+        overflow: inputs longer than the model's window (:mod:`mlembed.windows`); each shard's counts are kept
+            in its stamp and summed in the manifest's ``overflow`` (and logged).
 
     Returns:
         The manifest: model fingerprint, dimension, and per shard its file, line range and row range.
@@ -147,6 +163,7 @@ def encode_ray(
 
     from mlembed.cluster import connect
     from mlembed.models import embedding_dim, fingerprint, load_model
+    from mlembed.windows import LengthReport
 
     output = Path(output)
     files = [str(Path(f).resolve()) for f in inputs]
@@ -159,6 +176,7 @@ def encode_ray(
         "precision": precision,
         "token_budget": token_budget,
         "on_bad_line": on_bad_line,
+        "overflow": overflow,
     }
     if backend == "auto":  # decided once, here: every actor then runs the same engine
         from mlembed.backends import choose_backend
@@ -206,6 +224,7 @@ def encode_ray(
             bar.update(1)
         bar.close()
     manifest = _manifest(output, shards, want)
+    LengthReport(**manifest["overflow"]).log("lines")
     manifest["dimension"] = manifest["dimension"] or embedding_dim(load_model(model))
     with atomic_open(output / MANIFEST) as fh:
         json.dump(manifest, fh, indent=1)
@@ -213,8 +232,11 @@ def encode_ray(
 
 
 def _manifest(output: Path, shards: list[dict], want: dict) -> dict:
+    from mlembed.windows import LengthReport
+
     entries, row = [], 0
     dim = None
+    overflow = LengthReport(want["overflow"], None)
     for s in shards:
         name = f"shard-{s['shard']:05d}.npy"
         stamp = json.loads((output / name).with_suffix(".json").read_text())
@@ -230,7 +252,11 @@ def _manifest(output: Path, shards: list[dict], want: dict) -> dict:
             }
         )
         row += stamp["rows"]
-    return {**want, "count": row, "dimension": dim, "shards": entries}
+        if stamp.get("overflow"):
+            shard_report = LengthReport(**stamp["overflow"])
+            overflow.window = shard_report.window
+            overflow.merge(shard_report)
+    return {**want, "count": row, "dimension": dim, "shards": entries, "overflow": overflow.to_dict()}
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:

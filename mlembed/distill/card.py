@@ -17,6 +17,8 @@ def model_card(plan: dict, result: Any) -> str:
         >>> "en-de" in model_card(plan, res)
         True
     """
+    from mlembed.distill.window import inference_window
+
     cfg = plan["config"]
     lines = [
         "---",
@@ -41,7 +43,10 @@ def model_card(plan: dict, result: Any) -> str:
         f"- data: {', '.join(f'`{d}`' for d in cfg['data'])}",
         f"- training pairs: {plan['train_pairs']:,}; dev pairs: {plan['dev_pairs']:,}",
         f"- steps: {result.steps:,} (batch {cfg['batch_size']}, lr {cfg['lr']}, "
-        f"{cfg.get('lr_schedule', 'epochs')} schedule, max_seq_length {cfg['max_seq_length']})",
+        f"{cfg.get('lr_schedule', 'epochs')} schedule, trained at max_seq_length {cfg['max_seq_length']})",
+        f"- input window: {inference_window(plan)} tokens at inference (trained on pairs cut at "
+        f"{cfg['max_seq_length']}, the student reads as far as its start does); longer inputs are refused, "
+        "truncated or split as the encoder's `overflow` option says, never cut silently by mlembed",
         f"- time: {result.prep_seconds:.0f} s preparation, {result.train_seconds:.0f} s training"
         + (" (stopped by the time budget)" if result.stopped_by_budget else ""),
     ]

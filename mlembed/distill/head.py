@@ -169,6 +169,7 @@ def start_model(folder: str) -> Any:
     import json
     from pathlib import Path
 
+    from mlembed.distill.window import inference_window
     from mlembed.models import load_model
 
     saved = Path(folder) / "start_map.npz"
@@ -176,7 +177,7 @@ def start_model(folder: str) -> Any:
         raise FileNotFoundError(f"{folder}: no start_map.npz (a student distilled without a fitted map)")
     plan = json.loads((Path(folder) / "mlembed.json").read_text())["plan"]
     model = load_model(plan["config"]["student"])
-    model.max_seq_length = plan["config"]["max_seq_length"]
+    model.max_seq_length = inference_window(plan)
     with np.load(saved) as arrays:
         add_linear_map(model, arrays["weight"], arrays["bias"])
     return model

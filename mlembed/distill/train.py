@@ -397,7 +397,7 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         for p in dev:
             fh.write(json.dumps(p._asdict(), ensure_ascii=False) + "\n")
 
-    student, vocab_stats, map_stats, layer_stats = _build_student(config, teacher, train, cache, rows)
+    student, window, vocab_stats, map_stats, layer_stats = _build_student(config, teacher, train, cache, rows)
     if map_stats:  # the start's map, kept beside the model so the start can be rebuilt (head.start_model)
         linear = student[len(student) - 2].linear
         with atomic_open(work / START_MAP, "wb") as fh:
@@ -424,6 +424,8 @@ def _prepare(config: DistillConfig, teacher: Any, work: Path) -> dict:
         "layers": layer_stats,
         "teacher_embeddings_computed": cache.computed,
         "pca": components is not None,
+        # trained on short pairs, read as far as its start reads: the saved model keeps the start's window
+        "max_seq_length": {"training": config.max_seq_length, "inference": window},
     }
     with atomic_open(work / "plan.json") as fh:  # written last: its presence means preparation finished
         json.dump(plan, fh, indent=1, ensure_ascii=False)
@@ -460,10 +462,11 @@ def english_sentences(part: str = "fit") -> list[str]:
 
 def _build_student(
     config: DistillConfig, teacher: Any, train: list, cache: Any, rows: np.ndarray
-) -> tuple[Any, dict, dict, dict]:
-    """The initial student, its vocabulary figures (``auto``), its map figures (pretrained) and the layers it
-    kept (``layers``); ``cache.vectors()[rows[i]]`` is the teacher vector of training pair i (only the map's
-    pairs are read)."""
+) -> tuple[Any, int | None, dict, dict, dict]:
+    """The initial student, the window its start reads at inference (:func:`start_window`), its vocabulary
+    figures (``auto``), its map figures (pretrained) and the layers it kept (``layers``);
+    ``cache.vectors()[rows[i]]`` is the teacher vector of training pair i (only the map's pairs are read)."""
+    from mlembed.distill.window import start_window
     from mlembed.models import embedding_dim, load_model, resolve_model_path
 
     if config.layers:  # a copy of the full model with layers left out: already in its teacher's space
@@ -472,11 +475,12 @@ def _build_student(
         student = load_model(config.student)
         total = len(encoder_layers(student))
         kept = keep_layers(student, config.layers)
+        window = start_window(student, config.student)
         student.max_seq_length = config.max_seq_length
         logger.info(
             f"student: {config.student} cut to {len(kept)} of its {total} layers ({kept}), learning the full model"
         )
-        return student, {}, {}, {"kept": kept, "of": total}
+        return student, window, {}, {}, {"kept": kept, "of": total}
     if config.student == "auto":
         from mlembed.vocab import extend_vocabulary
 
@@ -495,6 +499,7 @@ def _build_student(
     else:
         student = load_model(config.student)
         vocab_stats = {}
+    window = start_window(student, config.student)
     student.max_seq_length = config.max_seq_length
     s_dim, t_dim = embedding_dim(student), embedding_dim(teacher)
     mapped = config.student_map in ("lstsq", "procrustes")
@@ -518,7 +523,7 @@ def _build_student(
             english=english,
             english_targets=cached[english_rows] if english else None,
         )
-        return student, vocab_stats, stats, {}  # distill.head logged the mapped start's cosines
+        return student, window, vocab_stats, stats, {}  # distill.head logged the mapped start's cosines
     elif s_dim != t_dim:  # e.g. xlm-roberta-base (768) under a 384-d teacher: learn a projection
         import torch
         from sentence_transformers.models import Dense
@@ -527,7 +532,7 @@ def _build_student(
             Dense(in_features=s_dim, out_features=t_dim, bias=False, activation_function=torch.nn.Identity())
         )
         logger.info(f"student dimension {s_dim} != teacher {t_dim}: added a trainable Dense projection")
-    return student, vocab_stats, {}, {}
+    return student, window, vocab_stats, {}, {}
 
 
 def _train(config: DistillConfig, plan: dict, evaluator: Any, work: Path, prep_seconds: float) -> DistillResult:
@@ -728,6 +733,7 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
     either the previous folder or the new model, never a loadable mix of both. The work folder moves
     into the new OUTPUT (``keep_work``) or goes."""
     from mlembed.distill.card import model_card
+    from mlembed.distill.window import inference_window, set_saved_window
     from mlembed.files import replace_dir
 
     out = Path(config.output)
@@ -738,6 +744,7 @@ def _save_final(student: Any, config: DistillConfig, plan: dict, result: Distill
         shutil.copytree(work / "student-init", staging)
     else:
         student.save(str(staging))
+    set_saved_window(staging, inference_window(plan))
     (staging / "README.md").write_text(model_card(plan, result), encoding="utf-8")
     (staging / "mlembed.json").write_text(
         json.dumps({"plan": plan, "result": asdict(result)}, indent=1, ensure_ascii=False)

@@ -235,7 +235,8 @@ def create_app(
     trim = heap_trimmer(5.0)  # forward passes of changing shapes fragment the heap (mlembed.heap)
 
     def forward(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # runs in the batcher's worker thread
-        vectors = encode(texts, model, normalize=True, token_budget=limits.token_budget)
+        # inputs over the window: read as far as the window, as before, and logged (mlembed.windows)
+        vectors = encode(texts, model, normalize=True, token_budget=limits.token_budget, overflow="truncate")
         trim()
         return vectors, count_tokens(texts)
 
