@@ -98,14 +98,14 @@ def top1(queries: np.ndarray, collection: np.ndarray, owner: np.ndarray | None, 
     return scores.argmax(1)
 
 
-def passages(model, texts: list[str], window: int, overlap: int) -> tuple[list[str], np.ndarray]:
-    from mlembed.windows import token_counts, window_spans
+def passages(model, texts: list[str], overlap: int) -> tuple[list[str], np.ndarray]:
+    """The rows ``index build`` stores for these texts (mlembed.windows.passage_spans) and the text of each."""
+    from mlembed.windows import passage_spans
 
     rows, owner = [], []
-    for i, (text, tokens) in enumerate(zip(texts, token_counts(model, texts))):
-        for a, b, _ in window_spans(model, text, window, overlap) if tokens > window else [(0, len(text), 0)]:
-            rows.append(text[a:b])
-            owner.append(i)
+    for i, (text, spans) in enumerate(zip(texts, passage_spans(model, texts, overlap))):
+        rows += [text[a:b] for a, b, _ in spans]
+        owner += [i] * len(spans)
     return rows, np.asarray(owner)
 
 
@@ -186,7 +186,7 @@ def main() -> None:
                 report = LengthReport(mode, window)
                 t0 = time.perf_counter()
                 if mode == "passages":
-                    rows_en, owner = passages(model, texts[length]["eng"], window, window // 8)
+                    rows_en, owner = passages(model, texts[length]["eng"], window // 8)
                     report.windows = len(rows_en)
                     en = encode(rows_en, model, normalize=True)
                     quiet = LengthReport("split", window)

@@ -202,6 +202,7 @@ class SentenceIndex:
             report.log("lines")
         else:
             store = LineStore.build(sentences_file, stage / SENTENCES)
+        rows_report = None  # how each row was read (given embeddings: by whoever made them)
         if ray and (embeddings is None or Path(embeddings).is_dir()):
             from mlembed.cluster.encode import encode_ray, shards_to_npy
 
@@ -217,14 +218,13 @@ class SentenceIndex:
                     show_progress=show_progress,
                     overflow="split" if overflow == INDEX_OVERFLOW else overflow,
                 )
-                if overflow != INDEX_OVERFLOW:
-                    report = LengthReport(**manifest["overflow"])
+                rows_report = LengthReport(**manifest["overflow"])
             embeddings = shards_to_npy(shards, stage / "embeddings.npy")
             if shards.parent == stage:
                 shutil.rmtree(shards)
         elif embeddings is None:
             embeddings = stage / "embeddings.npy"
-            rows_report = LengthReport(report.mode, report.window)
+            rows_report = LengthReport("split" if overflow == INDEX_OVERFLOW else overflow, report.window)
             encode_to_npy(
                 read_sentences(stage / SENTENCES),
                 embeddings,
@@ -236,9 +236,7 @@ class SentenceIndex:
                 overflow="split" if overflow == INDEX_OVERFLOW else overflow,  # passages already fit
                 report=rows_report,
             )
-            if overflow != INDEX_OVERFLOW:
-                report = rows_report
-                report.log("lines")
+            rows_report.log("rows")
         emb = np.load(embeddings, mmap_mode="r")
         if len(emb) != len(store):
             raise DataError(f"{len(emb)} embeddings for {len(store)} lines", embeddings)
@@ -266,7 +264,10 @@ class SentenceIndex:
             "sentences_sha256": file_sha256(stage / SENTENCES),  # the stored copy, checked by load()
             "ondisk": bool(ray),  # inverted lists in lists.ivfdata beside index.faiss, memory-mapped
             "documents": _count_documents(stage / DOCUMENTS, len(emb)),
-            "overflow": report.to_dict(),
+            # lines over the window as passages; or, in the other modes, how each row was read
+            "overflow": (report if overflow == INDEX_OVERFLOW or rows_report is None else rows_report).to_dict(),
+            # passages (rows up to the window) are read as encode reads them: over 128 tokens, in pooled windows
+            "rows": None if rows_report is None else rows_report.to_dict(),
         }
         if not ray:
             faiss.write_index(index, str(stage / FAISS_FILE))
@@ -401,24 +402,16 @@ def write_passages(
     from mlembed.data.base import batched
     from mlembed.files import atomic_path, read_lines
     from mlembed.textstore import LineStore
-    from mlembed.windows import model_window, token_counts, window_spans
+    from mlembed.windows import passage_spans
 
-    window = model_window(model)
-    if overlap is None:
-        overlap = max(0, window // 8)
     spans = array("q")
     with atomic_path(Path(str(dest) + ".rows")) as rows_tmp, open(rows_tmp, "w", encoding="utf-8") as out:
         for chunk in batched(read_lines(source), batch):
-            counts = token_counts(model, [text for _, text in chunk])
-            for (number, text), tokens in zip(chunk, counts.tolist()):
-                if report is not None:
-                    report.add_input(number - 1, tokens)
-                parts = window_spans(model, text, window, overlap) if tokens > window else [(0, len(text), 0)]
-                if report is not None and len(parts) > 1:
-                    report.windows += len(parts)
+            texts = [text for _, text in chunk]
+            for (number, text), parts in zip(chunk, passage_spans(model, texts, overlap, report, chunk[0][0] - 1)):
                 for a, b, _ in parts:
                     out.write(text[a:b] + "\n")
-                    spans.extend((number - 1, a, b))
+                    spans.extend((number - 1, a, b))  # documents are lines counted from 0
         out.close()
         store = LineStore.build(rows_tmp, dest)
     with atomic_path(documents, suffix=".npy") as tmp:

@@ -7,12 +7,14 @@ included); sentence-transformers cuts anything longer without a word. Every entr
 
 - ``error``: refuse, naming the input, its token count and the window (:class:`InputTooLongError`);
 - ``truncate``: read the first window of tokens, as the model alone would, and report it;
-- ``split``: cut the input into consecutive windows (token spans mapped back to character spans), encode
-  each, and pool their vectors weighted by their tokens: the whole input is read.
+- ``split``: an input longer than :data:`SPLIT_WINDOW` tokens (128, or the window if smaller) is cut between
+  words into consecutive windows of that size (token spans mapped back to character spans), each encoded,
+  their vectors pooled weighted by their tokens: the whole input is read.
 
 Whatever the mode, a :class:`LengthReport` counts what happened (inputs over the window, the longest, the
-windows made), for the log and for the output's metadata. :func:`window_spans` is also what the index uses
-to store a long document as passages (windows with an overlap, each a row with its character span).
+inputs read in pooled windows, windows made), for the log and for the output's metadata. :func:`passage_spans`
+is what the index uses to store a long document as passages (windows with an overlap, each a row with its
+character span).
 """
 
 from __future__ import annotations
@@ -248,6 +250,38 @@ def window_spans(model: Any, text: str, window: int | None = None, overlap: int 
         if end == len(offsets):
             return spans
         start = snap(end - overlap, start + 1) if overlap else end
+
+
+def passage_spans(
+    model: Any,
+    texts: Sequence[str],
+    overlap: int | None = None,
+    report: LengthReport | None = None,
+    first_index: int = 0,
+) -> list[list[tuple[int, int, int]]]:
+    """Each text as passages of the model's window overlapping by ``overlap`` tokens (default: an eighth of
+    the window): :func:`window_spans` for a text over the window, else the text itself ``(0, len, 0)``. The
+    texts over the window and the passages made are counted in ``report`` (inputs numbered from ``first_index``).
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> model = load_model("minilm-en"); model.max_seq_length = 16
+        >>> [len(p) for p in passage_spans(model, ["short", " ".join(f"w{i}" for i in range(20))], overlap=1)]
+        [1, 5]
+    """
+    window = model_window(model)
+    if window is None:
+        raise ValueError("passages need a model with a tokenizer and a max_seq_length")
+    overlap = max(0, window // 8) if overlap is None else overlap
+    out = []
+    for i, (text, tokens) in enumerate(zip(texts, token_counts(model, texts).tolist())):
+        if report is not None:
+            report.add_input(first_index + i, tokens)
+        spans = window_spans(model, text, window, overlap) if tokens > window else [(0, len(text), 0)]
+        if report is not None and len(spans) > 1:
+            report.windows += len(spans)
+        out.append(spans)
+    return out
 
 
 @dataclass

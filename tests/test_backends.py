@@ -48,6 +48,14 @@ def test_fp32_backends_give_torch_fp32_vectors(cache, teacher, backend):
     np.testing.assert_allclose(got, expected, atol=2e-5)
     # without the token budget too (fixed batches, padding inside a batch must not change a vector)
     np.testing.assert_allclose(encode(SENTENCES, model, normalize=True, token_budget=None), expected, atol=2e-5)
+    # a text longer than the window goes through the same long-input policy on the engine: split, pooled, reported
+    from mlembed.windows import LengthReport
+
+    long = [" ".join(SENTENCES * 15), " ".join(SENTENCES[::-1] * 15)]
+    report = LengthReport("split", None)
+    got = encode(long, model, normalize=True, report=report)
+    assert report.window == 256 and report.over == 2 and report.pooled == 2 and report.windows >= 6
+    np.testing.assert_allclose(got, encode(long, teacher, precision="fp32", normalize=True), atol=2e-5)
 
 
 def test_openvino_bf16_is_its_own_backend(cache, teacher):

@@ -125,6 +125,8 @@ def test_index_stores_a_long_document_as_passages_and_search_names_its_document(
     idx = SentenceIndex.build(src, tmp_path / "idx", model="minilm-en", show_progress=False)
     assert idx.meta["documents"] == 3 and idx.meta["count"] > 4
     assert idx.meta["overflow"]["over"] == 1 and idx.meta["overflow"]["windows"] == idx.meta["count"] - 2
+    # every passage fits the window; those over 128 tokens were read in pooled windows, and meta.json says so
+    assert idx.meta["rows"]["over"] == 0 and idx.meta["rows"]["pooled"] >= 1
     # a sentence from deep inside the long document finds a passage of it, the passage's span is in the
     # document, and every sentence of the document is in one of its passages
     needle = sentences[52]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlembed.files import atomic_path, cache_root
+from mlembed.windows import model_prompt
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def quantize_openvino(onnx_file: Path, model: Any, calibration: Sequence[str]) -
         return target
     if not calibration:
         raise ValueError("int8 calibration needs sentences")
-    prompt = _prompt(model)
+    prompt = model_prompt(model)
     names = input_names(model)
     batches = []
     for i in range(0, len(calibration), CALIBRATION_BATCH):
@@ -163,9 +164,3 @@ def quantize_openvino(onnx_file: Path, model: Any, calibration: Sequence[str]) -
     (staging / target.name).replace(target)
     shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def _prompt(model: Any) -> str:
-    """The prompt sentence-transformers prepends by default (``"query: "`` for e5), else ``""``."""
-    prompts = getattr(model, "prompts", None) or {}
-    return prompts.get(getattr(model, "default_prompt_name", None) or "", "")

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from mlembed.backends.export import (
-    _prompt,
     export_onnx,
     input_names,
     quantize_onnx_dynamic,
     quantize_openvino,
 )
+from mlembed.windows import model_prompt
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ExportedModel:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS[1:-1])} here, got {backend!r}")
         self.st, self.backend, self.precision = model, backend, PRECISION[backend]
         self.tokenizer, self.max_seq_length = model.tokenizer, model.max_seq_length
-        self.prompt, self.names = _prompt(model), input_names(model)
+        self.prompt, self.names = model_prompt(model), input_names(model)
         self.fingerprint, self.dim = fingerprint(model), embedding_dim(model)
         self.mlembed_source = getattr(model, "mlembed_source", None)
         onnx_file = export_onnx(model)
