@@ -207,7 +207,8 @@ def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teac
     assert list(out.glob(".*"))  # kill -9 runs no cleanup ...
     src.write_text("".join(f"Sentence number {i}.\n" for i in range(300)))  # the rerun: a shorter input
     assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == ["e.npy"]  # ... the next run removes the dead writer's files
+    # ... the next run removes the dead writer's files; beside the output, its metadata (model, window, long inputs)
+    assert sorted(p.name for p in out.iterdir()) == ["e.json", "e.npy"]
     assert np.load(out / "e.npy").shape == (300, 384)
 
 
