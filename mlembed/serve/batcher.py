@@ -35,6 +35,9 @@ class BatcherStats:
     largest_batch: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    running_since: float | None = None  #: monotonic start of the forward pass now running
+    last_ok: float | None = None  #: monotonic end of the last forward pass that succeeded
+    last_error: str | None = None  #: the last forward pass's error, if it failed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,11 @@ class MicroBatcher:
     def queued(self) -> int:
         """Sentences waiting for a forward pass."""
         return self._queued
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker is started and alive."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         """Start the worker (in the running event loop)."""
@@ -158,17 +166,20 @@ class MicroBatcher:
                 if not taken:
                     continue
                 texts = [t for batch, _ in taken for t in batch]
-                t0 = time.monotonic()
+                t0 = self.stats.running_since = time.monotonic()
                 try:
                     outputs = await loop.run_in_executor(self._executor, self.fn, texts)
                 except Exception as exc:  # noqa: BLE001 - every waiting request gets the error; the worker lives on
                     logger.exception("forward pass of %d sentences failed", len(texts))
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     for _, fut in taken:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
                 finally:
+                    self.stats.running_since = None
                     self.stats.busy_s += time.monotonic() - t0
+                self.stats.last_ok, self.stats.last_error = time.monotonic(), None
                 self.stats.batches += 1
                 self.stats.sentences += len(texts)
                 self.stats.requests += len(taken)
