@@ -33,6 +33,7 @@ def machine() -> dict:
     from mlembed.encoding import cpu_has_native_bf16
 
     return {
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "native_bf16": cpu_has_native_bf16(),
@@ -41,6 +42,17 @@ def machine() -> dict:
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # > cpu_count: other jobs shared the CPU
         "cpu_flags": cpu_flags(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    return next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "unknown"
+    )
 
 
 def cpu_flags() -> list[str]:

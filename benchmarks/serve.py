@@ -3,7 +3,8 @@
 Same run, same sentences (Tatoeba test sentences of every language in ``../shared/data``, shuffled):
 
 * ``in-process``: plain ``SentenceTransformer.encode`` (its default batch of 32) on all the sentences: the ceiling
-  in sentences/s; and one sentence per call: the latency of a single forward pass.
+  in sentences/s (mlembed's own ``encode``, as the server's forward runs it, beside it); and one sentence per
+  call: the latency of a single forward pass.
 * ``mlembed serve``: the server as users start it (micro-batching on), in its own process.
 * ``unbatched``: the same server with ``--max-batch 1``: one request, one forward pass (the floor).
 
@@ -13,6 +14,13 @@ records requests/s, p50/p99 latency and errors (non-2xx and socket errors); sent
 requests/s x ``--per-request``. The server's resident memory is read from ``/proc`` after warm-up
 and after each level, and its ``/healthz`` counters give the mean batch of each level. Requests are ``POST /v1/embeddings`` with ``--per-request``
 sentences and ``encoding_format=base64`` (what the ``openai`` client sends). Every run stops by itself.
+
+**Alone or batched.** A server batches a request with whatever else is queued, so the same sentence may be
+read alone or beside long inputs (padded to their length within a model call). For ``--consistency``
+sentences, each is sent alone and then first in one request with ``--long`` long inputs (12 joined
+sentences each); the two vectors are compared (max absolute difference, lowest cosine). Measured with the
+server at fp32 (``MLEMBED_PRECISION=fp32``) and at the CPU's own choice (``auto``: bf16 on CPUs with native
+bf16), each named by ``/info``'s ``model_dtype``.
 
 Writes ``benchmarks/results/serve.{json,md}``. Run with ``nice -n 5 python benchmarks/serve.py``.
 """
@@ -52,6 +60,12 @@ def in_process(model_name: str, texts: list[str], single: int) -> dict:
     t0 = time.perf_counter()
     model.encode(texts)  # sentence-transformers' defaults (batch 32, sorted by length)
     rate = len(texts) / (time.perf_counter() - t0)
+    from mlembed.encoding import encode
+
+    encode(texts[:64], model)
+    t0 = time.perf_counter()
+    encode(texts, model)  # mlembed's own: token-budget batches, `auto` precision (the server's forward)
+    mlembed_rate = len(texts) / (time.perf_counter() - t0)
     lat = []
     for text in texts[:single]:
         t = time.perf_counter()
@@ -59,6 +73,7 @@ def in_process(model_name: str, texts: list[str], single: int) -> dict:
         lat.append((time.perf_counter() - t) * 1000)
     return {
         "sentences_per_s": round(rate, 1),
+        "mlembed_encode_sentences_per_s": round(mlembed_rate, 1),
         "single_forward_ms_p50": round(float(np.percentile(lat, 50)), 2),
         "single_forward_ms_p99": round(float(np.percentile(lat, 99)), 2),
     }
@@ -77,10 +92,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, extra: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "mlembed", "-q", "serve", "--model", model, "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
@@ -89,7 +104,7 @@ def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read()[-2000:]}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -179,6 +194,46 @@ def run_server(label: str, extra: list[str], per_request: int, lua: Path, args: 
         proc.wait(30)
 
 
+def consistency(model: str, texts: list[str], n: int, long: int, precision: str | None) -> dict:
+    """The same sentences' vectors alone vs first in a batch of ``long`` long inputs, from one server."""
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if k != "MLEMBED_PRECISION"}
+    if precision:
+        env["MLEMBED_PRECISION"] = precision
+    proc, url = start_server(model, [], env=env)
+    try:
+        dtype = httpx.get(f"{url}/info").json()["model_dtype"]
+        name = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+        pool = texts[n:]
+        longs = [" ".join(pool[i * 12 : (i + 1) * 12]) for i in range(long)]
+
+        def vector(inputs: list[str]) -> np.ndarray:
+            r = httpx.post(f"{url}/v1/embeddings", json={"model": name, "input": inputs}, timeout=120)
+            r.raise_for_status()
+            return np.array(r.json()["data"][0]["embedding"], dtype=np.float32)
+
+        alone = np.stack([vector([t]) for t in texts[:n]])
+        batched = np.stack([vector([t, *longs]) for t in texts[:n]])
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    diff = np.abs(alone - batched).max(axis=1)
+    cos = np.sum(alone * batched, axis=1)
+    out = {
+        "precision_env": precision or "auto (unset)",
+        "model_dtype": dtype,
+        "sentences": n,
+        "long_inputs": long,
+        "max_abs_diff": float(diff.max()),
+        "median_abs_diff": float(np.median(diff)),
+        "min_cosine": round(float(cos.min()), 6),
+        "identical": int((diff == 0).sum()),
+    }
+    print("consistency", out, flush=True)
+    return out
+
+
 def render(data: dict) -> str:
     ip = data["in_process"]
     lines = [
@@ -187,22 +242,25 @@ def render(data: dict) -> str:
         "Produced by `benchmarks/serve.py` (its docstring gives the method).",
         "",
         f"Model `{data['model']}`, base64 responses, {data['seconds']:g} s per level, load by {data['load_generator']}; "
-        f"{data['machine']['cpu_count']} CPUs, native bf16: {data['machine']['native_bf16']}; the load generator "
-        "shares the CPUs with the server.",
+        f"{data['machine']['cpu_count']} CPUs ({data['machine']['cpu_model']}; flags "
+        f"{', '.join(data['machine']['cpu_flags'])}), native bf16: {data['machine']['native_bf16']}, the server's "
+        f"precision: {data['server_dtype']}; the load generator shares the CPUs with the server.",
         "",
         f"In-process ceiling (plain `SentenceTransformer.encode` of all the sentences, default batch 32): "
-        f"**{ip['sentences_per_s']} sentences/s**; a single forward pass of one sentence: p50 "
+        f"**{ip['sentences_per_s']} sentences/s** (mlembed's `encode`, token-budget batches at `auto` precision as the "
+        f"server runs: {ip['mlembed_encode_sentences_per_s']} sentences/s); a single forward pass of one sentence: p50 "
         f"{ip['single_forward_ms_p50']} ms, p99 {ip['single_forward_ms_p99']} ms.",
         "",
-        "| server | sentences per request | connections | requests/s | sentences/s | x in-process | p50 ms | p99 ms | "
-        "p99 / single forward p50 | mean batch | errors | RSS MB after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | sentences per request | connections | requests/s | sentences/s | x in-process | x mlembed encode | "
+        "p50 ms | p99 ms | p99 / single forward p50 | mean batch | errors | RSS MB after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in data["servers"]:
         for lv in run["levels"]:
             lines.append(
                 f"| {run['server']} | {run['per_request']} | {lv['concurrency']} | {lv['requests_per_s']} | "
-                f"{lv['sentences_per_s']} | {lv['sentences_per_s'] / ip['sentences_per_s']:.2f} | {lv['p50_ms']} | "
+                f"{lv['sentences_per_s']} | {lv['sentences_per_s'] / ip['sentences_per_s']:.2f} | "
+                f"{lv['sentences_per_s'] / ip['mlembed_encode_sentences_per_s']:.2f} | {lv['p50_ms']} | "
                 f"{lv['p99_ms']} | {lv['p99_ms'] / ip['single_forward_ms_p50']:.2f} | {lv['mean_batch']} | "
                 f"{lv['errors']} | {lv['rss_mb_after']} |"
             )
@@ -219,6 +277,18 @@ def render(data: dict) -> str:
             f"rerun of {r['concurrency']} connections ({r['requests']:,} requests, {r['errors']} errors): "
             f"{r['rss_mb_before']} -> {r['rss_mb_after']} MB"
         )
+    lines += [
+        "",
+        "The same sentence alone and first in a request with long inputs (vectors L2-normalised):",
+        "",
+        "| server precision | sentences | long inputs beside it | max abs diff | median abs diff | lowest cosine | identical |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in data["consistency"]:
+        lines.append(
+            f"| {c['model_dtype']} ({c['precision_env']}) | {c['sentences']} | {c['long_inputs']} | "
+            f"{c['max_abs_diff']:.2e} | {c['median_abs_diff']:.2e} | {c['min_cosine']} | {c['identical']} |"
+        )
     return "\n".join(lines)
 
 
@@ -229,6 +299,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="per level [%(default)s]")
     ap.add_argument("--per-request", type=int, nargs="*", default=[1, 8], help="sentences per request [%(default)s]")
     ap.add_argument("--sentences", type=int, default=4000)
+    ap.add_argument("--consistency", type=int, default=64, help="sentences sent alone and batched [%(default)s]")
+    ap.add_argument("--long", type=int, default=15, help="long inputs beside each of them [%(default)s]")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/serve.py drives the load with wrk: apt-get install wrk")
@@ -244,6 +316,8 @@ def main() -> None:
         "servers": [],
     }
     print("in-process", data["in_process"], flush=True)
+    data["consistency"] = [consistency(args.model, texts, args.consistency, args.long, p) for p in ("fp32", None)]
+    data["server_dtype"] = data["consistency"][-1]["model_dtype"]
     work = Path(tempfile.mkdtemp())
     for per_request in args.per_request:
         lua = lua_script(texts, args.model, per_request, work / f"load-{per_request}.lua")
