@@ -16,7 +16,7 @@ import threading
 
 from mlembed import __version__
 
-VERBS = ["compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search", "serve"]
+VERBS = ["align", "compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search", "serve"]
 
 
 #: mlembed.backends.BACKENDS, spelled out so that ``--help`` imports no engine (a test keeps them equal)
