@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--no-dedupe", action="store_true", help="keep exact duplicate pairs")
     g.add_argument(
+        "--check-lang",
+        action="store_true",
+        help="drop pairs with a side not in its language by language identification (py3langid; counted as "
+        "wrong_language; sides in languages it does not know are kept)",
+    )
+    g.add_argument(
         "--decontaminate",
         action="append",
         default=[],
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             max_len_ratio=args.max_len_ratio or None,
             dedupe=not args.no_dedupe,
             decontaminate=args.decontaminate,
+            check_lang=args.check_lang,
         )
     )
     langs = [code for code in (args.langs or "").split(",") if code.strip()] or None

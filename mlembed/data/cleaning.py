@@ -15,6 +15,9 @@ Rules, applied in this order (the first that fails names the reason a pair is dr
   :func:`length_units` (CJK ideographs count 3, kana and Hangul 2, so Chinese and Japanese compare
   with English); checked only when the longer side has at least ``ratio_min_chars`` units, as
   short UI strings vary a lot;
+* ``wrong_language`` (only with ``check_lang``): a side is not in its pair's language by language
+  identification (:mod:`mlembed.langid`: the language is not among the 3 most likely); a side whose language
+  the detector does not know is not judged;
 * ``contaminated``: either side equals (after the same normalisation) a line of the
   ``decontaminate`` files;
 * ``duplicate``: the same (source, target, languages) was kept before.
@@ -39,7 +42,7 @@ from mlembed.files import read_lines
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BATCH = 2048  # pairs cleaned per batch (dedupe is vectorised per batch)
-REASONS = ("empty", "too_short", "too_long", "ratio", "contaminated", "duplicate")
+REASONS = ("empty", "too_short", "too_long", "ratio", "wrong_language", "contaminated", "duplicate")
 
 
 @dataclass
@@ -60,6 +63,7 @@ class CleanOptions:
     ratio_min_chars: int = 10
     dedupe: bool = True
     decontaminate: Sequence[str | os.PathLike] = ()
+    check_lang: bool = False
 
 
 @dataclass
@@ -90,7 +94,8 @@ class CleanStats:
             >>> s.summary().splitlines()[1].split()
             ['en-de', '1', '0', '0', '0', '0', '0', '0', '1']
         """
-        columns = ("read", "kept", *REASONS)
+        # wrong_language only when language identification was asked for (and dropped something)
+        columns = ("read", "kept", *(r for r in REASONS if r != "wrong_language" or self.totals[r]))
         width = max([len("pair"), len("total"), *(len(k) for k in self.by_lang)]) + 2
         lines = ["pair".ljust(width) + "".join(f"{c:>{max(10, len(c) + 1)}}" for c in columns)]
         for lang in sorted(self.by_lang):
@@ -295,6 +300,11 @@ def _check(pair: Pair, o: CleanOptions, contaminated: set[int]) -> tuple[Pair, s
         short, long = sorted((length_units(src), length_units(tgt)))
         if long >= o.ratio_min_chars and long > o.max_len_ratio * short:
             return cleaned, "ratio"
+    if o.check_lang:
+        from mlembed.langid import in_language
+
+        if in_language(src, pair.src_lang) is False or in_language(tgt, pair.tgt_lang) is False:
+            return cleaned, "wrong_language"
     if contaminated and (_hash(src) in contaminated or _hash(tgt) in contaminated):
         return cleaned, "contaminated"
     return cleaned, None
