@@ -489,24 +489,63 @@ def write_alignment(
                 fh.write(f"{left}\t{right}\t{b.cost:.6f}\n")
 
 
+def split_document(lines: Sequence[str], lang: str | None = None) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The sentences of a document given as paragraphs (one a line), and where each comes from: ``(line number,
+    start, end)`` in that line. ``lang`` None identifies the document's language from its text.
+
+    Example:
+        >>> split_document(["Es regnet. Wir bleiben zu Hause.", "Gut."], "de")
+        (['Es regnet.', 'Wir bleiben zu Hause.', 'Gut.'], [(1, 0, 10), (1, 11, 32), (2, 0, 4)])
+    """
+    from mlembed.sentences import sentence_spans
+
+    if lang is None:
+        from mlembed.langid import identify
+
+        lang = identify(" ".join(line for line in lines[:200] if line.strip()))
+    sentences, where = [], []
+    for number, line in enumerate(lines, start=1):
+        for start, end in sentence_spans(line, lang):
+            sentences.append(line[start:end])
+            where.append((number, start, end))
+    return sentences, where
+
+
+def write_sentences(path: str | Path, sentences: Sequence[str], where: Sequence[tuple[int, int, int]]) -> None:
+    """``line<TAB>start<TAB>end<TAB>sentence`` per split sentence: bead indexes point into it, in order."""
+    from mlembed.files import atomic_open
+
+    with atomic_open(path) as fh:
+        for text, (line, start, end) in zip(sentences, where):
+            fh.write(f"{line}\t{start}\t{end}\t{text}\n")
+
+
 def align_files(
     src_path: str | Path,
     tgt_path: str | Path,
     output: str | Path,
     model: Any = "e5-small",
     tsv: str | Path | None = None,
+    split: bool = False,
+    langs: tuple[str | None, str | None] = (None, None),
     **options: Any,
 ) -> AlignmentReport:
     """Align two files (one sentence a line) and write the beads (and optionally the aligned text).
 
-    ``options`` are :func:`align`'s. Warnings (lengths that no translation has, identical sides) are logged and
-    returned in the report."""
+    With ``split``, each line is a paragraph, split into sentences (:func:`split_document`, languages from
+    ``langs`` or identified); the beads then index the sentences, written beside them with where each comes
+    from (``OUTPUT.src.tsv``, ``OUTPUT.tgt.tsv``). ``options`` are :func:`align`'s. Warnings (lengths that no
+    translation has, identical sides) are logged and returned in the report."""
     import time
 
     from mlembed.models import load_model
 
     t0 = time.perf_counter()
     src, tgt = read_document(src_path), read_document(tgt_path)
+    if split:
+        (src, src_where), (tgt, tgt_where) = split_document(src, langs[0]), split_document(tgt, langs[1])
+        write_sentences(f"{output}.src.tsv", src, src_where)
+        write_sentences(f"{output}.tgt.tsv", tgt, tgt_where)
     model = load_model(model) if isinstance(model, str) else model
     beads = align(src, tgt, model, **options)
     warnings = check_pair(src, tgt, beads)

@@ -179,3 +179,39 @@ def test_the_same_language_on_both_sides_is_warned_about(teacher, tmp_path, capl
     report = align_files(tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "beads.txt", teacher)
     assert any("same language" in w for w in report.warnings)
     assert "same language" in caplog.text
+
+
+def test_split_aligns_paragraphs_sentence_by_sentence_and_keeps_where_each_came_from(shared_data, e5_folder, tmp_path):
+    """NTREX articles as paragraphs (one a line) in German and English: --split cuts them into sentences, and the
+    beads pair sentences of the same NTREX line."""
+    root = shared_data / "ntrex128"
+    ids = (root / "DOCUMENT_IDS.tsv").read_text(encoding="utf-8").splitlines()
+    sides = {}
+    for code in ("deu", "eng-US"):
+        lines = (root / f"newstest2019-ref.{code}.txt").read_text(encoding="utf-8").splitlines()
+        articles: dict[str, list[tuple[int, str]]] = {}
+        for number, (doc, line) in enumerate(zip(ids, lines)):
+            articles.setdefault(doc, []).append((number, line.strip()))
+        chosen = list(articles.values())[:8]
+        paragraphs, owner = [], []  # owner[p]: (start offset, NTREX line) of each sentence in paragraph p
+        for article in chosen:
+            offsets, pos = [], 0
+            for number, text in article:
+                offsets.append((pos, number))
+                pos += len(text) + 1
+            paragraphs.append(" ".join(text for _, text in article))
+            owner.append(offsets)
+        (tmp_path / f"{code}.txt").write_text("\n".join(paragraphs) + "\n", encoding="utf-8")
+        sides[code] = owner
+    out = tmp_path / "beads.txt"
+    args = ["align", "--src", str(tmp_path / "deu.txt"), "--tgt", str(tmp_path / "eng-US.txt"), "-o", str(out)]
+    assert main([*args, "--split", "--src-lang", "de", "--model", str(e5_folder)]) == 0
+    where = {}
+    for side, code in (("src", "deu"), ("tgt", "eng-US")):
+        rows = [r.split("\t") for r in Path(f"{out}.{side}.tsv").read_text(encoding="utf-8").splitlines()]
+        paragraphs = (tmp_path / f"{code}.txt").read_text(encoding="utf-8").splitlines()
+        assert all(paragraphs[int(line) - 1][int(a) : int(b)] == text for line, a, b, text in rows)  # provenance
+        where[side] = [max(n for off, n in sides[code][int(line) - 1] if off <= int(a)) for line, a, _, _ in rows]
+    beads = [b for b in read_beads(out) if b[0] and b[1]]
+    right = sum(bool({where["src"][i] for i in s} & {where["tgt"][j] for j in t}) for s, t in beads)
+    assert right / len(beads) >= 0.9, right / len(beads)

@@ -55,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="uniform",
         help="with --overlaps mean: each sentence of a run weighs the same, or by its tokens [%(default)s]",
     )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="inputs are paragraphs (one a line): split them into sentences first (mlembed.sentences); the beads "
+        "index the sentences, written with their line and character span to OUTPUT.src.tsv / OUTPUT.tgt.tsv",
+    )
+    p.add_argument("--src-lang", default=None, help="with --split: the source language [identified]")
+    p.add_argument("--tgt-lang", default=None, help="with --split: the target language [identified]")
     p.add_argument("--overwrite", action="store_true", help="redo documents already aligned in --output")
     p.set_defaults(func=run)
 
@@ -88,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if several and args.tsv:
         raise DataError("--tsv is for one document pair; with several, the beads go to --output/NAME")
+    if (args.src_lang or args.tgt_lang) and not args.split:
+        raise DataError("--src-lang and --tgt-lang go with --split")
+    langs = (args.src_lang, args.tgt_lang)
     model = load_backend(load_model(args.model), args.backend)
     options = {
         "max_bead": args.max_bead,
@@ -99,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if not several:
         src, tgt, _ = pairs[0]
-        report = align_files(src, tgt, args.output, model, tsv=args.tsv, **options)
+        report = align_files(src, tgt, args.output, model, tsv=args.tsv, split=args.split, langs=langs, **options)
         print(_summary(report))
         return 0
     out = Path(args.output)
@@ -110,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if target.exists() and not args.overwrite:
             skipped += 1  # written atomically: an existing file is a finished document
             continue
-        report = align_files(src, tgt, target, model, **options)
+        report = align_files(src, tgt, target, model, split=args.split, langs=langs, **options)
         logger.info(_summary(report))
         done += 1
     print(f"aligned {done} document pair(s) into {out}" + (f"; {skipped} already there, kept" if skipped else ""))
