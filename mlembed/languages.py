@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 # ISO 639-1 -> ISO 639-3 (the 184 two-letter codes; from Debian iso-codes' iso_639-3.json).
 _ISO1_TO_3 = dict(
@@ -287,3 +288,36 @@ def matches_any(tag: str, wanted: list[str] | tuple[str, ...] | None) -> bool:
         (True, True)
     """
     return not wanted or any(lang_matches(tag, w) for w in wanted)
+
+
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+
+
+def length_units(text: str) -> int:
+    """Length in Latin-letter equivalents, comparable across scripts (used by the ratio filter).
+
+    CJK ideographs count 3 (a Chinese character carries about a word), other East Asian wide or
+    fullwidth characters (kana, Hangul, fullwidth forms) 2, everything else 1.
+
+    Example:
+        >>> length_units("The weather is lovely today."), length_units("今天天气很好。"), length_units("Straße")
+        (28, 20, 6)
+    """
+    if text.isascii() or max(text) < "\u1100":  # no wide character below U+1100
+        return len(text)
+    return len(text) + len(_wide_chars().findall(text)) + len(_HAN.findall(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _wide_chars() -> re.Pattern:
+    """A character class of every East Asian Wide/Fullwidth code point (built once from unicodedata)."""
+    ranges, start = [], None
+    for cp in range(0x1100, 0x40000):
+        char = chr(cp)
+        wide = unicodedata.east_asian_width(char) in "WF" and unicodedata.category(char) != "Cn"
+        if wide and start is None:
+            start = cp
+        elif not wide and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+            start = None
+    return re.compile("[" + "".join(ranges) + "]")

@@ -181,6 +181,8 @@ def test_malformed_json_oversized_bodies_and_bad_search_requests(teacher, englis
         assert r.status_code == 400 and "no index named 'nope'; loaded: docs" in r.json()["error"]["message"]
         assert c.get("/v1/nothing").status_code == 404 and "error" in c.get("/v1/nothing").json()
         assert c.post("/v1/compare", json={"sentences": [{"text": "only one"}]}).status_code == 400
+        r = c.post("/v1/compare", json={"sentences": [{"text": ["a", "b"]}, {"text": "c"}]})
+        assert r.status_code == 400 and "sentences[0].text: expected a string" in r.json()["error"]["message"]
         assert (
             c.post("/v1/search", json={"query": "Die Katze schläft."}).json()["data"][0]["hits"][0]["index"] == "docs"
         )

@@ -25,10 +25,8 @@ Rules, applied in this order (the first that fails names the reason a pair is dr
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,8 +37,8 @@ import numpy as np
 
 from mlembed.data.base import Pair, batched
 from mlembed.files import read_lines
+from mlembed.languages import length_units
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BATCH = 2048  # pairs cleaned per batch (dedupe is vectorised per batch)
 REASONS = ("empty", "too_short", "too_long", "ratio", "wrong_language", "contaminated", "duplicate")
 
@@ -117,36 +115,6 @@ def normalize_text(text: str, nfc: bool = True, fold_whitespace: bool = True) ->
     if nfc:
         text = unicodedata.normalize("NFC", text)
     return " ".join(text.split()) if fold_whitespace else text.strip()
-
-
-def length_units(text: str) -> int:
-    """Length in Latin-letter equivalents, comparable across scripts (used by the ratio filter).
-
-    CJK ideographs count 3 (a Chinese character carries about a word), other East Asian wide or
-    fullwidth characters (kana, Hangul, fullwidth forms) 2, everything else 1.
-
-    Example:
-        >>> length_units("The weather is lovely today."), length_units("今天天气很好。"), length_units("Straße")
-        (28, 20, 6)
-    """
-    if text.isascii() or max(text) < "\u1100":  # no wide character below U+1100
-        return len(text)
-    return len(text) + len(_wide_chars().findall(text)) + len(_HAN.findall(text))
-
-
-@functools.lru_cache(maxsize=1)
-def _wide_chars() -> re.Pattern:
-    """A character class of every East Asian Wide/Fullwidth code point (built once from unicodedata)."""
-    ranges, start = [], None
-    for cp in range(0x1100, 0x40000):
-        char = chr(cp)
-        wide = unicodedata.east_asian_width(char) in "WF" and unicodedata.category(char) != "Cn"
-        if wide and start is None:
-            start = cp
-        elif not wide and start is not None:
-            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
-            start = None
-    return re.compile("[" + "".join(ranges) + "]")
 
 
 def _hash(*parts: str) -> int:

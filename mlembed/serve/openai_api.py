@@ -195,6 +195,9 @@ async def compare(req: CompareRequest, request: Request, state: State) -> dict:
     limit = state.limits.max_compare
     if not 2 <= len(req.sentences) <= limit:
         raise ApiError(400, f"sentences: expected 2 to {limit} sentences, got {len(req.sentences)}", "sentences")
+    for i, s in enumerate(req.sentences):  # one string each: a list would have all but its first string ignored
+        if not isinstance(s.text, str):
+            raise ApiError(400, f"sentences[{i}].text: expected a string, got {type(s.text).__name__}", "sentences")
     texts = [check_texts(s.text, f"sentences[{i}].text", state.limits)[0] for i, s in enumerate(req.sentences)]
     for i, s in enumerate(req.sentences):
         if len(s.lang) > 35 or not re.fullmatch(r"[\w*@.\- ]*", s.lang):
