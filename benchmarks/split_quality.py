@@ -84,8 +84,12 @@ def splitters() -> dict:
             pysbd_cache[key] = pysbd.Segmenter(language=key, clean=False)
         return pysbd_cache[key].segment(text)
 
+    from mlembed.sentences import split_sentences
+
     return {
         "sentencex": lambda lang, text: list(segment(lang, text)),
+        # what mlembed ships: blingfire, sentencex where blingfire knows no terminator, two corrections
+        "mlembed": lambda lang, text: split_sentences(text, lang),
         "pysbd": with_pysbd,
         "blingfire": lambda lang, text: blingfire.text_to_sentences(text).split("\n"),
     }

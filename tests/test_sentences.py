@@ -30,7 +30,7 @@ def test_articles_come_back_as_their_sentences(shared_data, code, lang, joiner):
         spans = sentence_spans(text, lang)
         # nothing lost or changed: between spans there is only whitespace, and the spans cover every word
         assert "".join("".join(text[a:b] for a, b in spans).split()) == "".join(text.split())
-    # measured: de 0.71, hi 0.66, zh 0.60 of the sentences come back exactly (a headline without a full stop
+    # measured: de 0.76, hi 0.66, zh 0.71 of the sentences come back exactly (a headline without a full stop
     # joins the sentence after it, and NTREX lines are sometimes two sentences)
     assert found / total >= 0.55, (code, found / total)
 
