@@ -71,8 +71,28 @@ def in_language(text: str, expected: str, top: int = TOP, min_units: int = MIN_U
         >>> in_language("Dummkopf!", "de") is None
         True
     """
-    wanted = _primary(expected)
-    if wanted not in supported_languages() or length_units(text.strip()) < min_units:
+    if length_units(text.strip()) < min_units:
         return None
-    ranked = _identifier().rank(text)
-    return wanted in {_primary(code) for code, _ in ranked[:top]}
+    rank = language_rank(text, expected)[1]
+    return None if rank is None else rank <= top
+
+
+def language_rank(text: str, expected: str) -> tuple[str, int | None]:
+    """The most likely language of ``text`` and the rank of ``expected`` among the detector's languages (1: the
+    most likely; None when the detector does not know ``expected``): one detection gives both, for scoring a pair.
+
+    Example:
+        >>> language_rank("The dog sleeps in the garden.", "de")[0], language_rank("Der Hund schläft.", "deu")[1]
+        ('en', 1)
+    """
+    wanted = _primary(expected)
+    ranked = [_primary(code) for code, _ in _identifier().rank(text)]
+    if wanted not in supported_languages():
+        return ranked[0], None
+    seen: list[str] = []  # variants of one language (zh-Hans, zh-Hant) take one rank
+    for code in ranked:
+        if code not in seen:
+            seen.append(code)
+        if code == wanted:
+            return ranked[0], len(seen)
+    return ranked[0], None

@@ -48,7 +48,14 @@ def _margin(a: np.ndarray, b: np.ndarray, margin: str) -> np.ndarray:
     return a
 
 
-def _mean_sims(nn: Neighbours) -> np.ndarray:
+def neighbourhood_means(nn: Neighbours) -> np.ndarray:
+    """Each row's mean similarity to its neighbours (the margin's denominator; ``mlembed filter`` scores given
+    pairs with it).
+
+    Example:
+        >>> neighbourhood_means(Neighbours(np.array([[0.9, 0.5]], "float32"), np.array([[1, -1]]))).tolist()
+        [0.8999999761581421]
+    """
     valid = nn.ids >= 0
     total = np.where(valid, nn.sims, np.float32(0)).sum(axis=1, dtype=np.float32)
     return (total / np.maximum(valid.sum(axis=1), 1)).astype(np.float32)
@@ -83,7 +90,7 @@ def select_pairs(fwd: Neighbours, bwd: Neighbours, margin: str = "ratio", mode: 
         raise ValueError(f"margin must be one of {MARGINS}, got {margin!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    fwd_mean, bwd_mean = _mean_sims(fwd), _mean_sims(bwd)
+    fwd_mean, bwd_mean = neighbourhood_means(fwd), neighbourhood_means(bwd)
     fwd_scores = candidate_scores(fwd, fwd_mean, bwd_mean, margin)
     bwd_scores = candidate_scores(bwd, bwd_mean, fwd_mean, margin)
     fwd_arg, bwd_arg = fwd_scores.argmax(axis=1), bwd_scores.argmax(axis=1)

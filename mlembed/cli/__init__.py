@@ -16,7 +16,20 @@ import threading
 
 from mlembed import __version__
 
-VERBS = ["align", "compare", "data", "distill", "encode", "evaluate", "index", "info", "mine", "search", "serve"]
+VERBS = [
+    "align",
+    "compare",
+    "data",
+    "distill",
+    "encode",
+    "evaluate",
+    "filter",
+    "index",
+    "info",
+    "mine",
+    "search",
+    "serve",
+]
 
 
 #: mlembed.backends.BACKENDS, spelled out so that ``--help`` imports no engine (a test keeps them equal)
