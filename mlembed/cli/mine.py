@@ -15,8 +15,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(LASER mine_bitexts). Duplicates are dropped, embeddings stream to memmaps, the k-NN runs shard by "
         "shard within --memory-budget and can be resumed after a kill. Output: score<TAB>src<TAB>tgt, best first.",
     )
-    p.add_argument("--src", required=True, help="source text file, one sentence a line")
-    p.add_argument("--tgt", required=True, help="target text file, one sentence a line")
+    p.add_argument("--src", default=None, help="source text file, one sentence a line")
+    p.add_argument("--tgt", default=None, help="target text file, one sentence a line")
+    p.add_argument(
+        "--src-docs",
+        default=None,
+        help="instead of --src: source documents (JSONL of {id, text}, a folder of .txt, or a text file), split into "
+        "sentences, sentences not in --src-lang set aside; output rows name each side's document and sentence",
+    )
+    p.add_argument("--tgt-docs", default=None, help="instead of --tgt: target documents (as --src-docs)")
+    p.add_argument("--src-lang", default=None, help="with --src-docs: the source language [identified]")
+    p.add_argument("--tgt-lang", default=None, help="with --tgt-docs: the target language [identified]")
+    p.add_argument(
+        "--no-align-documents",
+        action="store_true",
+        help="with --src-docs: keep the mined sentence pairs as they are, without aligning matched documents "
+        "sentence by sentence (docs/mining.md)",
+    )
     p.add_argument("--output", "-o", required=True, help="output TSV (written atomically)")
     p.add_argument("--model", default="minilm-en", help="alias, folder or hub id [%(default)s]")
     add_backend_argument(p, "auto", "mining")
@@ -72,12 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mlembed.mine import mine_files
 
+    docs = args.src_docs is not None or args.tgt_docs is not None
+    if docs and (args.src_docs is None or args.tgt_docs is None or args.src or args.tgt):
+        raise SystemExit("mlembed mine: give --src-docs and --tgt-docs together, and without --src/--tgt")
+    if not docs and (args.src is None or args.tgt is None):
+        raise SystemExit("mlembed mine: give --src and --tgt (sentence files) or --src-docs and --tgt-docs")
     timings: dict[str, float] = {}
     reports: dict = {}
-    n, threshold = mine_files(
-        args.src,
-        args.tgt,
-        args.output,
+    options = dict(
         model=args.model,
         backend=args.backend,
         ray=args.ray,
@@ -100,6 +117,22 @@ def run(args: argparse.Namespace) -> int:
         overflow=args.overflow,
         reports=reports,
     )
+    if docs:
+        from mlembed.document_mining import mine_documents
+
+        report = mine_documents(
+            args.src_docs,
+            args.tgt_docs,
+            args.output,
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
+            align_documents=not args.no_align_documents,
+            **options,
+        )
+        print(report.summary())
+        print(f"wrote {args.output}; seconds per stage: {json.dumps(report.timings)}")
+        return 0
+    n, threshold = mine_files(args.src, args.tgt, args.output, **options)
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")
     print(f"seconds per stage: {json.dumps(timings)}")
     for side, report in reports.items():
