@@ -209,6 +209,7 @@ def _aligned(
     """
     from mlembed.aligner import align
     from mlembed.data.documents import read_documents
+    from mlembed.models import load_model
 
     counts = Counter((p[3][0], p[4][0]) for p in pairs)
     best_src: dict[str, tuple[int, str]] = {}
@@ -222,6 +223,8 @@ def _aligned(
     if not matched:
         return pairs
     report.aligned_documents = len(matched)
+    if isinstance(model, (str, os.PathLike)):  # loaded once for every matched pair, not by each align call
+        model = load_model(model)
     sides = {
         "src": _document_sentences(src_text, set(matched)),
         "tgt": _document_sentences(tgt_text, set(matched.values())),

@@ -40,7 +40,8 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -484,7 +485,7 @@ def filter_file(
         )
     report.margin_cut = cut
     seen = HashSet64()
-    with atomic_open(output) as out, atomic_open(kept) if kept else _nothing() as keep:
+    with atomic_open(output) as out, atomic_open(kept) if kept else nullcontext() as keep:
         out.write("\t".join(COLUMNS) + "\n")
         rows = _rows(path, bool(header), on_bad_line)
         for part in tqdm(blocks, desc="decide", unit="block", disable=not show_progress or len(blocks) < 2):
@@ -537,14 +538,6 @@ def _row(number: int, src: str, tgt: str, s: dict[str, Any], langs: list, reason
     )
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _fraction_cut(
     rows: Iterator[tuple[int, str, str]],
     blocks: list[Path],
@@ -578,8 +571,3 @@ def _fraction_cut(
     above = np.cumsum(counts[::-1])[::-1]  # pairs at or above each bin's lower edge
     fits = np.flatnonzero(above <= want)
     return float(edges[fits[0]]) if len(fits) else float(edges[-1])
-
-
-def thresholds_dict(t: FilterThresholds) -> dict[str, Any]:
-    """The thresholds as a plain dict (for JSON)."""
-    return asdict(t)

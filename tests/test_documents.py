@@ -73,6 +73,7 @@ def test_a_missing_collection_or_an_empty_folder_is_refused(tmp_path):
         list(read_documents(tmp_path / "empty"))
 
 
+@pytest.mark.precision
 def test_mine_from_documents_finds_the_translations_with_their_provenance(tmp_path, e5_folder, capsys):
     src, tgt = _jsonl(tmp_path / "en.jsonl", EN), _jsonl(tmp_path / "de.jsonl", DE)
     out = tmp_path / "pairs.tsv"
@@ -97,6 +98,7 @@ def test_mine_refuses_sentence_files_and_documents_together(tmp_path):
         main(["mine", "--src", "a.txt", "--src-docs", "b.jsonl", "--tgt-docs", "c.jsonl", "-o", str(tmp_path / "o")])
 
 
+@pytest.mark.precision
 def test_a_sentence_split_in_two_by_its_translator_comes_out_whole(tmp_path, e5_folder):
     """Matched documents are aligned sentence by sentence: a 1-2 bead gives one pair of the original texts."""
     from mlembed.document_mining import mine_documents
