@@ -1,4 +1,9 @@
-"""Helpers shared by the benchmark scripts: shared-data location, result writing, machine info."""
+"""Helpers shared by the benchmark scripts: shared-data location, result writing, machine info, the mlembed
+command, synthetic mining vectors and the F1 of a mined TSV.
+
+A benchmark script imports only ``_``-prefixed helper modules (this one, ``_distill_eval``, ``_faults``), never
+another script: ``tests/test_benchmarks_layout.py`` checks it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLEMBED_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path(tempfile.gettempdir()) / "mlembed-bench"  # synthetic vectors and encodings reused across runs
+#: the command line that runs mlembed in a child process (this interpreter, so this checkout's package)
+MLEMBED = [sys.executable, "-m", "mlembed"]
 
 
 def require_shared() -> Path:
@@ -160,3 +167,26 @@ def synthetic(
     del src, tgt
     np.save(paths[2], gold)
     return paths
+
+
+def f1_of(output: Path, gold: dict[str, str]) -> dict:
+    """Best-threshold F1 x100 (with its precision and recall) of a mined TSV (``score<TAB>src<TAB>tgt``) against
+    the gold pairs (``{src: tgt}``), and how many gold pairs are among its candidates at all."""
+    from mlembed.margin import f1_sweep
+
+    scores, correct = [], []
+    with open(output, encoding="utf-8") as fh:
+        for line in fh:
+            score, a, b = line.rstrip("\n").split("\t")  # (both writers turn tabs in a sentence into spaces)
+            scores.append(float(score))
+            correct.append(gold.get(a) == b)
+    t, p, r, f = f1_sweep(np.array(scores), np.array(correct), len(gold))
+    i = int(np.argmax(f))
+    return {
+        "f1": round(float(f[i]) * 100, 2),
+        "precision": round(float(p[i]) * 100, 2),
+        "recall": round(float(r[i]) * 100, 2),
+        "threshold": round(float(t[i]), 4),
+        "candidates": len(scores),
+        "gold_candidates": int(sum(correct)),
+    }

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from _common import RESULTS, machine, require_shared, write_results
-from distill_quality import LANGS, STS, english_fidelity, evaluate
+from _distill_eval import LANGS, STS, english_fidelity, evaluate
 
 
 def segment(out: Path, shared: Path, minutes: float, args) -> dict:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from _common import machine, require_shared, write_results
-from distill_quality import HELDOUT, LANGS, STS, english_fidelity, evaluate, train
+from _distill_eval import HELDOUT, LANGS, STS, english_fidelity, evaluate, train
 
 #: recipe -> distill options (on top of distill_quality's e5 options); all share the procrustes start. Each sets
 #: what it varies explicitly: the student's defaults (``STUDENT_DEFAULTS``) change as recipes win

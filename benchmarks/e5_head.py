@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, require_shared, write_results
-from distill_quality import HELDOUT, LANGS, STS, _table
+from _distill_eval import HELDOUT, LANGS, STS, score_table
 
 
 class HeadModel:
@@ -229,19 +229,19 @@ def main() -> None:
         "",
         "## Tatoeba accuracy (%)",
         "",
-        _table(tatoeba, LANGS),
+        score_table(tatoeba, LANGS),
         "",
         "## Cross-model retrieval (non-English by the model, English by the teacher; %)",
         "",
-        _table(cross, LANGS),
+        score_table(cross, LANGS),
         "",
         "## STS Spearman x100",
         "",
-        _table(sts, STS),
+        score_table(sts, STS),
         "",
         f"## Held-out languages (NTREX, first {args.heldout_limit}, never trained on; %)",
         "",
-        _table(held, [k for k in held["map-4k"] if k != "mean"]),
+        score_table(held, [k for k in held["map-4k"] if k != "mean"]),
         "",
         f"Total {(time.time() - t0) / 60:.0f} min. Command: `python benchmarks/e5_head.py --pairs {args.pairs}`",
     ]

@@ -354,15 +354,17 @@ def calibrate(level_dir: Path, model, target: float = 0.96) -> dict:
 
 
 def distill(data_dir: Path, out: Path, minutes: float, log: Path, resume: bool, seed: int = 0, extra=()) -> dict:
-    if resume and (out / "mlembed.json").exists():
-        return json.loads((out / "mlembed.json").read_text())["result"]
+    from mlembed.distill.run_folder import read_record
+
+    if resume and (saved := read_record(out)) is not None:
+        return saved["result"]
     cmd = [sys.executable, "-m", "mlembed", "distill", "--data", f"tsv:{data_dir}", "--max-minutes", str(minutes),
            "--seed", str(seed), "--output", str(out), "--overwrite", *extra]  # fmt: skip
     with open(log, "w") as fh:
         code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT)
     if code:
         raise SystemExit(f"distill failed ({code}): see {log}")
-    return json.loads((out / "mlembed.json").read_text())["result"]
+    return read_record(out)["result"]
 
 
 def evaluate_students(models: dict[str, str], shared: Path) -> dict:

@@ -16,7 +16,6 @@ Writes ``benchmarks/results/main_job.{json,md}``. Needs ``../shared/data`` for t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 from _common import machine, require_shared, rss_mb, write_results
-from distill_quality import STS, english_fidelity, evaluate
+from _distill_eval import STS, english_fidelity, evaluate
 
 
 def run_sampled(command: list[str], log: Path) -> dict:
@@ -86,10 +85,11 @@ def main() -> None:
     if run["exit_code"] != 0:
         raise SystemExit(f"mlembed distill failed (exit {run['exit_code']}): see {args.work / 'distill.log'}")
     from mlembed.distill.head import start_model
+    from mlembed.distill.run_folder import read_record
 
     start = args.work / "start"
     start_model(str(out)).save(str(start))
-    saved = json.loads((out / "mlembed.json").read_text())
+    saved = read_record(out)
     models = {"start": str(start), "student": str(out)}
     for old in ("results.json", "minutes.txt"):  # a new run: no figures of an older student
         (args.work / "eval" / old).unlink(missing_ok=True)

@@ -139,7 +139,7 @@ def main() -> None:
     shared = Path(os.path.relpath(require_shared()))
     info = machine()
     from mlembed.document_mining import mine_documents
-    from mlembed.mine import calibrate_from_spec, mine_files
+    from mlembed.mine import MiningOptions, calibrate_from_spec, mine_files
     from mlembed.models import load_model
 
     model = load_model(args.model)
@@ -150,16 +150,17 @@ def main() -> None:
         built = build(shared, code, work / code, args.seed)
         d = work / code
         clock = time.time()
-        mine_files(d / "en.hand.txt", d / "xx.hand.txt", d / "hand.tsv", model=model, threshold=-1e9,
-                   show_progress=False)  # fmt: skip
+        mine_files(d / "en.hand.txt", d / "xx.hand.txt", d / "hand.tsv", model=model,
+                   options=MiningOptions(threshold=-1e9), show_progress=False)  # fmt: skip
         seconds["hand"] += time.time() - clock
         clock = time.time()
         report = mine_documents(d / "en.jsonl", d / "xx.jsonl", d / "docs.tsv", src_lang="en", tgt_lang=lang,
-                                model=model, threshold=threshold, show_progress=False)  # fmt: skip
+                                model=model, options=MiningOptions(threshold=threshold), show_progress=False)  # fmt: skip
         seconds["documents"] += time.time() - clock
         clock = time.time()
         mine_documents(d / "en.jsonl", d / "xx.jsonl", d / "docs-unaligned.tsv", src_lang="en", tgt_lang=lang,
-                       model=model, threshold=threshold, show_progress=False, align_documents=False)  # fmt: skip
+                       model=model, options=MiningOptions(threshold=threshold), show_progress=False,
+                       align_documents=False)  # fmt: skip
         seconds["documents_unaligned"] += time.time() - clock
         hand, docs = _read(d / "hand.tsv", False), _read(d / "docs.tsv", True)
         unaligned = _read(d / "docs-unaligned.tsv", True)

@@ -51,9 +51,18 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, cpu_flags, load_results, machine, require_shared, rss_mb, write_results
+from _common import (
+    MLEMBED,
+    RESULTS,
+    cpu_flags,
+    f1_of,
+    load_results,
+    machine,
+    require_shared,
+    rss_mb,
+    write_results,
+)
 
-MLEMBED = [sys.executable, "-m", "mlembed"]
 GOLD_LANGS = "deu,fra,rus,zho-CN,arb,hin,tur,vie,pol,swe,ell,heb"
 
 
@@ -230,29 +239,6 @@ def run_child(command: list[str], log: Path) -> dict:
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "peak_rss_mb_by_stage": peaks,
         "stages_s": stages,
-    }
-
-
-def f1_of(output: Path, gold: dict[str, str]) -> dict:
-    """Best-threshold F1 x100 (with its precision and recall) of a mined TSV against the gold pairs, and how many
-    gold pairs are among its candidates at all."""
-    from mlembed.mine import f1_sweep
-
-    scores, correct = [], []
-    with open(output, encoding="utf-8") as fh:
-        for line in fh:
-            score, a, b = line.rstrip("\n").split("\t")  # (both writers turn tabs in a sentence into spaces)
-            scores.append(float(score))
-            correct.append(gold.get(a) == b)
-    t, p, r, f = f1_sweep(np.array(scores), np.array(correct), len(gold))
-    i = int(np.argmax(f))
-    return {
-        "f1": round(float(f[i]) * 100, 2),
-        "precision": round(float(p[i]) * 100, 2),
-        "recall": round(float(r[i]) * 100, 2),
-        "threshold": round(float(t[i]), 4),
-        "candidates": len(scores),
-        "gold_candidates": int(sum(correct)),
     }
 
 

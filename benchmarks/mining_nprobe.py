@@ -30,8 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine, write_results
-from mining_e2e import MLEMBED, f1_of
+from _common import MLEMBED, f1_of, machine, write_results
 
 
 def main() -> None:

@@ -65,17 +65,15 @@ def child(args: argparse.Namespace) -> None:
     if args.impl == "reference":
         scores, i, j = reference_mine(args.src, args.tgt, args.k, args.query_limit)
     else:
-        from mlembed.mine import mine_embeddings
+        from mlembed.mine import MiningOptions, mine_embeddings
 
         with tempfile.TemporaryDirectory(dir=args.workdir) as work:
             p = mine_embeddings(
                 args.src,
                 args.tgt,
-                k=args.k,
-                memory_budget=args.memory_budget,
-                index=args.index,
-                nprobe=args.nprobe,
-                workdir=work,
+                MiningOptions(
+                    k=args.k, memory_budget=args.memory_budget, index=args.index, nprobe=args.nprobe, workdir=work
+                ),
             )
         scores, i, j = p.scores, p.src_idx, p.tgt_idx
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -16,19 +16,19 @@
 - **serve overloaded** (a small queue, many concurrent requests) while clients hang up mid-request: every
   answer is 200 with its own rows or 503, the server stays up, logs no traceback and answers afterwards.
 
+The kill -9 harness (run, kill, compare, rerun) and the ``ulimit -v`` cap are ``_faults.py``; this script holds
+the scenarios and the report.
+
     sudo python benchmarks/reliability.py            # ~15 min on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,109 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, load_results, machine, write_results
-
-MLEMBED = [sys.executable, "-m", "mlembed"]
-
-
-def digest(path: Path) -> str:
-    """Hash of a file, or of every file (name + content) under a folder; ``absent`` when missing."""
-    if not path.exists():
-        return "absent"
-    h = hashlib.sha256()
-    if path.is_file():
-        h.update(path.read_bytes())
-    for f in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
-        h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def run(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(MLEMBED + args, capture_output=True, text=True, env=env, **kw)
-
-
-def stray(folder: Path) -> list[str]:
-    """Hidden temporary files or staging folders a killed run left (kill -9 runs no cleanup)."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-
-
-def kill_trials(
-    name: str,
-    command: list[str],
-    out: Path,
-    previous: Path,
-    reference: str,
-    seconds: float,
-    trials: int,
-    rng: random.Random,
-    rerun: list[str],
-    env: dict | None = None,
-    workdirs: tuple[Path, ...] = (),
-    setup: Callable[[], None] | None = None,
-    measure: Callable[[Path], str] | None = None,
-) -> dict:
-    """``trials`` times: put ``previous`` at ``out`` (or call ``setup``), start ``command``, SIGKILL it after a
-    random delay, check ``out`` holds the previous or the complete new output, then ``rerun`` and compare to
-    ``reference``; outputs are compared by ``measure`` (default: :func:`digest`)."""
-    measure = measure or digest
-    stats = {
-        "trials": trials,
-        "killed_mid_run": 0,
-        "finished_before_kill": 0,
-        "partial_outputs": 0,
-        "rerun_identical": 0,
-        "rerun_failed": 0,
-        "stray_after_kill": 0,
-        "stray_temporaries": 0,
-        "tracebacks": 0,
-    }
-    for t in range(trials):
-        for w in workdirs:
-            shutil.rmtree(w, ignore_errors=True)
-        if setup is not None:
-            setup()
-        else:
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-            if previous.is_dir():
-                shutil.copytree(previous, out)
-            else:
-                shutil.copy(previous, out)
-        before = measure(out)
-        delay = rng.uniform(0.1, 0.95) * seconds
-        proc = subprocess.Popen(MLEMBED + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            stats["killed_mid_run"] += 1
-        else:
-            stats["finished_before_kill"] += 1
-        proc.wait()
-        after = measure(out)
-        if after not in (before, reference):
-            stats["partial_outputs"] += 1
-            print(f"{name} trial {t}: PARTIAL output after kill at {delay:.1f}s", flush=True)
-        stats["stray_after_kill"] += len(stray(out.parent))
-        done = run(rerun, env=env)
-        stats["stray_temporaries"] += len(stray(out.parent))  # what the rerun did not clean up
-        stats["tracebacks"] += "Traceback" in done.stderr
-        if done.returncode != 0:
-            stats["rerun_failed"] += 1
-            print(f"{name} trial {t}: rerun failed: {done.stderr[-500:]}", flush=True)
-        elif measure(out) == reference:
-            stats["rerun_identical"] += 1
-        else:
-            print(f"{name} trial {t}: rerun differs from the uninterrupted run", flush=True)
-    print(f"{name}: {stats}", flush=True)
-    return stats
-
-
-def timed(args: list[str], env: dict | None = None) -> float:
-    t0 = time.time()
-    done = run(args, env=env)
-    if done.returncode != 0:
-        sys.exit(f"reference run failed: mlembed {' '.join(args)}\n{done.stderr[-2000:]}")
-    return time.time() - t0
+from _common import MLEMBED, ROOT, load_results, machine, write_results
+from _faults import address_space_limit, digest, error_line, kill_trials, run_mlembed, timed
 
 
 def sentences(n: int, seed: int) -> list[str]:
@@ -296,7 +195,7 @@ def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
             out["skipped"] = f"cannot mount tmpfs (needs root): {mounted.stderr.decode().strip()}"
             return out
         try:
-            done = run(
+            done = run_mlembed(
                 ["mine", "--src", str(src), "--tgt", str(tgt), "-o", str(mnt / "out.tsv"), "--threshold", "1.0"]
             )
             out["runs"] += 1
@@ -318,16 +217,15 @@ def full_disk(work: Path, src: Path, tgt: Path, reference: str) -> dict:
 def memory_limit(work: Path, src: Path) -> dict:
     """``encode`` with its address space capped below what it needs (``--backend auto``'s one-time probe made
     first, without a cap: the rows measure encoding, not exporting every engine)."""
-    run(["encode", str(src), "-o", str(work / "warm.npy")])
+    run_mlembed(["encode", str(src), "-o", str(work / "warm.npy")])
     results = []
     for limit_gb in (1.5, 2.5, 3.5):
-
-        def cap(limit=int(limit_gb * 2**30)):
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
         target = work / f"mem-{limit_gb}.npy"
         done = subprocess.run(
-            MLEMBED + ["encode", str(src), "-o", str(target)], capture_output=True, text=True, preexec_fn=cap
+            MLEMBED + ["encode", str(src), "-o", str(target)],
+            capture_output=True,
+            text=True,
+            preexec_fn=address_space_limit(limit_gb),
         )
         results.append(
             {
@@ -340,10 +238,7 @@ def memory_limit(work: Path, src: Path) -> dict:
                 if not target.exists()
                 else "PARTIAL",
                 "stray_temporaries": len([p for p in work.glob(f".{target.name}*")]),
-                "last_line": next(
-                    (line for line in reversed(done.stderr.splitlines()) if "error:" in line),
-                    (done.stderr.strip().splitlines() or [""])[-1],
-                )[:200],
+                "last_line": error_line(done.stderr),
             }
         )
         print(f"memory limit {limit_gb} GB: {results[-1]}", flush=True)
@@ -352,16 +247,12 @@ def memory_limit(work: Path, src: Path) -> dict:
 
 def distill_memory_limit(work: Path, env: dict, limit_gb: float = 4.0) -> dict:
     """The main job (``mlembed distill``, a 1-minute budget) with its address space capped at ``limit_gb``."""
-
-    def cap(limit=int(limit_gb * 2**30)):
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
     target = work / "limited-student"
     done = subprocess.run(
         MLEMBED + ["distill", "--output", str(target), "--max-minutes", "1", "--no-table"],
         capture_output=True,
         text=True,
-        preexec_fn=cap,
+        preexec_fn=address_space_limit(limit_gb),
         env=env,
     )
     complete = all((target / f).exists() for f in ("modules.json", "mlembed.json", "model.safetensors"))
@@ -370,10 +261,7 @@ def distill_memory_limit(work: Path, env: dict, limit_gb: float = 4.0) -> dict:
         "exit_code": done.returncode,
         "traceback": "Traceback" in done.stderr,
         "output": "complete" if complete else "absent" if not target.exists() else "PARTIAL",
-        "last_line": next(
-            (line for line in reversed(done.stderr.splitlines()) if "error:" in line),
-            (done.stderr.strip().splitlines() or [""])[-1],
-        )[:200],
+        "last_line": error_line(done.stderr),
     }
     print(f"distill under {limit_gb} GB: {result}", flush=True)
     return result

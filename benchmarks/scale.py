@@ -73,7 +73,7 @@ def run_job(args: argparse.Namespace) -> None:
             manifest = json.loads((Path(args.out) / "manifest.json").read_text())
             result["worker_peak_rss_mb"] = max(s["worker_peak_rss_mb"] for s in manifest["shards"])
     else:
-        from mlembed.mine import mine_embeddings
+        from mlembed.mine import MiningOptions, mine_embeddings
 
         ray = args.job == "mine-ray"
         if ray:
@@ -85,11 +85,12 @@ def run_job(args: argparse.Namespace) -> None:
             from mlembed.cluster.knn import knn_both_ways_ray
             from mlembed.mine import select_pairs
 
-            fwd, bwd = knn_both_ways_ray(args.a, args.b, args.out, index="ivf", nprobe=NPROBE, stats=stats)
+            options = MiningOptions(index="ivf", nprobe=NPROBE, workdir=args.out)
+            fwd, bwd = knn_both_ways_ray(args.a, args.b, options, stats=stats)
             pairs = select_pairs(fwd, bwd, "ratio", "intersect")
             result["worker_peak_rss_mb"] = stats["worker_peak_rss_mb"]
         else:
-            pairs = mine_embeddings(args.a, args.b, index="ivf", nprobe=NPROBE, workdir=args.out)
+            pairs = mine_embeddings(args.a, args.b, MiningOptions(index="ivf", nprobe=NPROBE, workdir=args.out))
         np.savez(Path(args.out) / "pairs.npz", src=pairs.src_idx, tgt=pairs.tgt_idx, scores=pairs.scores)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print("RESULT " + json.dumps(result), flush=True)

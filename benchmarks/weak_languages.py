@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, require_shared, write_results
-from distill_quality import LANGS as VISIBLE
+from _distill_eval import LANGS as VISIBLE
 
 
 def split(shared: Path, work: Path, heldout: int, min_pairs: int, train_cap: int) -> dict[str, int]:
@@ -53,8 +53,8 @@ def build_start(folder: Path) -> str:
     """multilingual-e5-small + the centred rotation fitted on the packaged English sentences alone."""
     if (folder / "modules.json").exists():
         return str(folder)
+    from mlembed.data.english import english_sentences
     from mlembed.distill.head import add_linear_map, fit_rotation
-    from mlembed.distill.train import english_sentences
     from mlembed.encoding import encode
     from mlembed.models import load_model
 
@@ -125,10 +125,11 @@ def main() -> None:
         data.mkdir(exist_ok=True)
         (data / f"eng-{code}.tsv").write_text("\n".join(lines[: cap + 1]) + "\n", encoding="utf-8")
     from mlembed.distill import distill
+    from mlembed.distill.run_folder import RunFolder, read_record
 
     out = args.work / args.results  # one student (and its scores) per results name
     t0 = time.time()
-    if not (out / "mlembed.json").exists():
+    if read_record(out) is None:
         distill(
             data=[f"tsv:{data}"],
             output=str(out),
@@ -148,10 +149,10 @@ def main() -> None:
             eval_pairs=500,
             eval_steps=10**6,
             save_steps=100,
-            resume=(out / "_distill" / "plan.json").exists(),
+            resume=RunFolder(out).prepared,
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = json.loads((out / "mlembed.json").read_text())["result"]
+    result = read_record(out)["result"]
     after = cached(args.work / f"{args.results}_scores.json", lambda: score(str(out), args.work, codes))
     mean = lambda scores, langs: round(float(np.mean([scores[c] for c in langs])), 2) if langs else None  # noqa: E731
     drops = {c: round(after[c] - before[c], 2) for c in others}

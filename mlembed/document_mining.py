@@ -18,12 +18,15 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlembed.data.output import tsv_field
 from mlembed.files import DataError, OnBadLine, atomic_open
+
+if TYPE_CHECKING:
+    from mlembed.mine import MiningOptions
 
 __all__ = ["DocumentMiningReport", "mine_documents"]
 
@@ -120,10 +123,10 @@ def mine_documents(
     src_lang: str | None = None,
     tgt_lang: str | None = None,
     model: Any = "e5-small",
-    workdir: str | os.PathLike | None = None,
+    options: MiningOptions | None = None,
     on_bad_line: OnBadLine = "error",
     align_documents: bool = True,
-    **mine_options: Any,
+    **file_options: Any,
 ) -> DocumentMiningReport:
     """Mine translation pairs between two document collections into ``output`` (:data:`COLUMNS`, best first).
 
@@ -133,24 +136,30 @@ def mine_documents(
         align_documents: documents that share at least two mined pairs and are each other's best match are
             aligned sentence by sentence (:func:`mlembed.aligner.align`), so a sentence one translator split in two
             comes out as one pair (see the module).
-        model: a multilingual model. mine_options: anything :func:`mlembed.mine.mine_files` takes (``threshold``,
-            ``calibrate``, ``k``, ``index``, ``memory_budget``, ``resume``...).
+        model: a multilingual model.
+        options: the :class:`mlembed.knn.MiningOptions` of the mining (``threshold``, ``k``, ``index``,
+            ``memory_budget``, ``resume``...); its ``workdir`` holds the split sentences and the mining's work
+            (default ``OUTPUT.work``).
+        file_options: anything else :func:`mlembed.mine.mine_files` takes (``calibrate``, ``backend``,
+            ``show_progress``, ``timings``...).
 
     Example:
         >>> import tempfile, os
         >>> d = tempfile.mkdtemp()
         >>> _ = open(os.path.join(d, "en.txt"), "w").write("The cat sleeps. Stocks fell sharply today.")
         >>> _ = open(os.path.join(d, "de.txt"), "w").write("Die Aktien fielen heute stark. Die Katze schläft.")
+        >>> from mlembed.mine import MiningOptions
         >>> r = mine_documents(os.path.join(d, "en.txt"), os.path.join(d, "de.txt"), os.path.join(d, "out.tsv"),
-        ...                    threshold=1.0, show_progress=False)  # doctest: +SKIP
+        ...                    options=MiningOptions(threshold=1.0), show_progress=False)  # doctest: +SKIP
         >>> r.pairs  # doctest: +SKIP
         2
     """
     from mlembed.filtering import fold_text, has_text
-    from mlembed.mine import mine_files
+    from mlembed.mine import MiningOptions, mine_files
 
+    options = options or MiningOptions()
     output = Path(output)
-    work = Path(workdir) if workdir is not None else output.with_name(output.name + ".work")
+    work = Path(options.workdir) if options.workdir is not None else output.with_name(output.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     report = DocumentMiningReport()
     clock = time.monotonic()
@@ -158,9 +167,10 @@ def mine_documents(
     tgt = _split_side(tgt_docs, tgt_lang, work / "tgt.sentences.txt", on_bad_line, report, "tgt")
     report.timings["split"] = round(time.monotonic() - clock, 2)
     mined = work / "mined.tsv"
-    timings: dict[str, float] = mine_options.pop("timings", None) or {}
+    timings: dict[str, float] = file_options.pop("timings", None) or {}
+    mine_options = replace(options, workdir=work / "mine")
     _, report.threshold = mine_files(
-        src, tgt, mined, model=model, workdir=work / "mine", timings=timings, **mine_options
+        src, tgt, mined, model=model, options=mine_options, timings=timings, **file_options
     )
     report.timings.update(timings)
     clock = time.monotonic()

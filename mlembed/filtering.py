@@ -244,7 +244,7 @@ def _score_block(
 ) -> dict[str, np.ndarray]:
     """Every score of one block of pairs (rows with an empty side get NaN cosine and margin)."""
     from mlembed.encoding import encode
-    from mlembed.knn import knn_both_ways
+    from mlembed.knn import MiningOptions, knn_both_ways
     from mlembed.langid import language_rank
     from mlembed.margin import neighbourhood_means
 
@@ -263,7 +263,7 @@ def _score_block(
                 )
             )
             index.append(ids)
-        fwd, bwd = knn_both_ways(vectors[0], vectors[1], k=k, memory_budget=memory_budget)
+        fwd, bwd = knn_both_ways(vectors[0], vectors[1], MiningOptions(k=k, memory_budget=memory_budget))
         src_mean, tgt_mean = neighbourhood_means(fwd), neighbourhood_means(bwd)
         cos = np.einsum("ij,ij->i", vectors[0][index[0]], vectors[1][index[1]]).astype(np.float32)
         out["cosine"][rows] = cos

@@ -11,7 +11,7 @@ model's window is stored as *passages* (by default, ``overflow="passages"``): co
 model's length overlapping by ``passage_overlap`` tokens, one row each; ``documents.npy`` gives every row
 its document (the 0-based line) and character span, and search answers with the passage and its document.
 
-Index types (``kind``) are those of :mod:`mlembed.faiss_index`.
+What to build is an :class:`IndexSpec`; its index types (``kind``) are those of :mod:`mlembed.faiss_index`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,64 @@ class Hit:
     span: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class IndexSpec:
+    """What :meth:`SentenceIndex.build` makes of a text file's lines: the index type, its search settings, the
+    lines' language and what becomes of a line longer than the model's window. What it decides is saved in
+    ``meta.json`` (``factory``, ``nprobe``, ``ef_search``, ``lang``, ``overflow``, ``documents``); how the vectors
+    are computed (model, engine, Ray, batch size) is given to ``build`` beside it.
+
+    ``lang`` is checked and normalised, and ``overflow`` checked, when the spec is made; a changed copy is
+    :func:`dataclasses.replace`'s.
+
+    Example:
+        >>> spec = IndexSpec(kind="ivf", nprobe=16, lang="zh_CN")
+        >>> spec.lang, spec.overflow
+        ('zh-Hans', 'passages')
+        >>> from dataclasses import replace
+        >>> replace(spec, nprobe=64).nprobe
+        64
+        >>> IndexSpec(overflow="wrap")
+        Traceback (most recent call last):
+        ...
+        ValueError: overflow must be one of passages, error, truncate, split; got 'wrap'
+    """
+
+    #: index type: ``auto``, ``flat``, ``ivf``, ``ivfsq``, ``hnsw``, ``ivfpq`` or a FAISS factory string
+    kind: str = "auto"
+    #: vectors sampled to train IVF/PQ indexes (``None``: :func:`mlembed.faiss_index.build_faiss_index`'s default)
+    train_size: int | None = None
+    #: IVF lists probed per query, saved in the index (``None``: FAISS's default)
+    nprobe: int | None = None
+    #: HNSW efSearch, saved in the index (``None``: FAISS's default)
+    ef_search: int | None = None
+    #: the sentences' language, a BCP-47 tag (``de``, ``zh-Hans``) that ``mlembed serve`` tags results with
+    lang: str | None = None
+    #: a line over the model's window: ``passages`` (rows), or ``split``, ``truncate``, ``error`` as :mod:`mlembed.windows`
+    overflow: str = INDEX_OVERFLOW
+    #: tokens shared by consecutive passages of a long line (``None``: an eighth of the window)
+    passage_overlap: int | None = None
+
+    def __post_init__(self) -> None:
+        from mlembed.windows import OVERFLOW_MODES
+
+        if self.overflow not in (INDEX_OVERFLOW, *OVERFLOW_MODES):
+            raise ValueError(
+                f"overflow must be one of {INDEX_OVERFLOW}, {', '.join(OVERFLOW_MODES)}; got {self.overflow!r}"
+            )
+        if self.lang is not None:
+            from mlembed.languages import looks_like_lang, normalize_lang
+
+            if not looks_like_lang(self.lang):
+                raise DataError(f"--lang {self.lang!r}: expected a language tag such as de, pt-BR or zh-Hans")
+            object.__setattr__(self, "lang", normalize_lang(self.lang))
+
+    @property
+    def row_overflow(self) -> str:
+        """How the encoder reads one row: as ``overflow`` says, except passages (they fit the window): ``split``."""
+        return "split" if self.overflow == INDEX_OVERFLOW else self.overflow
+
+
 class SentenceIndex:
     """A saved FAISS index plus its sentences and metadata.
 
@@ -62,12 +120,14 @@ class SentenceIndex:
         >>> import tempfile, os
         >>> d = tempfile.mkdtemp(); src = os.path.join(d, "s.txt")
         >>> _ = open(src, "w").write("The cat sleeps.\\nStock markets fell sharply.\\n")
-        >>> idx = SentenceIndex.build(src, os.path.join(d, "idx"), model="minilm-en", show_progress=False)
+        >>> idx = SentenceIndex.build(src, os.path.join(d, "idx"), "minilm-en", IndexSpec(kind="flat"), show_progress=False)
         >>> idx.search("Die Katze schläft.", k=1)[0].sentence
         'The cat sleeps.'
+        >>> idx.meta["factory"], idx.meta["lang"]
+        ('Flat', None)
     """
 
-    def __init__(self, folder: str | os.PathLike, index: Any, meta: dict):
+    def __init__(self, folder: str | os.PathLike, index: Any, meta: dict, model: Any = None):
         from mlembed.textstore import LineStore
 
         self.folder = Path(folder)
@@ -76,7 +136,7 @@ class SentenceIndex:
         self.sentences = LineStore.open(self.folder / SENTENCES)
         documents = self.folder / DOCUMENTS
         self.documents = np.load(documents, mmap_mode="r") if documents.exists() else None
-        self._model: Any = None
+        self._model: Any = model  # loaded on the first search when None
 
     @classmethod
     def build(
@@ -84,44 +144,30 @@ class SentenceIndex:
         sentences_file: str | os.PathLike,
         output: str | os.PathLike,
         model: Any = "minilm-en",
-        kind: str = "auto",
+        spec: IndexSpec | None = None,
+        *,
         embeddings: str | os.PathLike | None = None,
-        train_size: int | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        batch_size: int = 64,
-        show_progress: bool = True,
-        lang: str | None = None,
         backend: str = "torch",
         ray: bool | str = False,
-        overflow: str = INDEX_OVERFLOW,
-        passage_overlap: int | None = None,
+        batch_size: int = 64,
+        show_progress: bool = True,
     ) -> SentenceIndex:
-        """Index a text file (one sentence, paragraph or document a line) into the folder ``output``.
+        """Index a text file (one sentence, paragraph or document a line) into the folder ``output``, as
+        ``spec`` (an :class:`IndexSpec`; default: ``auto`` type, lines over the window as passages) says.
 
-        ``overflow``: a line longer than the model's window becomes ``passages`` (default: rows of the
-        model's window overlapping by ``passage_overlap`` tokens, default an eighth of the window), or is
-        ``split`` into windows pooled into one row, ``truncate``d, or refused (``error``), as
-        :mod:`mlembed.windows` does; either way counted in ``meta.json``'s ``overflow`` and logged.
-
-        ``lang`` (a BCP-47 tag such as ``de`` or ``zh-Hans``) records the sentences' language in
-        ``meta.json``; ``mlembed serve`` tags its search results with it. ``backend``: the engine a model
-        given by name runs on (:mod:`mlembed.backends`; queries may use another, the fingerprint is the model's).
+        ``model``: a model object, or an alias, folder or hub id, loaded to run on ``backend``
+        (:mod:`mlembed.backends`; queries may use another engine, the fingerprint is the model's).
         ``ray`` (``True`` or a cluster address): encode on a Ray actor pool and build the IVF index in parts
         merged on disk (:mod:`mlembed.cluster`); ``embeddings`` may then be an ``encode --ray`` folder.
 
-        Sentences are encoded in chunks to a memory-mapped ``embeddings.npy`` in ``output`` (or
-        ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used). The folder is
-        built whole beside ``output`` and swapped in by renames: a failure or a kill leaves the previous
-        index as it was.
+        Sentences are encoded ``batch_size`` at a time to a memory-mapped ``embeddings.npy`` in ``output`` (or
+        ``embeddings``, a ready ``.npy`` of normalised rows aligned with the lines, is used). A line over the
+        model's window is handled as ``spec.overflow`` says, counted in ``meta.json``'s ``overflow`` and logged.
+        The folder is built whole beside ``output`` and swapped in by renames: a failure or a kill leaves the
+        previous index as it was.
         """
+        spec = IndexSpec() if spec is None else spec
         output = Path(output)
-        if lang is not None:
-            from mlembed.languages import looks_like_lang, normalize_lang
-
-            if not looks_like_lang(lang):
-                raise DataError(f"--lang {lang!r}: expected a language tag such as de, pt-BR or zh-Hans")
-            lang = normalize_lang(lang)
         if output.exists() and not output.is_dir():
             raise DataError("exists and is not a folder: expected an index folder to create or replace", output)
         stage = output.parent / f".{output.name}.staging"  # built whole, then swapped in by renames
@@ -129,75 +175,62 @@ class SentenceIndex:
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
         try:
-            index, meta = cls._build_in(
+            index, meta, loaded = cls._build_in(
                 stage,
                 sentences_file,
                 model,
-                kind,
-                embeddings,
-                train_size,
-                nprobe,
-                ef_search,
-                batch_size,
-                show_progress,
-                lang,
-                backend,
-                ray,
-                overflow,
-                passage_overlap,
+                spec,
+                embeddings=embeddings,
+                backend=backend,
+                ray=ray,
+                batch_size=batch_size,
+                show_progress=show_progress,
             )
             replace_dir(stage, output)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)  # the previous index, if any, stays as it was
             raise
-        idx = cls(output, index, meta)
-        idx._model = meta.pop("_model")
-        return idx
+        return cls(output, index, meta, model=loaded)
 
     @staticmethod
     def _build_in(
         stage: Path,
-        sentences_file,
-        model,
-        kind,
-        embeddings,
-        train_size,
-        nprobe,
-        ef_search,
-        batch_size,
-        show_progress,
-        lang,
-        backend,
-        ray,
-        overflow,
-        passage_overlap,
-    ) -> tuple[Any, dict]:
+        sentences_file: str | os.PathLike,
+        model: Any,
+        spec: IndexSpec,
+        *,
+        embeddings: str | os.PathLike | None,
+        backend: str,
+        ray: bool | str,
+        batch_size: int,
+        show_progress: bool,
+    ) -> tuple[Any, dict, Any]:
+        """Build the index into ``stage``: ``(faiss index, meta, model)``, the model ``None`` where it was given
+        by name and never loaded here (on Ray the workers encode)."""
         import faiss
 
         from mlembed.encoding import encode_to_npy, read_sentences
         from mlembed.models import fingerprint, load_model
         from mlembed.textstore import LineStore
-        from mlembed.windows import OVERFLOW_MODES, LengthReport, model_window
+        from mlembed.windows import LengthReport, model_window
 
-        if overflow not in (INDEX_OVERFLOW, *OVERFLOW_MODES):
-            raise ValueError(
-                f"overflow must be one of {INDEX_OVERFLOW}, {', '.join(OVERFLOW_MODES)}; got {overflow!r}"
-            )
+        passages = spec.overflow == INDEX_OVERFLOW
         address = ray if isinstance(ray, str) else None
         if isinstance(model, (str, os.PathLike)):
             from mlembed.backends import load_backend
 
             model_name = str(model)
-            if not ray or (embeddings is None and overflow == INDEX_OVERFLOW):  # on Ray the workers encode
+            if not ray or (embeddings is None and passages):  # on Ray the workers encode
                 model = load_model(model)
                 if embeddings is None and not ray:
                     model = load_backend(model, backend, task="search")
         else:
             model_name = getattr(model, "mlembed_source", type(model).__name__)
-        report = LengthReport(overflow, None if isinstance(model, (str, os.PathLike)) else model_window(model))
-        if embeddings is None and overflow == INDEX_OVERFLOW and report.window is not None:
+        loaded = None if isinstance(model, (str, os.PathLike)) else model
+        report = LengthReport(spec.overflow, None if loaded is None else model_window(loaded))
+        if embeddings is None and passages and report.window is not None:
             store = write_passages(
-                sentences_file, stage / SENTENCES, stage / DOCUMENTS, model, passage_overlap, report
+                sentences_file, stage / SENTENCES, stage / DOCUMENTS, loaded, spec.passage_overlap, report
             )
             report.log("lines")
         else:
@@ -216,7 +249,7 @@ class SentenceIndex:
                     address,
                     normalize=True,
                     show_progress=show_progress,
-                    overflow="split" if overflow == INDEX_OVERFLOW else overflow,
+                    overflow=spec.row_overflow,
                 )
                 rows_report = LengthReport(**manifest["overflow"])
             embeddings = shards_to_npy(shards, stage / "embeddings.npy")
@@ -224,48 +257,48 @@ class SentenceIndex:
                 shutil.rmtree(shards)
         elif embeddings is None:
             embeddings = stage / "embeddings.npy"
-            rows_report = LengthReport("split" if overflow == INDEX_OVERFLOW else overflow, report.window)
+            rows_report = LengthReport(spec.row_overflow, report.window)
             encode_to_npy(
                 read_sentences(stage / SENTENCES),
                 embeddings,
-                model,
+                loaded,
                 count=len(store),
                 batch_size=batch_size,
                 normalize=True,
                 show_progress=show_progress,
-                overflow="split" if overflow == INDEX_OVERFLOW else overflow,  # passages already fit
+                overflow=spec.row_overflow,  # passages already fit
                 report=rows_report,
             )
             rows_report.log("rows")
         emb = np.load(embeddings, mmap_mode="r")
         if len(emb) != len(store):
             raise DataError(f"{len(emb)} embeddings for {len(store)} lines", embeddings)
-        factory = factory_string(kind, len(emb), emb.shape[1])
+        factory = factory_string(spec.kind, len(emb), emb.shape[1])
         if ray:
             from mlembed.cluster.index import build_ivf_on_ray
 
-            build_ivf_on_ray(embeddings, stage, factory, FAISS_FILE, train_size, None, address, show_progress)
+            build_ivf_on_ray(embeddings, stage, factory, FAISS_FILE, spec.train_size, None, address, show_progress)
             index = read_ondisk_index(stage / FAISS_FILE)
         else:
-            index = build_faiss_index(emb, factory, train_size=train_size, show_progress=show_progress)
-        set_search_params(index, nprobe=nprobe, ef_search=ef_search)
+            index = build_faiss_index(emb, factory, train_size=spec.train_size, show_progress=show_progress)
+        set_search_params(index, nprobe=spec.nprobe, ef_search=spec.ef_search)
         meta = {
             "model": model_name,
             "fingerprint": fingerprint(model),
             "dimension": int(emb.shape[1]),
             "normalized": True,
             "count": int(len(emb)),
-            "lang": lang,
+            "lang": spec.lang,
             "factory": factory,
-            "nprobe": nprobe,
-            "ef_search": ef_search,
+            "nprobe": spec.nprobe,
+            "ef_search": spec.ef_search,
             "source": str(Path(sentences_file).resolve()),
             "source_sha256": file_sha256(sentences_file),
             "sentences_sha256": file_sha256(stage / SENTENCES),  # the stored copy, checked by load()
             "ondisk": bool(ray),  # inverted lists in lists.ivfdata beside index.faiss, memory-mapped
             "documents": _count_documents(stage / DOCUMENTS, len(emb)),
             # lines over the window as passages; or, in the other modes, how each row was read
-            "overflow": (report if overflow == INDEX_OVERFLOW or rows_report is None else rows_report).to_dict(),
+            "overflow": (report if passages or rows_report is None else rows_report).to_dict(),
             # passages (rows up to the window) are read as encode reads them: over 128 tokens, in pooled windows
             "rows": None if rows_report is None else rows_report.to_dict(),
         }
@@ -273,7 +306,7 @@ class SentenceIndex:
             faiss.write_index(index, str(stage / FAISS_FILE))
         with atomic_open(stage / META) as fh:
             json.dump(meta, fh, indent=2)
-        return index, {**meta, "_model": None if isinstance(model, (str, os.PathLike)) else model}
+        return index, meta, loaded
 
     @classmethod
     def load(cls, folder: str | os.PathLike, model: Any = None, mmap: bool = False) -> SentenceIndex:
@@ -333,9 +366,7 @@ class SentenceIndex:
                 f"{DOCUMENTS} does not hold one row per sentence: rebuild it with `mlembed index build`", folder
             )
         set_search_params(index, nprobe=meta.get("nprobe"), ef_search=meta.get("ef_search"))
-        idx = cls(folder, index, meta)
-        idx._model = loaded
-        return idx
+        return cls(folder, index, meta, model=loaded)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Raw FAISS search of normalised query vectors: ``(scores, ids)``, each ``(n, k)``."""

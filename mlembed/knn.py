@@ -22,6 +22,12 @@ Peak memory is set by ``memory_budget`` (shard sizes follow from it), not by the
 With a ``workdir`` every finished query shard is saved (atomic files plus a manifest), so a killed
 run continues with ``resume=True`` where it stopped and returns exactly what an uninterrupted run
 returns.
+
+What a run is asked to do travels as one :class:`MiningOptions` (read here, by :mod:`mlembed.mine` and by
+:mod:`mlembed.cluster.knn`); how it is cut into shards is decided once, by :func:`plan_shards`, whose
+:class:`ShardPlan` the loop of :func:`knn_both_ways` or the Ray tasks of
+:func:`mlembed.cluster.knn.knn_both_ways_ray` execute shard by shard (:func:`exact_shard`, :func:`search_shard`),
+with the same :class:`Checkpoint`: the same shards, the same arithmetic, the same pairs.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,77 @@ from mlembed.files import DataError, atomic_open, atomic_path
 
 BASELINE_BYTES = 200 << 20  # interpreter + numpy + faiss, measured ~170 MB RSS before any data
 PRECISIONS = ("int8", "fp32")  # scores of the exact search's blocks, see score_block
+
+
+@dataclass(frozen=True)
+class MiningOptions:
+    """What a mining run is asked to do, in one object that every layer reads: :func:`mlembed.mine.mine_files`,
+    :func:`mlembed.mine.mine_embeddings`, :func:`knn_both_ways` and :func:`mlembed.cluster.knn.knn_both_ways_ray`
+    (each the fields it needs; the k-NN ignores the margin's). ``mlembed mine`` fills it from its flags.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> options = MiningOptions(k=8, index="ivf")
+        >>> replace(options, nprobe=32).nprobe, options.margin, options.memory_budget is None
+        (32, 'ratio', True)
+    """
+
+    k: int = 4
+    """Neighbours per row: the k-NN's k and the margin's neighbourhood (capped at the other side's size)."""
+    margin: str = "ratio"
+    """How candidates are scored: ``ratio``, ``distance`` or ``absolute`` (:mod:`mlembed.margin`)."""
+    mode: str = "intersect"
+    """Which pairs are kept: ``forward``, ``backward``, ``intersect`` or ``max``."""
+    threshold: float | None = None
+    """Keep pairs scoring ``>= threshold``; ``None``: every candidate (``mine_files``: calibrated or the margin's default)."""
+    index: str = "flat"
+    """``flat`` (exact) or an approximate FAISS index: ``ivf``, ``ivfsq``, ``hnsw``, ``ivfpq`` or a factory string."""
+    memory_budget: int | str | None = None
+    """Working-set size of the k-NN in bytes or as ``"1G"`` (``None``: 2 GiB); the shard sizes follow from it."""
+    precision: str = "fp32"
+    """Exact search: rank candidates by ``fp32`` or ``int8`` products before the exact rescoring (:func:`score_block`)."""
+    centre: bool = False
+    """Approximate index: find candidates with each side centred by its own mean row."""
+    nprobe: int | None = None
+    """IVF lists probed per query (``None``: 1/16 of them, see :func:`mlembed.faiss_index.set_search_params`)."""
+    ef_search: int | None = None
+    """HNSW search depth (``None``: FAISS's default)."""
+    train_size: int | None = None
+    """Vectors an approximate index is trained on (``None``: the default sample of :mod:`mlembed.faiss_index`)."""
+    shard_size: int | None = None
+    """Query rows per shard, the resume granularity (``None``: from the memory budget)."""
+    db_shard_size: int | None = None
+    """Database rows per block of the exact search (``None``: from the memory budget)."""
+    workdir: str | os.PathLike | None = None
+    """Where resumable state goes: the k-NN's shard files and manifest (``mine_files``: its whole work folder)."""
+    resume: bool = False
+    """Continue a killed run from ``workdir`` (a folder holding a run is refused without it)."""
+    ray: bool | str = False
+    """``mine_embeddings``/``mine_files`` only: run on a Ray cluster (``True``: ``$RAY_ADDRESS`` or a local one; a
+    string: that address)."""
+
+    def check(self) -> None:
+        """Refuse options a run would fail on, before minutes of encoding (the messages name ``mlembed mine``'s flags).
+
+        Example:
+            >>> MiningOptions(k=0).check()
+            Traceback (most recent call last):
+            ...
+            ValueError: --k 0: expected a positive neighbourhood size
+        """
+        try:
+            parse_size(self.memory_budget)
+        except ValueError as exc:
+            raise ValueError(f"--memory-budget: {exc}") from None
+        check_precision(self.index, self.precision)
+        margins, modes = ("ratio", "distance", "absolute"), ("forward", "backward", "intersect", "max")
+        if self.margin not in margins or self.mode not in modes:
+            raise ValueError(
+                f"margin {self.margin!r} / mode {self.mode!r}: expected ratio|distance|absolute / "
+                "forward|backward|intersect|max"
+            )
+        if self.k < 1:
+            raise ValueError(f"--k {self.k}: expected a positive neighbourhood size")
 
 
 @dataclass
@@ -225,8 +302,34 @@ def _search(index: object, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return index.search(queries, k)
 
 
-class _Checkpoint:
-    """Per-shard result files plus a manifest in ``workdir``; every file written atomically."""
+def search_shard(
+    index: Any, queries: np.ndarray, q0: int, q1: int, width: int, shift: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``width`` best of ``index`` (similarities, ids) for query rows ``q0:q1``, centred by ``shift`` as the
+    index's rows were (``None``: as they are): one shard of an approximate search, in one process or a Ray task.
+
+    Example:
+        >>> import faiss
+        >>> index = faiss.IndexFlatIP(2); index.add(np.eye(2, dtype="float32"))
+        >>> search_shard(index, np.eye(2, dtype="float32")[::-1], 0, 1, 1, None)[1].tolist()
+        [[1]]
+    """
+    return _search(index, shifted(read_rows(queries, q0, q1), shift), width)
+
+
+class Checkpoint:
+    """Per-shard result files plus a manifest in ``workdir``; every file written atomically.
+
+    ``signature`` (a :class:`ShardPlan`'s) is stored in the manifest: a folder holding a run is refused without
+    ``resume``, and one written for other inputs or settings always. ``workdir=None`` keeps nothing.
+
+    Example:
+        >>> import tempfile
+        >>> ckpt = Checkpoint(tempfile.mkdtemp(), {"k": 4}, resume=False)
+        >>> ckpt.commit("forward", 0, ckpt.save_arrays("forward-00000.npz", sims=np.ones((2, 1)), ids=np.zeros((2, 1))))
+        >>> Checkpoint(ckpt.dir, {"k": 4}, resume=True).done("forward")
+        {'0': 'forward-00000.npz'}
+    """
 
     def __init__(self, workdir: str | os.PathLike | None, signature: dict, resume: bool):
         self.dir = Path(workdir) if workdir is not None else None
@@ -249,9 +352,11 @@ class _Checkpoint:
             self.state = old
 
     def done(self, stage: str) -> dict:
+        """``{shard number (str): file name}`` of the stage's finished shards."""
         return self.state["done"].setdefault(stage, {})
 
     def save_arrays(self, name: str, **arrays: np.ndarray) -> str | None:
+        """``arrays`` saved atomically as ``name`` in the folder (its name; ``None`` without a folder)."""
         if self.dir is None:
             return None
         with atomic_path(self.dir / name, suffix=".npz") as tmp:
@@ -260,60 +365,158 @@ class _Checkpoint:
         return name
 
     def load_arrays(self, name: str) -> dict:
+        """The arrays saved as ``name``."""
         assert self.dir is not None
         with np.load(self.dir / name) as data:
             return {key: data[key] for key in data.files}
 
     def commit(self, stage: str, shard: int, info: object) -> None:
+        """Record a finished shard (the manifest rewritten atomically)."""
         self.done(stage)[str(shard)] = info
         if self.dir is not None:
             with atomic_open(self.dir / "manifest.json") as fh:
                 json.dump(self.state, fh)
 
+    def gather(self, stage: Stage, width: int) -> Neighbours:
+        """The neighbours (``sims``, ``ids``) of the stage's finished shards, in their rows; ``-inf``/``-1`` elsewhere."""
+        sims = np.full((stage.rows, width), -np.inf, dtype=np.float32)
+        ids = np.full((stage.rows, width), -1, dtype=np.int64)
+        for shard, name in self.done(stage.name).items():
+            q0, q1 = stage.shards[int(shard)]
+            part = self.load_arrays(name)
+            sims[q0:q1], ids[q0:q1] = part["sims"], part["ids"]
+        return Neighbours(sims, ids)
 
-def _signature(src: np.ndarray, tgt: np.ndarray, k: int, index: str, qs: int, ds: int, extra: dict) -> dict:
-    def probe(arr: np.ndarray) -> list:
-        """Shape and a hash of every row (read in blocks: ~1 s per GB), so a resumed run with other vectors is refused."""
-        digest = hashlib.blake2b(digest_size=8)
-        for start in range(0, len(arr), 65536):
-            digest.update(np.ascontiguousarray(read_rows(arr, start, min(start + 65536, len(arr)))).tobytes())
-        return [int(arr.shape[0]), int(arr.shape[1]), digest.hexdigest()]
 
-    return {"src": probe(src), "tgt": probe(tgt), "k": k, "index": index, "shards": [qs, ds], **extra}
+def _probe(arr: np.ndarray) -> list:
+    """Shape and a hash of every row (read in blocks: ~1 s per GB), so a resumed run with other vectors is refused."""
+    digest = hashlib.blake2b(digest_size=8)
+    for start in range(0, len(arr), 65536):
+        digest.update(np.ascontiguousarray(read_rows(arr, start, min(start + 65536, len(arr)))).tobytes())
+    return [int(arr.shape[0]), int(arr.shape[1]), digest.hexdigest()]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pass of a k-NN plan: the rows of one side, cut into query shards."""
+
+    name: str
+    """``exact`` (both directions from one pass over the sources), ``forward`` or ``backward``: the checkpoint's
+    stage and the stem of its files."""
+    queries: str
+    """The side whose rows are the queries: ``src`` or ``tgt`` (the other side is the database)."""
+    rows: int
+    """Rows of that side."""
+    shards: tuple[tuple[int, int], ...]
+    """``(first row, end row)`` of each shard; a shard's number is its position."""
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How a k-NN both ways is cut into shards, decided once by :func:`plan_shards` from the sides' sizes and a
+    :class:`MiningOptions`; the loop of :func:`knn_both_ways` and the Ray tasks of
+    :func:`mlembed.cluster.knn.knn_both_ways_ray` execute the same plan, so they find the same neighbours."""
+
+    index: str
+    """``flat`` (exact) or the approximate index's kind."""
+    k: int
+    """Neighbours per row of the result."""
+    memory_budget: int
+    """The working-set size in bytes the shard sizes were derived from."""
+    query_shard: int
+    """Query rows per shard (the resume granularity)."""
+    db_shard: int
+    """Database rows per block of the exact search."""
+    heap: int
+    """Neighbours each query row's heap keeps before the final ``k``: :func:`heap_size` (exact) or the
+    candidates asked of the index (approximate, :func:`candidates`)."""
+    widths: tuple[int, int]
+    """``heap`` capped at the other side's size: neighbours kept per source row and per target row."""
+    stages: tuple[Stage, ...]
+    """``(exact,)``, or ``(forward, backward)`` for an approximate index."""
+    scales: tuple[float, float] | None
+    """The int8 scales of both sides (exact search with ``precision="int8"``), else ``None``."""
+    signature: dict = field(hash=False)
+    """What a resumed run's manifest must match: both sides' shapes and row hashes, the settings that change the
+    result and the shard sizes (keys and values as they always were, so older work folders resume)."""
+
+
+def plan_shards(src: Embeddings, tgt: Embeddings, options: MiningOptions) -> ShardPlan:
+    """The shards of a k-NN both ways between ``src`` and ``tgt`` under ``options``: sizes from the memory budget
+    (:func:`shard_sizes`, :func:`approx_shard_size`) unless ``options.shard_size``/``db_shard_size`` force them,
+    heap widths, int8 scales and the resume signature (which reads every row once to hash it).
+
+    Example:
+        >>> x = np.eye(4, dtype="float32")
+        >>> plan = plan_shards(x, x[:3], MiningOptions(k=2, shard_size=3))
+        >>> [s.shards for s in plan.stages], plan.widths, plan.signature["shards"]
+        ([((0, 3), (3, 4))], (2, 2), [3, 3])
+        >>> [s.name for s in plan_shards(x, x, MiningOptions(index="ivf", centre=True)).stages]
+        ['forward', 'backward']
+    """
+    src, tgt = open_embeddings(src), open_embeddings(tgt)
+    if src.shape[1] != tgt.shape[1]:
+        raise ValueError(f"source and target dimensions differ: {src.shape[1]} != {tgt.shape[1]}")
+    budget = parse_size(options.memory_budget)
+    check_precision(options.index, options.precision)
+    exact = options.index == "flat"
+    k, nq, nb, dim = options.k, len(src), len(tgt), src.shape[1]
+    qs, ds = shard_sizes(nq, nb, dim, heap_size(k, options.precision) if exact else k, budget)
+    if exact:
+        heap = heap_size(k, options.precision)
+    else:  # approximate search needs no block: bigger query shards, fewer passes over the lists
+        heap = candidates(k, max(nq, nb), options.centre)  # (the result heaps hold this many a query)
+        qs = approx_shard_size(nq + nb, dim, heap, budget)
+    qs, ds = int(options.shard_size or qs), int(options.db_shard_size or ds)
+    if exact:
+        extra: dict = {"precision": options.precision}
+    else:
+        extra = {
+            "nprobe": options.nprobe,
+            "ef_search": options.ef_search,
+            "train_size": options.train_size,
+            "centre": options.centre,
+        }
+
+    def stage(name: str, queries: str, n: int) -> Stage:
+        return Stage(name, queries, n, tuple((q0, min(q0 + qs, n)) for q0 in range(0, n, qs)))
+
+    return ShardPlan(
+        index=options.index,
+        k=k,
+        memory_budget=budget,
+        query_shard=qs,
+        db_shard=ds,
+        heap=heap,
+        widths=(min(heap, nb), min(heap, nq)),
+        stages=(stage("exact", "src", nq),) if exact else (stage("forward", "src", nq), stage("backward", "tgt", nb)),
+        scales=block_scales(src, tgt, options.precision) if exact else None,
+        signature={
+            "src": _probe(src),
+            "tgt": _probe(tgt),
+            "k": k,
+            "index": options.index,
+            "shards": [qs, ds],
+            **extra,
+        },
+    )
 
 
 def knn_both_ways(
-    src: Embeddings,
-    tgt: Embeddings,
-    k: int = 4,
-    memory_budget: int | str | None = None,
-    index: str = "flat",
-    workdir: str | os.PathLike | None = None,
-    resume: bool = False,
-    shard_size: int | None = None,
-    db_shard_size: int | None = None,
-    nprobe: int | None = None,
-    ef_search: int | None = None,
-    train_size: int | None = None,
-    show_progress: bool = False,
-    precision: str = "fp32",
-    centre: bool = False,
+    src: Embeddings, tgt: Embeddings, options: MiningOptions | None = None, show_progress: bool = False
 ) -> tuple[Neighbours, Neighbours]:
     """The ``k`` most similar (inner product) targets of every source row, and sources of every target row.
 
     Args:
         src, tgt: L2-normalised ``(n, d)`` float arrays, memmaps or ``.npy`` paths.
-        k: neighbours per row (capped at the other side's size).
-        memory_budget: bytes or ``"1G"``-style size for the working set (default 2 GiB).
-        index: ``flat`` (exact) or an approximate FAISS index (``ivf``, ``hnsw``, ``ivfpq``, factory string).
-        workdir: where per-shard results and the manifest go (needed for ``resume``).
-        resume: continue a killed run from ``workdir``.
-        shard_size: force the query shard size, i.e. the resume granularity (default: from the budget).
-        db_shard_size: force the database shard size of the exact search (default: from the budget).
-        nprobe, ef_search, train_size: approximate-index settings (see :mod:`mlembed.index`).
-        precision: how the exact search scores its blocks before the exact rescoring: ``fp32`` (float32
-            sgemm) or ``int8`` (candidates from int8 products); see :func:`score_block`.
-        centre: approximate indexes only: find candidates with each side centred by its mean row (see above).
+        options: what this reads of a :class:`MiningOptions` (default ``MiningOptions()``): ``k``, ``index``
+            (``flat``, exact, or an approximate FAISS index), ``memory_budget``, ``precision`` (how the exact
+            search scores its blocks before the exact rescoring, see :func:`score_block`), ``centre``
+            (approximate indexes: candidates found with each side centred by its mean row, see above),
+            ``nprobe``/``ef_search``/``train_size`` (see :mod:`mlembed.index`), ``shard_size``/``db_shard_size``
+            (forced shard sizes), ``workdir`` (per-shard results and the manifest) and ``resume``. The shards are
+            :func:`plan_shards`'s.
+        show_progress: a progress bar per stage.
 
     Returns:
         ``(forward, backward)``: neighbours of each source among targets, of each target among sources,
@@ -321,35 +524,21 @@ def knn_both_ways(
 
     Example:
         >>> x = np.eye(3, dtype="float32"); y = x[[2, 0, 1]]
-        >>> fwd, bwd = knn_both_ways(x, y, k=1)
+        >>> fwd, bwd = knn_both_ways(x, y, MiningOptions(k=1))
         >>> fwd.ids.ravel().tolist(), bwd.ids.ravel().tolist()
         ([1, 2, 0], [2, 0, 1])
     """
+    options = options or MiningOptions()
     src, tgt = open_embeddings(src), open_embeddings(tgt)
-    if src.shape[1] != tgt.shape[1]:
-        raise ValueError(f"source and target dimensions differ: {src.shape[1]} != {tgt.shape[1]}")
-    budget = parse_size(memory_budget)
-    check_precision(index, precision)
-    scales = block_scales(src, tgt, precision) if index == "flat" else None
-    kh = heap_size(k, precision) if index == "flat" else k
-    qs, ds = shard_sizes(len(src), len(tgt), src.shape[1], kh, budget)
-    if shard_size:
-        qs = int(shard_size)
-    if db_shard_size:
-        ds = int(db_shard_size)
-    if index == "flat":
-        sig = _signature(src, tgt, k, index, qs, ds, {"precision": precision})
-        fwd, bwd = _exact(src, tgt, kh, qs, ds, scales, _Checkpoint(workdir, sig, resume), show_progress)
-        return best(canonical(src, tgt, fwd), k), best(canonical(tgt, src, bwd), k)
-    if not shard_size:  # approximate search needs no block: bigger query shards, fewer passes over the lists
-        kc = candidates(k, max(len(src), len(tgt)), centre)  # (the result heaps hold this many a query)
-        qs = approx_shard_size(len(src) + len(tgt), src.shape[1], kc, budget)
-    extra = {"nprobe": nprobe, "ef_search": ef_search, "train_size": train_size, "centre": centre}
-    ckpt = _Checkpoint(workdir, _signature(src, tgt, k, index, qs, ds, extra), resume)
-    settings = dict(nprobe=nprobe, ef_search=ef_search, train_size=train_size, centre=centre)
-    fwd = _approximate(src, tgt, k, index, qs, ckpt, "forward", show_progress=show_progress, **settings)
-    bwd = _approximate(tgt, src, k, index, qs, ckpt, "backward", show_progress=show_progress, **settings)
-    return best(canonical(src, tgt, fwd), k), best(canonical(tgt, src, bwd), k)
+    plan = plan_shards(src, tgt, options)
+    ckpt = Checkpoint(options.workdir, plan.signature, options.resume)
+    if plan.index == "flat":
+        fwd, bwd = _exact(src, tgt, plan, ckpt, show_progress)
+    else:
+        forward, backward = plan.stages
+        fwd = _approximate(src, tgt, forward, plan.widths[0], options, ckpt, show_progress)
+        bwd = _approximate(tgt, src, backward, plan.widths[1], options, ckpt, show_progress)
+    return best(canonical(src, tgt, fwd), plan.k), best(canonical(tgt, src, bwd), plan.k)
 
 
 def candidates(k: int, n_db: int, centre: bool) -> int:
@@ -394,119 +583,124 @@ def _add_columns(heap: Any, b0: int, block: np.ndarray, query_ids: np.ndarray) -
     heap.add_result_subset(cols[dj[starts]], sims, ids)
 
 
+def exact_shard(src: np.ndarray, tgt: np.ndarray, q0: int, q1: int, plan: ShardPlan, backward: Any) -> Neighbours:
+    """One shard of the exact search: the forward neighbours of source rows ``q0:q1`` among all targets (``plan``'s
+    ``widths[0]`` a row, in heap order), each block of scores also added, by columns, to ``backward`` (a
+    :class:`faiss.ResultHeap` over all target rows, ``widths[1]`` wide: the whole search's, or a Ray task's own).
+
+    Example:
+        >>> import faiss
+        >>> x = np.eye(3, dtype="float32"); plan = plan_shards(x, x, MiningOptions(k=1))
+        >>> bwd = faiss.ResultHeap(3, 1, keep_max=True)
+        >>> exact_shard(x, x[[2, 0, 1]], 0, 2, plan, bwd).ids.tolist()
+        [[1], [2]]
+    """
+    import faiss
+
+    nb = len(tgt)
+    xq = read_rows(src, q0, q1)
+    heap = faiss.ResultHeap(q1 - q0, plan.widths[0], keep_max=True)
+    rows, query_ids = np.arange(q1 - q0, dtype=np.int64), np.arange(q0, q1, dtype=np.int64)
+    for b0 in range(0, nb, plan.db_shard):
+        b1 = min(b0 + plan.db_shard, nb)
+        block = score_block(xq, read_rows(tgt, b0, b1), plan.scales)
+        heap.add_result_subset(rows, block, np.arange(b0, b1, dtype=np.int64))
+        _add_columns(backward, b0, block, query_ids)
+    heap.finalize()
+    return Neighbours(heap.D, heap.I)
+
+
+def build_index(db: Embeddings, stage: str, options: MiningOptions, ckpt: Checkpoint, show_progress: bool) -> Any:
+    """The FAISS index a stage of an approximate search queries: ``options.index`` built on ``db`` (centred by its
+    mean row with ``options.centre``; trained on ``options.train_size`` rows) and saved as ``STAGE.faiss`` in the
+    checkpoint's folder, if it has one, for a resumed run or Ray's tasks to open."""
+    import faiss
+
+    index = build_faiss_index(
+        db,
+        options.index,
+        train_size=options.train_size,
+        show_progress=show_progress,
+        desc=f"index ({stage})",
+        shift=mean_row(db) if options.centre else None,
+    )
+    if ckpt.dir is not None:
+        with atomic_path(ckpt.dir / f"{stage}.faiss", suffix=".faiss") as tmp:
+            faiss.write_index(index, str(tmp))
+    return index
+
+
 def _exact(
-    src: np.ndarray,
-    tgt: np.ndarray,
-    k: int,
-    qs: int,
-    ds: int,
-    scales: tuple[float, float] | None,
-    ckpt: _Checkpoint,
-    show_progress: bool,
+    src: np.ndarray, tgt: np.ndarray, plan: ShardPlan, ckpt: Checkpoint, show_progress: bool
 ) -> tuple[Neighbours, Neighbours]:
     import faiss
     from tqdm.auto import tqdm
 
-    nq, nb = len(src), len(tgt)
-    kf, kb = min(k, nb), min(k, nq)
-    bwd = faiss.ResultHeap(nb, kb, keep_max=True)
-    fwd_sims = np.full((nq, kf), -np.inf, dtype=np.float32)
-    fwd_ids = np.full((nq, kf), -1, dtype=np.int64)
-    q_starts = range(0, nq, qs)
-    done = ckpt.done("exact")
-    for shard, q0 in enumerate(q_starts):  # restore finished shards
-        if str(shard) in done:
-            part = ckpt.load_arrays(done[str(shard)])
-            fwd_sims[q0 : q0 + qs], fwd_ids[q0 : q0 + qs] = part["sims"], part["ids"]
+    (stage,) = plan.stages
+    bwd = faiss.ResultHeap(len(tgt), plan.widths[1], keep_max=True)
+    fwd = ckpt.gather(stage, plan.widths[0])  # restore finished shards
+    done = ckpt.done(stage.name)
     if done:
         state = ckpt.load_arrays(ckpt.state["backward_heap"])
         bwd.D[:], bwd.I[:] = state["D"], state["I"]  # heap order is kept: the arrays are the heaps' storage
-    todo = [(s, q0) for s, q0 in enumerate(q_starts) if str(s) not in done]
+    todo = [(s, span) for s, span in enumerate(stage.shards) if str(s) not in done]
     bar = tqdm(
-        total=len(q_starts),
-        initial=len(q_starts) - len(todo),
+        total=len(stage.shards),
+        initial=len(stage.shards) - len(todo),
         unit="shard",
         desc="k-NN (exact)",
         disable=not show_progress,
     )
-    for shard, q0 in todo:
-        q1 = min(q0 + qs, nq)
-        xq = read_rows(src, q0, q1)
-        heap = faiss.ResultHeap(q1 - q0, kf, keep_max=True)
-        rows = np.arange(q1 - q0, dtype=np.int64)
-        for b0 in range(0, nb, ds):
-            b1 = min(b0 + ds, nb)
-            block = score_block(xq, read_rows(tgt, b0, b1), scales)
-            heap.add_result_subset(rows, block, np.arange(b0, b1, dtype=np.int64))
-            _add_columns(bwd, b0, block, np.arange(q0, q1, dtype=np.int64))
-        heap.finalize()
-        fwd_sims[q0:q1], fwd_ids[q0:q1] = heap.D, heap.I
-        fname = ckpt.save_arrays(f"exact-fwd-{shard:05d}.npz", sims=heap.D, ids=heap.I)
+    for shard, (q0, q1) in todo:
+        part = exact_shard(src, tgt, q0, q1, plan, bwd)
+        fwd.sims[q0:q1], fwd.ids[q0:q1] = part.sims, part.ids
+        fname = ckpt.save_arrays(f"exact-fwd-{shard:05d}.npz", sims=part.sims, ids=part.ids)
         previous = ckpt.state.get("backward_heap")
         ckpt.state["backward_heap"] = ckpt.save_arrays(f"exact-bwd-heap-{shard:05d}.npz", D=bwd.D, I=bwd.I)
-        ckpt.commit("exact", shard, fname)
+        ckpt.commit(stage.name, shard, fname)
         if previous and ckpt.dir is not None:  # only the latest heap state is needed
             (ckpt.dir / previous).unlink(missing_ok=True)
         bar.update(1)
     bar.close()
     bwd.finalize()
-    return Neighbours(fwd_sims, fwd_ids), Neighbours(bwd.D.copy(), bwd.I.copy())
+    return fwd, Neighbours(bwd.D.copy(), bwd.I.copy())
 
 
 def _approximate(
     queries: np.ndarray,
     db: np.ndarray,
-    k: int,
-    index: str,
-    qs: int,
-    ckpt: _Checkpoint,
-    stage: str,
-    nprobe: int | None,
-    ef_search: int | None,
-    train_size: int | None,
-    centre: bool,
+    stage: Stage,
+    width: int,
+    options: MiningOptions,
+    ckpt: Checkpoint,
     show_progress: bool,
 ) -> Neighbours:
     import faiss
     from tqdm.auto import tqdm
 
-    kk = candidates(k, len(db), centre)
-    done = ckpt.done(stage)
-    starts = list(range(0, len(queries), qs))
-    sims = np.full((len(queries), kk), -np.inf, dtype=np.float32)
-    ids = np.full((len(queries), kk), -1, dtype=np.int64)
-    for shard, q0 in enumerate(starts):
-        if str(shard) in done:
-            part = ckpt.load_arrays(done[str(shard)])
-            sims[q0 : q0 + qs], ids[q0 : q0 + qs] = part["sims"], part["ids"]
-    todo = [(s, q0) for s, q0 in enumerate(starts) if str(s) not in done]
+    found = ckpt.gather(stage, width)  # restore finished shards
+    done = ckpt.done(stage.name)
+    todo = [(s, span) for s, span in enumerate(stage.shards) if str(s) not in done]
     if not todo:
-        return Neighbours(sims, ids)
-    cached = ckpt.dir / f"{stage}.faiss" if ckpt.dir is not None else None
+        return found
+    cached = ckpt.dir / f"{stage.name}.faiss" if ckpt.dir is not None else None
     if cached is not None and cached.exists():
         fidx = faiss.read_index(str(cached))
     else:
-        shift = mean_row(db) if centre else None
-        fidx = build_faiss_index(
-            db, index, train_size=train_size, show_progress=show_progress, desc=f"index ({stage})", shift=shift
-        )
-        if cached is not None:
-            with atomic_path(cached, suffix=".faiss") as tmp:
-                faiss.write_index(fidx, str(tmp))
-    set_search_params(fidx, nprobe=nprobe, ef_search=ef_search)
-    query_shift = mean_row(queries) if centre else None
+        fidx = build_index(db, stage.name, options, ckpt, show_progress)
+    set_search_params(fidx, nprobe=options.nprobe, ef_search=options.ef_search)
+    query_shift = mean_row(queries) if options.centre else None
     bar = tqdm(
-        total=len(starts),
-        initial=len(starts) - len(todo),
+        total=len(stage.shards),
+        initial=len(stage.shards) - len(todo),
         unit="shard",
-        desc=f"k-NN ({stage})",
+        desc=f"k-NN ({stage.name})",
         disable=not show_progress,
     )
-    for shard, q0 in todo:
-        q1 = min(q0 + qs, len(queries))
-        d, i = _search(fidx, shifted(read_rows(queries, q0, q1), query_shift), kk)
-        sims[q0:q1], ids[q0:q1] = d, i
-        ckpt.commit(stage, shard, ckpt.save_arrays(f"{stage}-{shard:05d}.npz", sims=d, ids=i))
+    for shard, (q0, q1) in todo:
+        d, i = search_shard(fidx, queries, q0, q1, width, query_shift)
+        found.sims[q0:q1], found.ids[q0:q1] = d, i
+        ckpt.commit(stage.name, shard, ckpt.save_arrays(f"{stage.name}-{shard:05d}.npz", sims=d, ids=i))
         bar.update(1)
     bar.close()
-    return Neighbours(sims, ids)
+    return found

@@ -80,9 +80,9 @@ def select_pairs(fwd: Neighbours, bwd: Neighbours, margin: str = "ratio", mode: 
     """Score candidates from both k-NN lists and pick pairs by ``mode`` (LASER ``mine_bitexts`` semantics).
 
     Example:
-        >>> from mlembed.knn import knn_both_ways
+        >>> from mlembed.knn import MiningOptions, knn_both_ways
         >>> x = np.eye(3, dtype="float32")
-        >>> fwd, bwd = knn_both_ways(x, x[[1, 2, 0]], k=2)
+        >>> fwd, bwd = knn_both_ways(x, x[[1, 2, 0]], MiningOptions(k=2))
         >>> p = select_pairs(fwd, bwd); p.src_idx.tolist(), p.tgt_idx.tolist()
         ([0, 1, 2], [2, 0, 1])
     """

@@ -2,7 +2,9 @@
 
 The k-NN runs shard by shard from memmaps in bounded memory (:mod:`mlembed.knn`); candidates are scored by
 margin and picked by mode (:mod:`mlembed.margin`, whose names this module re-exports); :func:`mine_files` adds
-text handling: dedupe, streamed encoding, atomic TSV, and the seconds of each stage.
+text handling: dedupe, streamed encoding, atomic TSV, and the seconds of each stage. What to mine with (k, margin,
+mode, threshold, index, memory budget, work folder...) is one :class:`MiningOptions` (re-exported from
+:mod:`mlembed.knn`), which both functions read and pass down.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows
+from mlembed.arrays import Embeddings, open_embeddings, read_rows
 from mlembed.data.output import tsv_field
 from mlembed.files import DataError, atomic_open, file_sha256
-from mlembed.knn import check_precision, knn_both_ways
+from mlembed.knn import MiningOptions, knn_both_ways
 from mlembed.margin import (
     MARGINS,
     MODES,
@@ -38,6 +41,7 @@ __all__ = [
     "MARGINS",
     "MODES",
     "MinedPairs",
+    "MiningOptions",
     "ThresholdChoice",
     "best_threshold",
     "calibrate_from_spec",
@@ -57,75 +61,48 @@ DEFAULT_THRESHOLDS = {"ratio": 1.06, "distance": 0.04, "absolute": 0.7}
 def mine_embeddings(
     src: Embeddings,
     tgt: Embeddings,
-    k: int = 4,
-    margin: str = "ratio",
-    mode: str = "intersect",
-    threshold: float | None = None,
-    memory_budget: int | str | None = None,
-    index: str = "flat",
+    options: MiningOptions | None = None,
+    *,
     show_progress: bool = False,
-    workdir: str | os.PathLike | None = None,
-    resume: bool = False,
-    shard_size: int | None = None,
-    nprobe: int | None = None,
-    train_size: int | None = None,
-    ray: bool | str = False,
     timings: dict[str, float] | None = None,
-    precision: str = "fp32",
-    centre: bool = False,
 ) -> MinedPairs:
     """Mine parallel pairs between two sets of L2-normalised embeddings.
 
     Args:
         src, tgt: ``(n, d)`` float32 arrays, memmaps or ``.npy`` paths, L2-normalised.
-        k: neighbourhood size of the margin.
-        margin: ``ratio`` | ``distance`` | ``absolute``.
-        mode: ``forward`` | ``backward`` | ``intersect`` | ``max``.
-        threshold: keep pairs scoring ``>= threshold``; ``None`` returns every candidate.
-        memory_budget: working-set size for the k-NN (``"1G"``, bytes; default 2 GiB).
-        index: ``flat`` (exact) or an approximate FAISS index (``ivf``, ``ivfsq``, ``hnsw``, factory string).
-        workdir, resume: per-shard checkpoints, and continuing a killed run from them.
-        shard_size, nprobe, train_size, precision, centre: see :func:`mlembed.knn.knn_both_ways` (``precision``:
-            how the exact search ranks candidates before rescoring them exactly, ``int8`` or ``fp32``;
-            ``centre``: an approximate index finds candidates with each side centred by its mean).
-        ray: run the query shards as tasks on a Ray cluster (``True``: ``$RAY_ADDRESS`` or a local one; a
-            string: that address); ``src`` and ``tgt`` are then ``.npy`` paths and ``workdir`` is needed
-            (:func:`mlembed.cluster.knn.knn_both_ways_ray`). Same pairs as without.
+        options: a :class:`MiningOptions` (default ``MiningOptions()``): ``k`` (the margin's neighbourhood),
+            ``margin`` (``ratio`` | ``distance`` | ``absolute``), ``mode`` (``forward`` | ``backward`` | ``intersect``
+            | ``max``), ``threshold`` (keep pairs scoring ``>= threshold``; ``None`` returns every candidate) and
+            the k-NN's fields (see :func:`mlembed.knn.knn_both_ways`: ``index``, ``memory_budget``, ``precision``,
+            ``centre``, ``nprobe``, ``workdir``, ``resume``...). ``ray``: run the query shards as tasks on a Ray
+            cluster (``True``: ``$RAY_ADDRESS`` or a local one; a string: that address); ``src`` and ``tgt`` are
+            then ``.npy`` paths and ``workdir`` is needed (:func:`mlembed.cluster.knn.knn_both_ways_ray`). Same
+            pairs as without.
+        show_progress: progress bars of the k-NN.
         timings: a dict that receives the seconds of each stage (``knn``: index and search both ways; ``margin``).
 
     Example:
         >>> rng = np.random.default_rng(0)
         >>> x = rng.normal(size=(50, 16)).astype("float32"); x /= np.linalg.norm(x, axis=1, keepdims=True)
         >>> y = x[::-1] + 0.01; y /= np.linalg.norm(y, axis=1, keepdims=True)
-        >>> pairs = mine_embeddings(x, y)
+        >>> pairs = mine_embeddings(x, y, MiningOptions(k=4, margin="ratio", mode="intersect"))
         >>> bool(np.all(pairs.tgt_idx == 49 - pairs.src_idx)), len(pairs)
         (True, 50)
     """
-    settings = dict(
-        k=k,
-        memory_budget=memory_budget,
-        index=index,
-        resume=resume,
-        shard_size=shard_size,
-        nprobe=nprobe,
-        train_size=train_size,
-        show_progress=show_progress,
-        precision=precision,
-        centre=centre,
-    )
+    options = options or MiningOptions()
     clock = time.monotonic()
-    if ray:
+    if options.ray:
         from mlembed.cluster.knn import knn_both_ways_ray
 
-        if workdir is None or not isinstance(src, (str, os.PathLike)) or not isinstance(tgt, (str, os.PathLike)):
+        if options.workdir is None or not all(isinstance(side, (str, os.PathLike)) for side in (src, tgt)):
             raise ValueError("mining on Ray needs src and tgt as .npy paths and a workdir that its workers can read")
-        fwd, bwd = knn_both_ways_ray(src, tgt, workdir, address=ray if isinstance(ray, str) else None, **settings)
+        fwd, bwd = knn_both_ways_ray(src, tgt, options, show_progress=show_progress)
     else:
-        fwd, bwd = knn_both_ways(src, tgt, workdir=workdir, **settings)
+        fwd, bwd = knn_both_ways(src, tgt, options, show_progress=show_progress)
     clock = _lap(timings, "knn", clock)
-    pairs = select_pairs(fwd, bwd, margin, mode)
+    pairs = select_pairs(fwd, bwd, options.margin, options.mode)
     _lap(timings, "margin", clock)
-    return pairs if threshold is None else pairs.above(threshold)
+    return pairs if options.threshold is None else pairs.above(options.threshold)
 
 
 def _lap(timings: dict[str, float] | None, stage: str, since: float) -> float:
@@ -153,7 +130,7 @@ def calibrate_threshold(
     """
     n = len(src)
     kept = np.sort(np.random.default_rng(seed).permutation(n)[: (n + 1) // 2])
-    pairs = mine_embeddings(np.asarray(src), np.asarray(tgt)[kept], k=k, margin=margin, mode=mode)
+    pairs = mine_embeddings(np.asarray(src), np.asarray(tgt)[kept], MiningOptions(k=k, margin=margin, mode=mode))
     return best_threshold(pairs, {(int(i), j) for j, i in enumerate(kept)})
 
 
@@ -308,40 +285,29 @@ def mine_files(
     tgt: str | os.PathLike,
     output: str | os.PathLike,
     model: Any = "minilm-en",
-    k: int = 4,
-    margin: str = "ratio",
-    mode: str = "intersect",
-    threshold: float | None = None,
+    options: MiningOptions | None = None,
+    *,
     calibrate: str | None = None,
-    memory_budget: int | str | None = None,
-    index: str = "flat",
-    workdir: str | os.PathLike | None = None,
-    resume: bool = False,
     src_embeddings: str | os.PathLike | None = None,
     tgt_embeddings: str | os.PathLike | None = None,
-    shard_size: int | None = None,
-    nprobe: int | None = None,
-    show_progress: bool = True,
     backend: str = "torch",
-    ray: bool | str = False,
-    timings: dict[str, float] | None = None,
-    precision: str = "fp32",
-    centre: bool = False,
     overflow: str = "truncate",
+    show_progress: bool = True,
+    timings: dict[str, float] | None = None,
     reports: dict[str, Any] | None = None,
 ) -> tuple[int, float]:
     """Mine two text files (one sentence a line) into ``output``: ``score<TAB>src<TAB>tgt``, best first.
 
     Duplicate (and empty) lines are dropped on each side first; sentences are encoded in streamed
-    chunks to memmaps in ``workdir`` (default ``OUTPUT.work``, kept for ``resume`` until success),
-    or taken from ``src_embeddings``/``tgt_embeddings`` (``.npy`` rows aligned with the lines).
-    ``backend``: the engine a model given by name runs on (see :mod:`mlembed.backends`). ``ray``: encode
-    and search on a Ray cluster (``True`` or an address; see :func:`mine_embeddings`), same pairs.
-    The threshold is ``threshold`` if given, else calibrated on ``calibrate`` (a
+    chunks to memmaps in ``options.workdir`` (default ``OUTPUT.work``, kept for ``options.resume`` until success;
+    the k-NN's shards go to its ``knn`` folder), or taken from ``src_embeddings``/``tgt_embeddings`` (``.npy``
+    rows aligned with the lines). ``options``: a :class:`MiningOptions` (see :func:`mine_embeddings`; checked
+    before anything is encoded); ``options.ray`` encodes and searches on a Ray cluster, same pairs.
+    ``backend``: the engine a model given by name runs on (see :mod:`mlembed.backends`).
+    The threshold is ``options.threshold`` if given, else calibrated on ``calibrate`` (a
     :func:`mlembed.data.read_pairs` spec), else :data:`DEFAULT_THRESHOLDS` for the margin.
     ``timings``: a dict that receives the seconds of each stage (``load``, ``dedupe``, ``encode``, ``knn``,
-    ``margin``, ``write``; a resumed run counts only what it redid). ``precision``, ``centre``: how the k-NN
-    finds candidates (see :func:`mine_embeddings`).
+    ``margin``, ``write``; a resumed run counts only what it redid).
     ``overflow``: a line longer than the model's window is ``truncate``d by default (one over-long line must not
     abort a long run; ``split`` reads it all, ``error`` refuses it); ``reports``, a dict, receives a
     :class:`mlembed.windows.LengthReport` per side (``src``, ``tgt``), and any line over the window is logged.
@@ -353,7 +319,7 @@ def mine_files(
         >>> import tempfile, os
         >>> d = tempfile.mkdtemp(); s, t = os.path.join(d, "en.txt"), os.path.join(d, "de.txt")
         >>> _ = open(s, "w").write("The cat sleeps.\\nStocks fell.\\n"); _ = open(t, "w").write("Stocks fell.\\nThe cat sleeps.\\n")
-        >>> mine_files(s, t, os.path.join(d, "out.tsv"), threshold=1.0, show_progress=False)
+        >>> mine_files(s, t, os.path.join(d, "out.tsv"), options=MiningOptions(threshold=1.0), show_progress=False)
         (2, 1.0)
     """
     from tqdm.auto import tqdm
@@ -362,25 +328,17 @@ def mine_files(
     from mlembed.textstore import LineStore, unique_line_ids
     from mlembed.windows import OVERFLOW_MODES, InputTooLongError, LengthReport
 
+    options = options or MiningOptions()
     if overflow not in OVERFLOW_MODES:
         raise ValueError(f"--overflow {overflow!r}: expected one of {', '.join(OVERFLOW_MODES)}")
-    try:  # options are checked before minutes of encoding
-        parse_size(memory_budget)
-    except ValueError as exc:
-        raise ValueError(f"--memory-budget: {exc}") from None
-    check_precision(index, precision)
-    if margin not in ("ratio", "distance", "absolute") or mode not in ("forward", "backward", "intersect", "max"):
-        raise ValueError(
-            f"margin {margin!r} / mode {mode!r}: expected ratio|distance|absolute / forward|backward|intersect|max"
-        )
-    if k < 1:
-        raise ValueError(f"--k {k}: expected a positive neighbourhood size")
+    options.check()  # options are checked before minutes of encoding
+    ray, threshold = options.ray, options.threshold
     for path in (src, tgt):
         if not Path(path).is_file():
             raise DataError("no such file (expected a text file, one sentence a line)", path)
     output = Path(output)
-    work = Path(workdir) if workdir is not None else output.with_name(output.name + ".work")
-    if work.exists() and not resume and (work / "knn" / "manifest.json").exists():
+    work = Path(options.workdir) if options.workdir is not None else output.with_name(output.name + ".work")
+    if work.exists() and not options.resume and (work / "knn" / "manifest.json").exists():
         raise DataError("holds an unfinished run: pass --resume (resume=True) to continue it, or remove it", work)
     work.mkdir(parents=True, exist_ok=True)
     clock = time.monotonic()
@@ -426,9 +384,9 @@ def mine_files(
         clock = _lap(timings, "encode", clock)
     if threshold is None:
         threshold = (
-            calibrate_from_spec(calibrate, model, k, margin, mode).threshold
+            calibrate_from_spec(calibrate, model, options.k, options.margin, options.mode).threshold
             if calibrate
-            else DEFAULT_THRESHOLDS[margin]
+            else DEFAULT_THRESHOLDS[options.margin]
         )
         if calibrating:
             _lap(timings, "calibrate", clock)
@@ -437,21 +395,9 @@ def mine_files(
     pairs = mine_embeddings(
         sides[0][1],
         sides[1][1],
-        k=k,
-        margin=margin,
-        mode=mode,
-        threshold=threshold,
-        memory_budget=memory_budget,
-        index=index,
-        workdir=work / "knn",
-        resume=resume,
-        shard_size=shard_size,
-        nprobe=nprobe,
+        replace(options, threshold=threshold, workdir=work / "knn"),
         show_progress=show_progress,
-        ray=ray,
         timings=timings,
-        precision=precision,
-        centre=centre,
     )
     clock = time.monotonic()
     src_store = LineStore.build(src, offsets=work / "src.lines.npy")

@@ -172,7 +172,7 @@ def test_cli_errors_name_the_file_and_what_was_expected(tmp_path, capsys):
 
 def test_the_same_language_on_both_sides_is_warned_about(teacher, tmp_path, caplog):
     from mlembed.aligner import align_files
-    from mlembed.distill.train import english_sentences
+    from mlembed.data.english import english_sentences
 
     text = "\n".join(english_sentences("heldout")[:30]) + "\n"
     (tmp_path / "a.txt").write_text(text)

@@ -107,6 +107,7 @@ def test_auto_rejects_a_backend_outside_the_quality_bound(cache, teacher):
     assert result["chosen"] == "torch"
 
 
+@pytest.mark.slow
 def test_auto_is_probed_once_then_read_from_the_cache(cache, teacher, monkeypatch):
     from mlembed.backends import load_backend, probe
 
@@ -150,6 +151,7 @@ class _Rotated:
         return vectors
 
 
+@pytest.mark.slow
 def test_auto_for_a_task_judges_an_engine_by_the_task_not_by_its_vectors(cache, teacher, monkeypatch):
     """``mine``/``index build`` accept an engine by mining F1 / retrieval accuracy on gettext pairs hidden among
     distractors (at most 0.5 point below torch fp32), not by the vectors' cosine: a rotated space passes the task
@@ -202,6 +204,7 @@ def test_cli_encode_on_openvino_matches_torch(cache, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "openvino.npy"), np.load(tmp_path / "torch.npy"), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_int8_is_calibrated_once_and_stays_close(cache, teacher):
     """Static int8 (NNCF) on MiniLM: measured mean cosine 0.998 to fp32 -- close, but under auto's bound."""
     from mlembed.backends import load_backend

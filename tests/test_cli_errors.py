@@ -95,7 +95,7 @@ def test_an_unexpected_error_is_reported_as_a_bug(monkeypatch, capsys):
 
 
 def test_unknown_language_code_warns(tmp_path, caplog):
-    from mlembed.distill.train import DistillConfig, validate
+    from mlembed.distill.config import DistillConfig, validate
 
     validate(DistillConfig(output=str(tmp_path / "d"), langs=["de", "qqx"], student="auto"))
     assert [r.levelname for r in caplog.records] == ["WARNING"]
@@ -106,7 +106,7 @@ def test_the_library_logs_and_the_cli_decides_what_shows(tmp_path, capsys):
     argv = ["distill", "--output", str(tmp_path / "d"), "--langs", "qqx", "--data", "tsv:/nonexistent.eng-deu.tsv"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "[mlembed.distill.train] unknown language code(s) qqx" in err
+    assert "[mlembed.distill.config] unknown language code(s) qqx" in err
     assert main(["-q", *argv]) == 2
     assert "unknown language" in capsys.readouterr().err  # a warning passes -q
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ def sentences(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_encode_on_ray_writes_the_rows_of_single_process_encode_and_resumes(cluster, sentences, tmp_path, teacher):
     from mlembed.cluster.encode import encode_ray, read_manifest, shards_to_npy
     from mlembed.encoding import encode_to_npy, read_sentences
@@ -81,27 +83,29 @@ def test_encode_on_ray_writes_the_rows_of_single_process_encode_and_resumes(clus
 @pytest.mark.parametrize(("index", "centre"), [("flat", False), ("IVF32,Flat", False), ("IVF32,Flat", True)])
 def test_mine_on_ray_finds_the_same_neighbours(cluster, tmp_path, index, centre):
     from mlembed.cluster.knn import knn_both_ways_ray
-    from mlembed.knn import knn_both_ways
+    from mlembed.knn import MiningOptions, knn_both_ways
 
     rng = np.random.default_rng(0)
     src, tgt = _unit(rng, 3000, 32), _unit(rng, 2500, 32)
     np.save(tmp_path / "src.npy", src)
     np.save(tmp_path / "tgt.npy", tgt)
-    opts = dict(k=4, index=index, shard_size=700, nprobe=8, centre=centre)
-    fwd, bwd = knn_both_ways(tmp_path / "src.npy", tmp_path / "tgt.npy", **opts)
+    opts = MiningOptions(k=4, index=index, shard_size=700, nprobe=8, centre=centre)
+    fwd, bwd = knn_both_ways(tmp_path / "src.npy", tmp_path / "tgt.npy", opts)
     stats: dict = {}
-    rfwd, rbwd = knn_both_ways_ray(tmp_path / "src.npy", tmp_path / "tgt.npy", tmp_path / "knn", stats=stats, **opts)
+    on_ray = replace(opts, workdir=tmp_path / "knn")
+    rfwd, rbwd = knn_both_ways_ray(tmp_path / "src.npy", tmp_path / "tgt.npy", on_ray, stats=stats)
     np.testing.assert_array_equal(rfwd.ids, fwd.ids)
     np.testing.assert_array_equal(rbwd.ids, bwd.ids)
     np.testing.assert_allclose(rbwd.sims, bwd.sims, atol=1e-6)
     assert stats["tasks"] == (5 if index == "flat" else 5 + 4) and stats["worker_peak_rss_mb"] > 0
 
 
+@pytest.mark.slow
 def test_mine_on_ray_survives_a_killed_worker(cluster, tmp_path):
     """A worker process is SIGKILLed while it runs a shard: Ray retries the task, the pairs are the same."""
     import psutil
 
-    from mlembed.mine import mine_embeddings
+    from mlembed.mine import MiningOptions, mine_embeddings
 
     rng = np.random.default_rng(1)
     src = _unit(rng, 40_000, 128)
@@ -123,39 +127,40 @@ def test_mine_on_ray_survives_a_killed_worker(cluster, tmp_path):
 
     killer = threading.Thread(target=kill_one)
     killer.start()
-    opts = dict(k=4, threshold=1.0, shard_size=4000)
-    pairs = mine_embeddings(
-        str(tmp_path / "src.npy"), str(tmp_path / "tgt.npy"), workdir=tmp_path / "w", ray=True, **opts
-    )
+    opts = MiningOptions(k=4, threshold=1.0, shard_size=4000)
+    on_ray = replace(opts, workdir=tmp_path / "w", ray=True)
+    pairs = mine_embeddings(str(tmp_path / "src.npy"), str(tmp_path / "tgt.npy"), on_ray)
     killer.join()
     assert killed, "no shard task was caught running"
-    expected = mine_embeddings(tmp_path / "src.npy", tmp_path / "tgt.npy", **opts)
+    expected = mine_embeddings(tmp_path / "src.npy", tmp_path / "tgt.npy", opts)
     np.testing.assert_array_equal(pairs.src_idx, expected.src_idx)
     np.testing.assert_array_equal(pairs.tgt_idx, expected.tgt_idx)
     assert len(pairs) > 30_000
 
 
+@pytest.mark.slow
 def test_mine_files_on_ray_writes_the_single_process_output(cluster, sentences, tmp_path):
     """The user's path: distinct lines encoded by Ray actors, k-NN as Ray tasks, the same TSV as without Ray."""
-    from mlembed.mine import mine_files
+    from mlembed.mine import MiningOptions, mine_files
 
     lines = open(sentences, encoding="utf-8").read().splitlines()
     other = tmp_path / "other.txt"
     other.write_text("\n".join(reversed(lines + lines[:50])) + "\n", encoding="utf-8")  # duplicates too
-    opts = dict(model="minilm-en", threshold=1.0, show_progress=False)
-    on_ray = mine_files(sentences, other, tmp_path / "ray.tsv", ray=True, **opts)
-    single = mine_files(sentences, other, tmp_path / "single.tsv", **opts)
+    opts = dict(model="minilm-en", show_progress=False)
+    on_ray = mine_files(sentences, other, tmp_path / "ray.tsv", options=MiningOptions(threshold=1.0, ray=True), **opts)
+    single = mine_files(sentences, other, tmp_path / "single.tsv", options=MiningOptions(threshold=1.0), **opts)
     assert on_ray == single and single[0] > 100
     assert (tmp_path / "ray.tsv").read_bytes() == (tmp_path / "single.tsv").read_bytes()
 
 
+@pytest.mark.slow
 def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tmp_path, teacher, capfd):
     from mlembed.encoding import encode
-    from mlembed.index import SentenceIndex
+    from mlembed.index import IndexSpec, SentenceIndex
 
-    kw = dict(kind="IVF8,Flat", nprobe=3, show_progress=False)
-    single = SentenceIndex.build(sentences, tmp_path / "single", model=teacher, **kw)
-    built = SentenceIndex.build(sentences, tmp_path / "ray", model="minilm-en", ray=True, **kw)
+    spec = IndexSpec(kind="IVF8,Flat", nprobe=3)
+    single = SentenceIndex.build(sentences, tmp_path / "single", teacher, spec, show_progress=False)
+    built = SentenceIndex.build(sentences, tmp_path / "ray", "minilm-en", spec, ray=True, show_progress=False)
     assert built.meta["ondisk"] and (tmp_path / "ray" / "lists.ivfdata").exists()
     (tmp_path / "ray").rename(tmp_path / "moved")  # the lists file is found beside the index wherever it goes
     capfd.readouterr()
@@ -168,10 +173,11 @@ def test_index_on_ray_answers_as_the_single_process_index(cluster, sentences, tm
     np.testing.assert_allclose(d1, d2, atol=1e-5)
     with pytest.raises(ValueError, match="--ray builds IVF indexes"):
         SentenceIndex.build(
-            sentences, tmp_path / "hnsw", model="minilm-en", ray=True, kind="hnsw", show_progress=False
+            sentences, tmp_path / "hnsw", "minilm-en", IndexSpec(kind="hnsw"), ray=True, show_progress=False
         )
 
 
+@pytest.mark.slow
 def test_torchrun_distill_with_two_processes_saves_one_model(tmp_path):
     sys.path.insert(0, os.path.dirname(__file__))
     from test_distill import DE, ZH

@@ -88,6 +88,7 @@ def _options(tmp_path, corpus, **extra):
     return opts
 
 
+@pytest.mark.slow
 def test_distill_saves_plain_st_model_with_card_and_reuses_teacher_cache(tmp_path, corpus, teacher):
     from sentence_transformers import SentenceTransformer
 
@@ -230,6 +231,7 @@ def test_translation_transfer_starts_new_subwords_at_their_english_translation(t
     assert _nearest_teacher_tokens(spelled, teacher, "katze", 1) != ["cat"]
 
 
+@pytest.mark.slow
 def test_translation_transfer_on_real_chinese_pairs(shared_data, teacher):
     from mlembed.data import read_pairs
     from mlembed.models import load_model
@@ -406,6 +408,7 @@ def test_distill_refuses_an_output_holding_a_model(tmp_path, capsys):
     assert (tmp_path / "s" / "modules.json").read_text() == "[]"
 
 
+@pytest.mark.slow
 def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_start(tmp_path, corpus, e5_folder):
     """The pretrained student's start is e5 centred and rotated (its geometry kept: an orthogonal map); with
     --freeze-layers the bottom layers stay the start's, with --anchor the run trains on blended targets (and
@@ -460,6 +463,7 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     assert config["freeze_layers"] == 10 and config["anchor"] == 0.5 and config["freeze_embeddings"] is True
 
 
+@pytest.mark.slow
 def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, corpus, monkeypatch):
     """The dev figures are made to fall (a stand-in run_dev): the folder then holds the start, copied as it was
     saved before training, and the result, mlembed.json and the card say so."""
@@ -482,6 +486,7 @@ def test_keep_best_saves_the_start_when_training_lowers_dev_accuracy(tmp_path, c
     assert shipped.max_seq_length == 256  # the start's window, though its copy was saved at the training length
 
 
+@pytest.mark.slow
 @pytest.mark.precision  # training runs under bf16 autocast where `auto` is bf16; CI reruns under fp32 and bf16
 def test_merge_start_averages_the_trained_weights_with_the_start(tmp_path, corpus):
     """--merge-start ALPHA: the saved weights are start + ALPHA x (trained - start) and the card says so. At
@@ -554,6 +559,7 @@ def test_a_budgeted_run_warms_up_and_anneals_to_zero_when_its_budget_ends():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5, rel=1e-2)
 
 
+@pytest.mark.slow
 def test_contrastive_term_changes_training_and_is_on_the_card(tmp_path, corpus):
     """--contrastive W trains on MSE + W x in-batch cross-entropy: from the same start, data order and seed, the
     weights end elsewhere than under MSE alone, and the card and mlembed.json record the term."""
@@ -576,6 +582,7 @@ def test_contrastive_term_changes_training_and_is_on_the_card(tmp_path, corpus):
     assert "loss:" not in (Path(runs[0.0].output) / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_layers_cuts_a_copy_that_learns_the_full_model_on_both_sides(tmp_path, corpus):
     """--layers: the student keeps 3 of the full model's 6 layers (the first, the last and one between), the full
     model is its own teacher, each side of a pair is trained toward the full model's vector of that same

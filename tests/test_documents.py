@@ -98,10 +98,12 @@ def test_mine_refuses_sentence_files_and_documents_together(tmp_path):
         main(["mine", "--src", "a.txt", "--src-docs", "b.jsonl", "--tgt-docs", "c.jsonl", "-o", str(tmp_path / "o")])
 
 
+@pytest.mark.slow
 @pytest.mark.precision
 def test_a_sentence_split_in_two_by_its_translator_comes_out_whole(tmp_path, e5_folder):
     """Matched documents are aligned sentence by sentence: a 1-2 bead gives one pair of the original texts."""
     from mlembed.document_mining import mine_documents
+    from mlembed.mine import MiningOptions
 
     en = {
         "council": "The weather was terrible yesterday. "
@@ -115,7 +117,7 @@ def test_a_sentence_split_in_two_by_its_translator_comes_out_whole(tmp_path, e5_
     }
     src, tgt = _jsonl(tmp_path / "en.jsonl", en), _jsonl(tmp_path / "de.jsonl", de)
     report = mine_documents(src, tgt, tmp_path / "out.tsv", src_lang="en", tgt_lang="de", model=str(e5_folder),
-                            threshold=1.0, show_progress=False)  # fmt: skip
+                            options=MiningOptions(threshold=1.0), show_progress=False)  # fmt: skip
     rows = [line.split("\t") for line in (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     assert report.aligned_documents == 1
     merged = [r for r in rows if r[6] == "1,2"]
@@ -124,6 +126,6 @@ def test_a_sentence_split_in_two_by_its_translator_comes_out_whole(tmp_path, e5_
     )
     assert merged[0][4] == "1"
     unaligned = mine_documents(src, tgt, tmp_path / "plain.tsv", src_lang="en", tgt_lang="de", model=str(e5_folder),
-                               threshold=1.0, show_progress=False, align_documents=False)  # fmt: skip
+                               options=MiningOptions(threshold=1.0), show_progress=False, align_documents=False)  # fmt: skip
     assert unaligned.aligned_documents == 0
     assert all("," not in line.split("\t")[6] for line in (tmp_path / "plain.tsv").read_text().splitlines()[1:])

@@ -35,6 +35,7 @@ def test_tatoeba_accuracy_equals_translation_evaluator(shared_data, teacher, cac
     assert 0 < ours["accuracy"] < 60  # the English teacher does not know German well
 
 
+@pytest.mark.slow
 @pytest.mark.precision
 def test_sts_equals_embedding_similarity_evaluator(shared_data, teacher, cache, numerics):
     with warnings.catch_warnings():
@@ -109,6 +110,7 @@ def test_cli_evaluate_writes_json_md_png(shared_data, tmp_path, capsys):
     assert code == 2 and "no such STS file or folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_distill_dev_figures_equal_sentence_transformers_evaluators(shared_data, teacher):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

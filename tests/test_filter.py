@@ -82,6 +82,7 @@ def test_each_kind_of_noise_is_dropped_with_its_reason_and_real_pairs_stay(noisy
     assert all(-1.0 <= c <= 1.0001 for c in cosine)
 
 
+@pytest.mark.slow
 def test_keep_fraction_keeps_that_share_best_margins_first(noisy, e5_folder, tmp_path):
     path, labels = noisy
     report = filter_file(path, tmp_path / "s.tsv", model=str(e5_folder), keep_fraction=0.5, show_progress=False)
@@ -103,6 +104,7 @@ def test_a_line_without_two_fields_is_refused_naming_file_and_line_and_nothing_i
     assert [r["reason"] for r in rows][1] == "malformed" and report.dropped["malformed"] == 1 and len(rows) == 3
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_block(noisy, e5_folder, tmp_path, monkeypatch):
     import mlembed.filtering as filtering
 
@@ -133,6 +135,7 @@ def test_a_killed_run_resumes_from_its_last_block(noisy, e5_folder, tmp_path, mo
     assert not (tmp_path / "resumed.tsv.work").exists()
 
 
+@pytest.mark.slow
 def test_languages_come_from_a_header_or_are_identified(shared_data, e5_folder, tmp_path):
     real = _real_pairs(shared_data, 40)
     body = "".join(f"{a}\t{b}\n" for a, b in real)

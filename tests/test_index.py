@@ -12,7 +12,7 @@ import pytest
 
 from mlembed.cli import main
 from mlembed.faiss_index import build_faiss_index, factory_string, set_search_params
-from mlembed.index import ModelMismatchError, SentenceIndex
+from mlembed.index import IndexSpec, ModelMismatchError, SentenceIndex
 from mlembed.textstore import LineStore, unique_line_ids
 
 SENTENCES = [
@@ -32,7 +32,7 @@ def built(tmp_path_factory, teacher):
     d = tmp_path_factory.mktemp("idx")
     src = d / "sentences.txt"
     src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    idx = SentenceIndex.build(src, d / "index", model=teacher, kind="flat", show_progress=False)
+    idx = SentenceIndex.build(src, d / "index", teacher, IndexSpec(kind="flat"), show_progress=False)
     return d, idx
 
 
@@ -172,14 +172,14 @@ def test_failed_rebuild_keeps_the_previous_index_and_load_checks_content(tmp_pat
 
     src = tmp_path / "s.txt"
     src.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    SentenceIndex.build(src, tmp_path / "index", model=teacher, kind="flat", show_progress=False)
+    SentenceIndex.build(src, tmp_path / "index", teacher, IndexSpec(kind="flat"), show_progress=False)
     before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "index").iterdir())
     bad = tmp_path / "bad.txt"
     bad.write_bytes("\n".join(SENTENCES[:4]).encode() + b"\nbroken \xff line\n")
     with pytest.raises(DataError, match="bad.txt:5: invalid UTF-8"):
-        SentenceIndex.build(bad, tmp_path / "index", model=teacher, kind="flat", show_progress=False)
+        SentenceIndex.build(bad, tmp_path / "index", teacher, IndexSpec(kind="flat"), show_progress=False)
     with pytest.raises(ValueError, match="needs at least 256 vectors to train"):
-        SentenceIndex.build(src, tmp_path / "index", model=teacher, kind="ivfpq", show_progress=False)
+        SentenceIndex.build(src, tmp_path / "index", teacher, IndexSpec(kind="ivfpq"), show_progress=False)
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "index").iterdir()) == before  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "index", "s.txt"]  # no staging left
     assert SentenceIndex.load(tmp_path / "index").search("A kitten naps on the couch.", k=1)[0].id == 0

@@ -24,7 +24,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
-    from mlembed.distill.train import english_sentences
+    from mlembed.data.english import english_sentences
 
     return english_sentences("heldout")
 
@@ -144,16 +144,16 @@ def test_index_stores_a_long_document_as_passages_and_search_names_its_document(
 
 
 def test_index_other_modes_keep_one_row_per_line_and_count_it(tmp_path, sentences):
-    from mlembed.index import SentenceIndex
+    from mlembed.index import IndexSpec, SentenceIndex
     from mlembed.windows import InputTooLongError
 
     src = tmp_path / "docs.txt"
     src.write_text("A short line.\n" + _long(sentences, 0) + "\n", encoding="utf-8")
-    idx = SentenceIndex.build(src, tmp_path / "idx", model="minilm-en", show_progress=False, overflow="truncate")
+    idx = SentenceIndex.build(src, tmp_path / "idx", "minilm-en", IndexSpec(overflow="truncate"), show_progress=False)
     assert idx.meta["count"] == idx.meta["documents"] == 2 and idx.meta["overflow"]["over"] == 1
     assert idx.documents is None
     with pytest.raises(InputTooLongError, match="input 1 has"):
-        SentenceIndex.build(src, tmp_path / "idx2", model="minilm-en", show_progress=False, overflow="error")
+        SentenceIndex.build(src, tmp_path / "idx2", "minilm-en", IndexSpec(overflow="error"), show_progress=False)
     assert not (tmp_path / "idx2").exists()
 
 

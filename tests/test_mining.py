@@ -16,7 +16,15 @@ import pytest
 
 from mlembed.files import DataError
 from mlembed.knn import knn_both_ways, shard_sizes
-from mlembed.mine import MARGINS, MODES, best_threshold, calibrate_threshold, mine_embeddings, mine_files
+from mlembed.mine import (
+    MARGINS,
+    MODES,
+    MiningOptions,
+    best_threshold,
+    calibrate_threshold,
+    mine_embeddings,
+    mine_files,
+)
 
 
 def unit(a: np.ndarray) -> np.ndarray:
@@ -66,7 +74,7 @@ def test_every_mode_and_margin_matches_laser(mode, margin):
     rng = np.random.default_rng(1)
     x = unit(rng.normal(size=(40, 16)))
     y = unit(np.vstack([x[:25] + 0.4 * rng.normal(size=(25, 16)), rng.normal(size=(12, 16))]))
-    got = mine_embeddings(x, y, k=3, margin=margin, mode=mode, shard_size=7)  # several shards both ways
+    got = mine_embeddings(x, y, MiningOptions(k=3, margin=margin, mode=mode, shard_size=7))  # several shards both ways
     assert np.all(np.diff(got.scores) <= 0)
     mine = {(int(i), int(j), round(float(s), 4)) for s, i, j in zip(got.scores, got.src_idx, got.tgt_idx)}
     assert mine == laser_mine(x, y, 3, margin, mode)
@@ -76,19 +84,19 @@ def test_hand_checked_toy():
     # x0 ~ y1 strongly; x1 ~ y0; x2 has no partner but its nearest target is y0 (a hub)
     x = unit(np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0.05]]))
     y = unit(np.array([[0.1, 1, 0], [1, 0.1, 0]]))
-    fwd = mine_embeddings(x, y, k=1, margin="absolute", mode="forward")
+    fwd = mine_embeddings(x, y, MiningOptions(k=1, margin="absolute", mode="forward"))
     assert list(zip(fwd.src_idx, fwd.tgt_idx)) == [(2, 0), (0, 1), (1, 0)] or set(zip(fwd.src_idx, fwd.tgt_idx)) == {
         (0, 1),
         (1, 0),
         (2, 0),
     }
-    inter = mine_embeddings(x, y, k=1, margin="absolute", mode="intersect")
+    inter = mine_embeddings(x, y, MiningOptions(k=1, margin="absolute", mode="intersect"))
     assert set(zip(inter.src_idx.tolist(), inter.tgt_idx.tolist())) == {(0, 1), (1, 0)}
-    assert mine_embeddings(x, y, k=1, mode="max").src_idx.size == 2  # each target used once
+    assert mine_embeddings(x, y, MiningOptions(k=1, mode="max")).src_idx.size == 2  # each target used once
     # ratio with k=1: a mutual nearest pair scores exactly 1 / ... = cos / ((cos + cos) / 2) = 1
-    ratio = mine_embeddings(x, y, k=1, margin="ratio", mode="intersect")
+    ratio = mine_embeddings(x, y, MiningOptions(k=1, margin="ratio", mode="intersect"))
     assert np.allclose(ratio.scores, 1.0)
-    assert len(mine_embeddings(x, y, k=1, margin="absolute", threshold=0.999)) == 0
+    assert len(mine_embeddings(x, y, MiningOptions(k=1, margin="absolute", threshold=0.999))) == 0
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
@@ -98,7 +106,8 @@ def test_exact_knn_shards_and_memmap_match_faiss(tmp_path, precision):
     rng = np.random.default_rng(0)
     x, y = unit(rng.normal(size=(300, 32))), unit(rng.normal(size=(170, 32)))
     np.save(tmp_path / "x.npy", x)
-    fwd, bwd = knn_both_ways(tmp_path / "x.npy", y, k=5, shard_size=64, db_shard_size=50, precision=precision)
+    options = MiningOptions(k=5, shard_size=64, db_shard_size=50, precision=precision)
+    fwd, bwd = knn_both_ways(tmp_path / "x.npy", y, options)
     d, i = faiss.knn(x, y, 5, metric=faiss.METRIC_INNER_PRODUCT)
     assert np.array_equal(fwd.ids, i) and np.allclose(fwd.sims, d, atol=1e-5)
     d, i = faiss.knn(y, x, 5, metric=faiss.METRIC_INNER_PRODUCT)
@@ -120,7 +129,7 @@ def test_exact_knn_with_many_query_shards_matches_faiss(monkeypatch, precision):
     monkeypatch.setattr(
         knn.np, "ascontiguousarray", lambda a, *args, **kw: transposed.append(a.shape) or real(a, *args, **kw)
     )
-    fwd, bwd = knn_both_ways(x, y, k=4, shard_size=200, db_shard_size=400, precision=precision)
+    fwd, bwd = knn_both_ways(x, y, MiningOptions(k=4, shard_size=200, db_shard_size=400, precision=precision))
     monkeypatch.undo()
     blocks = transposed.count((400, 200))  # block.T of a 200-query x 400-row block
     assert 0 < blocks < (3000 // 200) * 3 // 2  # most of the 45 blocks took the gathered path
@@ -142,10 +151,12 @@ def test_knn_scores_are_the_same_bits_whatever_the_shards_and_threads(tmp_path):
     threads = faiss.omp_get_max_threads()
     try:
         faiss.omp_set_num_threads(1)
-        one = knn_both_ways(tmp_path / "x.npy", tmp_path / "y.npy", k=4, shard_size=333, db_shard_size=256)
+        sharded = MiningOptions(k=4, shard_size=333, db_shard_size=256)
+        one = knn_both_ways(tmp_path / "x.npy", tmp_path / "y.npy", sharded)
         faiss.omp_set_num_threads(2)
-        other = knn_both_ways(x, y, k=4)
-        ivf = [knn_both_ways(x, y, k=4, index="IVF16,Flat", nprobe=16, shard_size=s) for s in (700, 2000)]
+        other = knn_both_ways(x, y, MiningOptions(k=4))
+        settings = [MiningOptions(k=4, index="IVF16,Flat", nprobe=16, shard_size=s) for s in (700, 2000)]
+        ivf = [knn_both_ways(x, y, options) for options in settings]
     finally:
         faiss.omp_set_num_threads(threads)
     for a, b, (queries, db) in zip(one, other, ((x, y), (y, x))):
@@ -171,11 +182,11 @@ def test_int8_candidates_are_returned_in_exact_order():
     exact = (np.float64(q) @ np.float64(y).T).ravel()
     int8 = score_block(q, y, block_scales(q, y, "int8")).ravel()
     assert not np.array_equal(np.argsort(-int8[:10], kind="stable"), np.argsort(-exact[:10], kind="stable"))
-    fwd, _ = knn_both_ways(q, y, k=4, precision="int8")
+    fwd, _ = knn_both_ways(q, y, MiningOptions(k=4, precision="int8"))
     assert fwd.ids[0].tolist() == np.argsort(-exact)[:4].tolist()
     assert np.array_equal(fwd.sims[0], np.sort(exact)[::-1][:4].astype(np.float32))
     with pytest.raises(ValueError, match="precision must be one of int8, fp32, not 'bf16'"):
-        knn_both_ways(q, y, k=4, precision="bf16")
+        knn_both_ways(q, y, MiningOptions(k=4, precision="bf16"))
 
 
 def test_int8_precision_is_refused_where_the_search_would_not_use_it(tmp_path):
@@ -186,12 +197,12 @@ def test_int8_precision_is_refused_where_the_search_would_not_use_it(tmp_path):
     rng = np.random.default_rng(5)
     x, y = unit(rng.normal(size=(50, 16))), unit(rng.normal(size=(40, 16)))
     with pytest.raises(ValueError, match="precision 'int8' applies to the exact search .* not to index 'ivf'"):
-        knn_both_ways(x, y, k=4, index="ivf", precision="int8")
+        knn_both_ways(x, y, MiningOptions(k=4, index="ivf", precision="int8"))
     src, tgt = tmp_path / "a.txt", tmp_path / "b.txt"
     src.write_text("one\ntwo\n")
     tgt.write_text("eins\nzwei\n")
     with pytest.raises(ValueError, match="not to index 'ivfsq'"):
-        mine_files(src, tgt, tmp_path / "out.tsv", model="no-such-model", index="ivfsq", precision="int8")
+        mine_files(src, tgt, tmp_path / "out.tsv", "no-such-model", MiningOptions(index="ivfsq", precision="int8"))
     assert not (tmp_path / "out.tsv").exists()
 
 
@@ -200,9 +211,9 @@ def test_resume_refuses_another_knn_precision(tmp_path):
 
     rng = np.random.default_rng(4)
     x, y = unit(rng.normal(size=(100, 16))), unit(rng.normal(size=(80, 16)))
-    knn_both_ways(x, y, k=4, workdir=tmp_path / "knn", precision="fp32")
+    knn_both_ways(x, y, MiningOptions(k=4, workdir=tmp_path / "knn", precision="fp32"))
     with pytest.raises(DataError, match="precision"):
-        knn_both_ways(x, y, k=4, workdir=tmp_path / "knn", resume=True, precision="int8")
+        knn_both_ways(x, y, MiningOptions(k=4, workdir=tmp_path / "knn", resume=True, precision="int8"))
 
 
 def test_shard_sizes_follow_budget_not_n():
@@ -218,7 +229,7 @@ def test_approximate_index_finds_the_pairs():
     centres = unit(rng.normal(size=(20, 32)))
     x = unit(centres[rng.integers(0, 20, 3000)] + 0.15 * rng.normal(size=(3000, 32)))
     y = unit(x + 0.05 * rng.normal(size=x.shape))
-    got = mine_embeddings(x, y, index="ivf", nprobe=8)
+    got = mine_embeddings(x, y, MiningOptions(index="ivf", nprobe=8))
     assert np.mean(got.src_idx == got.tgt_idx) > 0.98 and len(got) > 2900
 
 
@@ -228,17 +239,18 @@ def test_centring_keeps_a_languages_offset_from_choosing_the_ivf_lists(tmp_path)
     meaning = rng.normal(size=(3000, 32))
     x = unit(meaning + 0.5 * rng.normal(size=32) + 0.3 * rng.normal(size=meaning.shape))
     y = unit(meaning + 0.5 * rng.normal(size=32) + 0.3 * rng.normal(size=meaning.shape))
-    exact, _ = knn_both_ways(x, y, k=4)
+    exact, _ = knn_both_ways(x, y, MiningOptions(k=4))
     assert np.mean(exact.ids[:, 0] == np.arange(3000)) > 0.97  # the translation is the nearest neighbour
     found = {}
     for centre in (False, True):
-        fwd, bwd = knn_both_ways(x, y, k=4, index="ivf", nprobe=2, centre=centre, workdir=tmp_path / str(centre))
+        options = MiningOptions(k=4, index="ivf", nprobe=2, centre=centre, workdir=tmp_path / str(centre))
+        fwd, bwd = knn_both_ways(x, y, options)
         found[centre] = [np.mean(nn.ids[:, 0] == np.arange(3000)) for nn in (fwd, bwd)]
         assert np.all(np.diff(fwd.sims, axis=1) <= 0)  # rescored cosines, best first
     assert min(found[True]) > 0.8, found  # centred: the offset no longer steers which 2 of 64 lists are probed
     assert min(found[True]) > max(found[False]) + 0.15, found
     with pytest.raises(DataError, match="different inputs or settings"):  # a resume with the other setting
-        knn_both_ways(x, y, k=4, index="ivf", nprobe=2, workdir=tmp_path / "True", resume=True)
+        knn_both_ways(x, y, MiningOptions(k=4, index="ivf", nprobe=2, workdir=tmp_path / "True", resume=True))
 
 
 def test_calibration_and_best_threshold():
@@ -247,7 +259,7 @@ def test_calibration_and_best_threshold():
     y = unit(x + 0.05 * rng.normal(size=x.shape))
     choice = calibrate_threshold(x, y)
     assert choice.f1 > 0.95 and 1.0 < choice.threshold < 2.0
-    pairs = mine_embeddings(x, y, mode="forward")
+    pairs = mine_embeddings(x, y, MiningOptions(mode="forward"))
     assert best_threshold(pairs, set()).f1 == 0.0
 
 
@@ -270,7 +282,7 @@ def test_mine_files_dedupes_and_writes_sorted_tsv(tmp_path):
         src,
         tgt,
         out,
-        threshold=1.0,
+        options=MiningOptions(threshold=1.0),
         src_embeddings=tmp_path / "x.npy",
         tgt_embeddings=tmp_path / "y.npy",
         show_progress=False,
@@ -309,6 +321,7 @@ def _mine_cmd(tmp: Path, out: str, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path):
     rng = np.random.default_rng(0)
     n, d = 12_000, 128
@@ -356,7 +369,7 @@ def test_mined_sentences_with_tabs_stay_three_columns_and_edited_inputs_are_re_e
     src, tgt = tmp_path / "en.txt", tmp_path / "de.txt"
     src.write_text("The cat\tsleeps.\nStocks fell.\n", encoding="utf-8")
     tgt.write_text("Die Aktien fielen.\nDie Katze schläft.\n", encoding="utf-8")
-    n, _ = mine_files(src, tgt, tmp_path / "out.tsv", model=teacher, threshold=1.0, show_progress=False)
+    n, _ = mine_files(src, tgt, tmp_path / "out.tsv", teacher, MiningOptions(threshold=1.0), show_progress=False)
     rows = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()
     assert n == 2 and all(len(r.split("\t")) == 3 for r in rows) and any("The cat sleeps." in r for r in rows)
 

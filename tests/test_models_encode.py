@@ -52,7 +52,7 @@ def test_package_encode_is_the_function_even_after_its_module_loads(teacher):
     import mlembed
 
     importlib.import_module("mlembed.encoding")
-    importlib.import_module("mlembed.distill.train")  # imports the encoding module, as distill(...) does
+    importlib.import_module("mlembed.distill.pipeline")  # imports the encoding module, as distill(...) does
     assert callable(mlembed.encode)
     assert mlembed.encode(["Hallo Welt"], teacher).shape == (1, 384)
     assert mlembed.encode(["Hallo Welt"], teacher).shape == (1, 384)  # and on its second use
@@ -161,7 +161,7 @@ def _deliverable(sig: int, argv: list[str]) -> list[str]:
     return [sys.executable, "-c", code, str(int(sig)), *argv]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_killed_encode_leaves_no_temporary_files(tmp_path, sig):
     src = tmp_path / "in.txt"
     # long enough that no CPU finishes it between the temporary's appearance and the signal (a state, not a time)

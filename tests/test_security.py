@@ -40,6 +40,7 @@ def _mlembed(args, env, umask=None):
     )
 
 
+@pytest.mark.slow
 def test_no_network_without_a_hub_id_and_the_umask_decides_permissions(tmp_path):
     env = _child_env(tmp_path)  # HF_*_OFFLINE unset: only mlembed itself keeps the process off the network
     src = tmp_path / "s.txt"

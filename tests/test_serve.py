@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from live_server import LiveServer  # noqa: E402
 
 from mlembed.encoding import encode  # noqa: E402
-from mlembed.index import SentenceIndex  # noqa: E402
+from mlembed.index import IndexSpec, SentenceIndex  # noqa: E402
 from mlembed.models import fingerprint  # noqa: E402
 from mlembed.serve import Limits, create_app  # noqa: E402
 from mlembed.serve.search import IndexSet  # noqa: E402
@@ -33,7 +33,7 @@ ENGLISH = ["The cat sleeps.", "Stock markets fell sharply.", "I am hungry.", "Wh
 def english_index(tmp_path_factory, teacher) -> Path:
     folder = tmp_path_factory.mktemp("serve")
     (folder / "en.txt").write_text("\n".join(ENGLISH) + "\n")
-    SentenceIndex.build(folder / "en.txt", folder / "en", model=teacher, show_progress=False, lang="en")
+    SentenceIndex.build(folder / "en.txt", folder / "en", teacher, IndexSpec(lang="en"), show_progress=False)
     return folder / "en"
 
 
@@ -58,7 +58,7 @@ def e5_client(tmp_path_factory, e5_folder):
     model = load_model(e5_folder)
     folder = tmp_path_factory.mktemp("serve-e5")
     (folder / "en.txt").write_text("\n".join(ENGLISH) + "\n")
-    SentenceIndex.build(folder / "en.txt", folder / "en", model=model, show_progress=False, lang="en")
+    SentenceIndex.build(folder / "en.txt", folder / "en", model, IndexSpec(lang="en"), show_progress=False)
     with TestClient(create_app(model, "e5", IndexSet.load([str(folder / "en")], model))) as c:
         yield c
 
@@ -213,7 +213,7 @@ def test_the_page_is_served_and_needs_no_build(client):
 @pytest.fixture(scope="module")
 def paragraph() -> str:
     """A real paragraph over MiniLM's 256-token window: 40 packaged held-out English sentences."""
-    from mlembed.distill.train import english_sentences
+    from mlembed.data.english import english_sentences
 
     return " ".join(english_sentences("heldout")[:40])
 
@@ -430,7 +430,7 @@ def test_concurrent_requests_share_forward_passes(teacher):
     import httpx
 
     app = create_app(teacher, "m")
-    from mlembed.distill.train import english_sentences
+    from mlembed.data.english import english_sentences
 
     # lengths from 3 to 40-odd tokens: each request's tokens are counted while a forward pass pads others
     sentences = english_sentences("heldout")[:48]
@@ -451,7 +451,7 @@ def test_concurrent_requests_share_forward_passes(teacher):
 def test_counting_tokens_beside_a_forward_pass_leaves_its_padding_alone(teacher):
     """Requests count their tokens in threads while the forward thread tokenizes with padding: the count must
     not reset the tokenizer the forward pass is using (it made forward passes fail under load)."""
-    from mlembed.distill.train import english_sentences
+    from mlembed.data.english import english_sentences
     from mlembed.serve.inputs import WindowCheck
 
     sentences = english_sentences("heldout")[:64]
@@ -598,6 +598,7 @@ def test_serve_cli_names_the_model_by_its_folder_and_takes_aliases_and_truncate(
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (.ci/run installs it)")
 def test_a_browser_finds_the_english_translation_of_a_german_sentence(shared_data, e5_folder, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -609,7 +610,7 @@ def test_a_browser_finds_the_english_translation_of_a_german_sentence(shared_dat
     (tmp_path / "fr.txt").write_text("\n".join(_lines(tatoeba / "tatoeba.fra-eng.fra", 300)) + "\n")
     for lang in ("en", "fr"):
         SentenceIndex.build(
-            tmp_path / f"{lang}.txt", tmp_path / f"tatoeba-{lang}", model=model, lang=lang, show_progress=False
+            tmp_path / f"{lang}.txt", tmp_path / f"tatoeba-{lang}", model, IndexSpec(lang=lang), show_progress=False
         )
     german = _lines(tatoeba / "tatoeba.deu-eng.deu", 300)[299]
     english = _lines(tatoeba / "tatoeba.deu-eng.eng", 300)[299]

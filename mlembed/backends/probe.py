@@ -196,12 +196,12 @@ def task_scores(vectors: np.ndarray, n_gold: int) -> dict[str, float]:
         >>> task_scores(v / np.linalg.norm(v, axis=1, keepdims=True), 2)
         {'mining_f1': 100.0, 'search_accuracy': 100.0}
     """
-    from mlembed.knn import knn_both_ways
+    from mlembed.knn import MiningOptions, knn_both_ways
     from mlembed.margin import best_threshold, select_pairs
 
     half = len(vectors) // 2
     english, translations = vectors[:half], vectors[half:]
-    fwd, bwd = knn_both_ways(english, translations, k=min(4, half))
+    fwd, bwd = knn_both_ways(english, translations, MiningOptions(k=min(4, half)))
     mined = select_pairs(fwd, bwd, "ratio", "max")
     f1 = best_threshold(mined, {(i, i) for i in range(n_gold)}).f1
     hits = fwd.ids[:n_gold, 0] == np.arange(n_gold)

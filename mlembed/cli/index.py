@@ -53,23 +53,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlembed.index import SentenceIndex
+    from mlembed.index import IndexSpec, SentenceIndex
 
-    idx = SentenceIndex.build(
-        args.input,
-        args.output,
-        model=args.model,
-        backend=args.backend,
-        ray=args.ray,
+    spec = IndexSpec(
         kind=args.type,
-        embeddings=args.embeddings,
         train_size=args.train_size,
         nprobe=args.nprobe,
         ef_search=args.ef_search,
-        batch_size=args.batch_size,
         lang=args.lang,
         overflow=args.overflow,
         passage_overlap=args.passage_overlap,
+    )
+    idx = SentenceIndex.build(
+        args.input,
+        args.output,
+        args.model,
+        spec,
+        embeddings=args.embeddings,
+        backend=args.backend,
+        ray=args.ray,
+        batch_size=args.batch_size,
     )
     m = idx.meta
     rows = (

@@ -82,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe_model(name: str) -> None:
-    import json
-    from pathlib import Path
 
     from mlembed.models import load_model, model_info
 
@@ -96,12 +94,11 @@ def _describe_model(name: str) -> None:
         if window
         else "  input window: set by the model's own engine"
     )
-    saved = Path(str(info["source"] or "")) / "mlembed.json"
-    if saved.is_file():
-        from mlembed.distill.window import inference_window
+    from mlembed.distill.run_folder import read_plan
 
-        plan = json.loads(saved.read_text(encoding="utf-8"))["plan"]
+    plan = read_plan(str(info["source"] or ""))
+    if plan is not None:
         print(
-            f"  distilled by mlembed: trained at max_seq_length {plan['config']['max_seq_length']}, "
-            f"reads {inference_window(plan)} at inference (mlembed.json)"
+            f"  distilled by mlembed: trained at max_seq_length {plan.config['max_seq_length']}, "
+            f"reads {plan.inference_window} at inference (mlembed.json)"
         )

@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from mlembed.mine import mine_files
+    from mlembed.mine import MiningOptions, mine_files
 
     docs = args.src_docs is not None or args.tgt_docs is not None
     if docs and (args.src_docs is None or args.tgt_docs is None or args.src or args.tgt):
@@ -94,27 +94,30 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("mlembed mine: give --src and --tgt (sentence files) or --src-docs and --tgt-docs")
     timings: dict[str, float] = {}
     reports: dict = {}
-    options = dict(
-        model=args.model,
-        backend=args.backend,
-        ray=args.ray,
+    options = MiningOptions(
         k=args.k,
         margin=args.margin,
         mode=args.mode,
         threshold=args.threshold,
-        calibrate=args.calibrate,
-        memory_budget=args.memory_budget,
         index=args.index,
-        workdir=args.workdir,
-        resume=args.resume,
-        src_embeddings=args.src_embeddings,
-        tgt_embeddings=args.tgt_embeddings,
-        shard_size=args.shard_size,
-        nprobe=args.nprobe,
+        memory_budget=args.memory_budget,
         precision=args.knn_precision,
         centre=args.centre,
-        timings=timings,
+        nprobe=args.nprobe,
+        shard_size=args.shard_size,
+        workdir=args.workdir,
+        resume=args.resume,
+        ray=args.ray,
+    )
+    file_options = dict(
+        model=args.model,
+        options=options,
+        backend=args.backend,
+        calibrate=args.calibrate,
+        src_embeddings=args.src_embeddings,
+        tgt_embeddings=args.tgt_embeddings,
         overflow=args.overflow,
+        timings=timings,
         reports=reports,
     )
     if docs:
@@ -127,12 +130,12 @@ def run(args: argparse.Namespace) -> int:
             src_lang=args.src_lang,
             tgt_lang=args.tgt_lang,
             align_documents=not args.no_align_documents,
-            **options,
+            **file_options,
         )
         print(report.summary())
         print(f"wrote {args.output}; seconds per stage: {json.dumps(report.timings)}")
         return 0
-    n, threshold = mine_files(args.src, args.tgt, args.output, **options)
+    n, threshold = mine_files(args.src, args.tgt, args.output, **file_options)
     print(f"wrote {args.output}: {n} pairs with {args.margin} margin >= {threshold:g} ({args.mode})")
     print(f"seconds per stage: {json.dumps(timings)}")
     for side, report in reports.items():

@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 
-def model_card(plan: dict, result: Any) -> str:
-    """Markdown describing how the student was made: teacher, data, steps, time, dev figures.
+def model_card(plan: Any, result: Any) -> str:
+    """Markdown describing how the student was made (a :class:`~mlembed.distill.run_folder.Plan` and its
+    ``DistillResult``): teacher, data, steps, time, dev figures.
 
     Example:
-        >>> from mlembed.distill.train import DistillResult
-        >>> plan = {"config": {"teacher": "minilm-en", "student": "auto", "data": ["tsv:x.tsv"], "lr": 1e-4,
-        ...         "batch_size": 8, "dim": None, "max_seq_length": 128}, "train_pairs": 2, "dev_pairs": 0,
-        ...         "pairs_per_language": {"en-de": 2}, "cleaning": "", "vocab": {}}
+        >>> from mlembed.distill.run_folder import DistillResult, Plan
+        >>> plan = Plan(config={"teacher": "minilm-en", "student": "auto", "data": ["tsv:x.tsv"], "lr": 1e-4,
+        ...         "batch_size": 8, "dim": None, "max_seq_length": 128}, train_pairs=2, pairs_per_language={"en-de": 2})
         >>> res = DistillResult("out", 1, 1.0, 1.0, False, {"en-de": 2}, {})
         >>> "en-de" in model_card(plan, res)
         True
     """
-    from mlembed.distill.window import inference_window
-
-    cfg = plan["config"]
+    cfg = plan.config
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -41,10 +39,10 @@ def model_card(plan: dict, result: Any) -> str:
         "## Training",
         "",
         f"- data: {', '.join(f'`{d}`' for d in cfg['data'])}",
-        f"- training pairs: {plan['train_pairs']:,}; dev pairs: {plan['dev_pairs']:,}",
+        f"- training pairs: {plan.train_pairs:,}; dev pairs: {plan.dev_pairs:,}",
         f"- steps: {result.steps:,} (batch {cfg['batch_size']}, lr {cfg['lr']}, "
         f"{cfg.get('lr_schedule', 'epochs')} schedule, trained at max_seq_length {cfg['max_seq_length']})",
-        f"- input window: {inference_window(plan)} tokens at inference (trained on pairs cut at "
+        f"- input window: {plan.inference_window} tokens at inference (trained on pairs cut at "
         f"{cfg['max_seq_length']}, the student reads as far as its start does); longer inputs are refused, "
         "truncated or split as the encoder's `overflow` option says, never cut silently by mlembed",
         f"- time: {result.prep_seconds:.0f} s preparation, {result.train_seconds:.0f} s training"
@@ -52,16 +50,16 @@ def model_card(plan: dict, result: Any) -> str:
     ]
     if cfg.get("dim"):
         lines.append(f"- dimension reduced to {cfg['dim']} by PCA of teacher embeddings (Dense layer, no bias)")
-    if plan.get("vocab"):
-        v = plan["vocab"]
+    if plan.vocab:
+        v = plan.vocab
         lines.append(
             f"- vocabulary: +{v['added']:,} subwords learned from the training data ({v.get('aligned', 0):,} initialised "
             f"from their English translations, {v['transferred']:,} from the teacher's tokenisation, {v['random']:,} "
             f"random; {v.get('alphabet', 0):,} of them only so that no character of a script seen becomes [UNK]), "
             f"{v['vocab_size']:,} in all"
         )
-    if plan.get("student_map"):
-        m = plan["student_map"]
+    if plan.student_map:
+        m = plan.student_map
         how = (
             "its vectors centred and rotated onto the teacher's (orthogonal Procrustes)"
             if m.get("method") == "procrustes"
@@ -76,8 +74,8 @@ def model_card(plan: dict, result: Any) -> str:
             + (f", bottom {cfg['freeze_layers']} layers frozen" if cfg.get("freeze_layers") else "")
             + (f", anchor {cfg['anchor']} (self-distillation to the start)" if cfg.get("anchor") else "")
         )
-    if plan.get("layers"):
-        kept = plan["layers"]
+    if plan.layers:
+        kept = plan.layers
         lines.append(
             f"- layers: {len(kept['kept'])} of the {kept['of']} of `{cfg['student']}` (layers {kept['kept']}), each "
             "sentence of both sides trained toward the full model's own vector of it"
@@ -87,9 +85,9 @@ def model_card(plan: dict, result: Any) -> str:
     if cfg.get("merge_start") is not None:
         lines.append(f"- weights: start + {cfg['merge_start']} x (trained - start), averaged after training (WiSE-FT)")
     lines += ["", "| language pair | training pairs |", "|---|---:|"]
-    lines += [f"| {lang} | {n:,} |" for lang, n in plan["pairs_per_language"].items()]
-    if plan.get("cleaning"):
-        lines += ["", "## Data cleaning (pairs read and dropped per rule)", "", "```", plan["cleaning"], "```"]
+    lines += [f"| {lang} | {n:,} |" for lang, n in plan.pairs_per_language.items()]
+    if plan.cleaning:
+        lines += ["", "## Data cleaning (pairs read and dropped per rule)", "", "```", plan.cleaning, "```"]
     if result.shipped == "start":
         lines += ["", "Training lowered the dev translation accuracy: this folder holds the untrained start."]
     if result.dev:

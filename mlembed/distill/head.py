@@ -166,18 +166,14 @@ def start_model(folder: str) -> Any:
         >>> start_model("mlembed-student").encode(["Guten Morgen"]).shape  # doctest: +SKIP
         (1, 384)
     """
-    import json
-    from pathlib import Path
-
-    from mlembed.distill.window import inference_window
+    from mlembed.distill.run_folder import read_plan, read_start_map
     from mlembed.models import load_model
 
-    saved = Path(folder) / "start_map.npz"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{folder}: no start_map.npz (a student distilled without a fitted map)")
-    plan = json.loads((Path(folder) / "mlembed.json").read_text())["plan"]
-    model = load_model(plan["config"]["student"])
-    model.max_seq_length = inference_window(plan)
-    with np.load(saved) as arrays:
-        add_linear_map(model, arrays["weight"], arrays["bias"])
+    weight, bias = read_start_map(folder)
+    plan = read_plan(folder)
+    if plan is None:
+        raise FileNotFoundError(f"{folder}: no mlembed.json (not a student mlembed distilled)")
+    model = load_model(plan.config["student"])
+    model.max_seq_length = plan.inference_window
+    add_linear_map(model, weight, bias)
     return model

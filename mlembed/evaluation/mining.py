@@ -77,9 +77,10 @@ def mine_candidates(
     cache: EmbeddingCache, src: list[str], tgt: list[str], mode: str = MINING_MODE, margin: str = "ratio"
 ):
     """Mine all candidate pairs between two sentence lists (k=4, no threshold), best first."""
-    from mlembed.mine import mine_embeddings
+    from mlembed.mine import MiningOptions, mine_embeddings
 
-    return mine_embeddings(cache.unit(src), cache.unit(tgt), k=4, margin=margin, mode=mode, threshold=None)
+    options = MiningOptions(k=4, margin=margin, mode=mode, threshold=None)
+    return mine_embeddings(cache.unit(src), cache.unit(tgt), options)
 
 
 def _same_language(tag: str, wanted: str) -> bool:

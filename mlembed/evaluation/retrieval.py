@@ -82,9 +82,9 @@ def retrieval_accuracy(src: np.ndarray, tgt: np.ndarray, margin: bool = False) -
 
 def _margin_top1(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Best key per query by ratio margin (forward candidates of the shared mining code)."""
-    from mlembed.mine import mine_embeddings
+    from mlembed.mine import MiningOptions, mine_embeddings
 
-    mined = mine_embeddings(queries, keys, k=4, margin="ratio", mode="forward", threshold=None)
+    mined = mine_embeddings(queries, keys, MiningOptions(k=4, margin="ratio", mode="forward", threshold=None))
     best = np.full(len(queries), -1, dtype=np.int64)
     best[mined.src_idx] = mined.tgt_idx
     return best

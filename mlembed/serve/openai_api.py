@@ -67,14 +67,13 @@ def model_card(state: Served, model_id: str) -> dict:
     languages = None
     folder = getattr(state.model, "mlembed_source", None)
     if folder:
-        from pathlib import Path
+        from mlembed.distill.run_folder import read_plan
 
-        saved = Path(folder) / "mlembed.json"
-        if saved.is_file():
-            try:
-                languages = json.loads(saved.read_text(encoding="utf-8"))["plan"].get("languages")
-            except (ValueError, KeyError, TypeError, AttributeError):
-                languages = None
+        try:
+            plan = read_plan(folder)
+        except (ValueError, KeyError, TypeError, AttributeError):  # a damaged mlembed.json: no languages
+            plan = None
+        languages = plan.languages if plan else None
     return {
         "id": model_id,
         "object": "model",
