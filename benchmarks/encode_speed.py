@@ -10,6 +10,9 @@ noise hits all alike. Rows:
   pass at most 2,048 padded tokens);
 * ``mlembed onnx`` / ``onnx-int8`` / ``openvino`` / ``openvino-int8`` (and ``openvino bf16`` where the CPU
   has native bf16) -- :mod:`mlembed.backends`, the same chunks on ONNX Runtime or OpenVINO;
+* ``... one batch at a time`` -- the same OpenVINO engine with the chunks handed over one by one, each run
+  to its end before the next is tokenized (mlembed before its request queue): what the queue
+  (:meth:`mlembed.backends.runtime.ExportedModel.encode_chunks`) gains;
 * ``auto`` is not a row of its own: the table marks the backend ``auto`` chose on this CPU (its cached
   probe, run here first when needed), and the JSON keeps the probe's own figures.
 
@@ -35,6 +38,19 @@ import numpy as np
 from _common import machine, require_shared, write_results
 
 DEFAULT_STUDENT = Path("/tmp/mlembed-distill-quality/e5-student")  # where distill_quality.py saves its student
+
+
+class OneAtATime:
+    """An exported engine without its request queue: :func:`mlembed.encoding.encode` then hands it the token-budget
+    chunks one by one, and its model is compiled for one batch at a time (``LATENCY``)."""
+
+    def __init__(self, model: Any):
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "encode_chunks":
+            raise AttributeError(name)
+        return getattr(self._model, name)
 
 
 def rss_mb() -> float:
@@ -121,6 +137,10 @@ def main() -> None:
             before = rss_mb()
             encoders[f"mlembed {label}"] = load_backend(ours, backend, precision=precision)
             rss_added[f"mlembed {label}"] = round(rss_mb() - before, 1)
+        one_by_one = variants[-1]  # the OpenVINO engine auto favours here: bf16 where native, else int8
+        encoders[f"mlembed {one_by_one[0]}, one batch at a time"] = OneAtATime(
+            load_backend(ours, one_by_one[1], precision=one_by_one[2])
+        )
         rows = {
             label: (lambda texts, m=enc: m.encode(texts)) if enc is plain else (lambda texts, m=enc: encode(texts, m))
             for label, enc in encoders.items()

@@ -157,16 +157,20 @@ def encode(
             from tqdm.auto import tqdm
 
             out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
+            chunks = token_budget_chunks(lengths, token_budget)
             with tqdm(total=len(texts), unit="sent", desc="encode", disable=not show_progress) as bar:
-                for rows in token_budget_chunks(lengths, token_budget):
-                    out[rows] = model.encode(
-                        [texts[i] for i in rows],
-                        batch_size=len(rows),
-                        show_progress_bar=False,
-                        normalize_embeddings=normalize,
-                        convert_to_numpy=True,
-                    )
-                    bar.update(len(rows))
+                if hasattr(model, "encode_chunks"):  # an exported engine queues them (mlembed.backends.runtime)
+                    model.encode_chunks(texts, chunks, out, normalize, bar.update)
+                else:
+                    for rows in chunks:
+                        out[rows] = model.encode(
+                            [texts[i] for i in rows],
+                            batch_size=len(rows),
+                            show_progress_bar=False,
+                            normalize_embeddings=normalize,
+                            convert_to_numpy=True,
+                        )
+                        bar.update(len(rows))
     out = plan.pool(np.asarray(out, dtype=np.float32), len(batch))
     if own_report:
         report.log()

@@ -18,6 +18,9 @@ Embeddings stay on disk (``.npy`` memmaps) and are read shard by shard. Two back
   (``benchmarks/results/mining_centring.md``) it raises F1 at the default nprobe but finds fewer of the
   exact search's pairs, so it is not the default.
 
+:func:`exact_neighbours` finds the exact neighbours of chosen rows only (:mod:`mlembed.means` gives the rows of the
+pairs an approximate search's margins could let through their exact neighbourhood means with it).
+
 Peak memory is set by ``memory_budget`` (shard sizes follow from it), not by the number of vectors.
 With a ``workdir`` every finished query shard is saved (atomic files plus a manifest), so a killed
 run continues with ``resume=True`` where it stopped and returns exactly what an uninterrupted run
@@ -42,12 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows
+from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows, take_rows
 from mlembed.faiss_index import build_faiss_index, mean_row, set_search_params
 from mlembed.files import DataError, atomic_open, atomic_path
 
 BASELINE_BYTES = 200 << 20  # interpreter + numpy + faiss, measured ~170 MB RSS before any data
 PRECISIONS = ("int8", "fp32")  # scores of the exact search's blocks, see score_block
+MEANS = ("exact", "found", "calibrated")  # how the margin's neighbourhood means are estimated, see mlembed.means
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,12 @@ class MiningOptions:
     """Exact search: rank candidates by ``fp32`` or ``int8`` products before the exact rescoring (:func:`score_block`)."""
     centre: bool = False
     """Approximate index: find candidates with each side centred by its own mean row."""
+    means: str = "exact"
+    """Approximate index: the margin's neighbourhood means ``exact`` for the rows of every pair that can score
+    ``means_cut`` or more, from the neighbours ``found``, or ``calibrated`` on exact samples (:mod:`mlembed.means`)."""
+    means_cut: float | None = None
+    """``means="exact"``: pairs that can score this much get exact means (``None``: ``threshold``, raised to the
+    margin's default threshold where it is unset or lower)."""
     nprobe: int | None = None
     """IVF lists probed per query (``None``: 1/16 of them, see :func:`mlembed.faiss_index.set_search_params`)."""
     ef_search: int | None = None
@@ -119,6 +129,8 @@ class MiningOptions:
             )
         if self.k < 1:
             raise ValueError(f"--k {self.k}: expected a positive neighbourhood size")
+        if self.means not in MEANS:
+            raise ValueError(f"--means {self.means!r}: expected one of {', '.join(MEANS)}")
 
 
 @dataclass
@@ -608,6 +620,70 @@ def exact_shard(src: np.ndarray, tgt: np.ndarray, q0: int, q1: int, plan: ShardP
         _add_columns(backward, b0, block, query_ids)
     heap.finalize()
     return Neighbours(heap.D, heap.I)
+
+
+def _add_bf16_block(heap: Any, xq: np.ndarray, block: np.ndarray, b0: int) -> None:
+    """Add the ``heap.k`` best of ``xq @ block.T`` per query, the product in bf16 (database rows ``b0..``)."""
+    import torch
+
+    scores = torch.from_numpy(xq).bfloat16() @ torch.from_numpy(np.ascontiguousarray(block)).bfloat16().T
+    top = torch.topk(scores, min(heap.k, len(block)), dim=1)
+    heap.add_result(top.values.float().numpy(), (top.indices + b0).numpy())
+
+
+def exact_neighbours(
+    queries: Embeddings,
+    rows: np.ndarray,
+    db: Embeddings,
+    k: int,
+    memory_budget: int | str | None = None,
+    show_progress: bool = False,
+    desc: str = "k-NN (exact rows)",
+) -> Neighbours:
+    """The exact ``k`` nearest neighbours in ``db`` of the query rows ``rows`` only (one row of the result per
+    entry of ``rows``), scored by :func:`canonical`: what the exact search finds for them, at ``len(rows) / n``
+    of its cost. Query rows are gathered and the database read in blocks sized by ``memory_budget``
+    (:func:`shard_sizes`), so memory does not grow with either side. Where encoding runs bf16 (a CPU with native
+    bf16, or ``$MLEMBED_PRECISION=bf16``: :func:`mlembed.encoding.resolve_precision`) the blocks are bf16 products
+    (~3x sgemm with AMX) that rank ``2k + 4`` candidates, rescored exactly as int8 candidates are (:func:`heap_size`);
+    elsewhere float32 sgemm ranks ``k``.
+
+    Example:
+        >>> x = np.eye(3, dtype="float32")
+        >>> exact_neighbours(x, np.array([2]), x[[1, 2, 0]], k=1).ids.tolist()
+        [[1]]
+    """
+    import faiss
+    from tqdm.auto import tqdm
+
+    from mlembed.encoding import resolve_precision
+
+    queries, db = open_embeddings(queries), open_embeddings(db)
+    rows = np.asarray(rows, dtype=np.int64)
+    width = min(k, len(db))
+    bf16 = resolve_precision("auto") == "bf16"
+    wide = min(heap_size(width, "int8"), len(db)) if bf16 else width
+    qs, ds = shard_sizes(len(rows), len(db), db.shape[1], wide, parse_size(memory_budget))
+    sims = np.full((len(rows), width), -np.inf, dtype=np.float32)
+    ids = np.full((len(rows), width), -1, dtype=np.int64)
+    bar = tqdm(total=len(rows), unit="row", desc=desc, disable=not show_progress)
+    for q0 in range(0, len(rows), qs):
+        q1 = min(q0 + qs, len(rows))
+        xq = take_rows(queries, rows[q0:q1])  # (read, not mapped: scattered rows would stay resident)
+        heap = faiss.ResultHeap(q1 - q0, wide, keep_max=True)
+        local = np.arange(q1 - q0, dtype=np.int64)
+        for b0 in range(0, len(db), ds):
+            b1 = min(b0 + ds, len(db))
+            if bf16:
+                _add_bf16_block(heap, xq, read_rows(db, b0, b1), b0)
+            else:
+                heap.add_result_subset(local, xq @ read_rows(db, b0, b1).T, np.arange(b0, b1, dtype=np.int64))
+        heap.finalize()
+        found = best(canonical(xq, db, Neighbours(heap.D, heap.I)), width)
+        sims[q0:q1], ids[q0:q1] = found.sims, found.ids
+        bar.update(q1 - q0)
+    bar.close()
+    return Neighbours(sims, ids)
 
 
 def build_index(db: Embeddings, stage: str, options: MiningOptions, ckpt: Checkpoint, show_progress: bool) -> Any:

@@ -21,6 +21,8 @@ from mlembed.knn import Neighbours
 
 MARGINS = ("ratio", "distance", "absolute")
 MODES = ("forward", "backward", "intersect", "max")
+#: the threshold ``mlembed mine`` keeps pairs at when none is given or calibrated, per margin
+DEFAULT_THRESHOLDS = {"ratio": 1.06, "distance": 0.04, "absolute": 0.7}
 
 
 @dataclass
@@ -76,8 +78,16 @@ def candidate_scores(nn: Neighbours, own_mean: np.ndarray, other_mean: np.ndarra
     return np.where(valid, scores, -np.inf)
 
 
-def select_pairs(fwd: Neighbours, bwd: Neighbours, margin: str = "ratio", mode: str = "intersect") -> MinedPairs:
+def select_pairs(
+    fwd: Neighbours,
+    bwd: Neighbours,
+    margin: str = "ratio",
+    mode: str = "intersect",
+    means: tuple[np.ndarray, np.ndarray] | None = None,
+) -> MinedPairs:
     """Score candidates from both k-NN lists and pick pairs by ``mode`` (LASER ``mine_bitexts`` semantics).
+    ``means``: each source's and each target's neighbourhood mean, where not those of ``fwd`` and ``bwd``
+    (:func:`mlembed.means.calibrated_means`).
 
     Example:
         >>> from mlembed.knn import MiningOptions, knn_both_ways
@@ -90,7 +100,7 @@ def select_pairs(fwd: Neighbours, bwd: Neighbours, margin: str = "ratio", mode: 
         raise ValueError(f"margin must be one of {MARGINS}, got {margin!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    fwd_mean, bwd_mean = neighbourhood_means(fwd), neighbourhood_means(bwd)
+    fwd_mean, bwd_mean = means if means is not None else (neighbourhood_means(fwd), neighbourhood_means(bwd))
     fwd_scores = candidate_scores(fwd, fwd_mean, bwd_mean, margin)
     bwd_scores = candidate_scores(bwd, bwd_mean, fwd_mean, margin)
     fwd_arg, bwd_arg = fwd_scores.argmax(axis=1), bwd_scores.argmax(axis=1)

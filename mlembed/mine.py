@@ -26,6 +26,7 @@ from mlembed.data.output import tsv_field
 from mlembed.files import DataError, atomic_open, file_sha256
 from mlembed.knn import MiningOptions, knn_both_ways
 from mlembed.margin import (
+    DEFAULT_THRESHOLDS,
     MARGINS,
     MODES,
     MinedPairs,
@@ -35,6 +36,7 @@ from mlembed.margin import (
     f1_sweep,
     select_pairs,
 )
+from mlembed.means import estimate_means
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -54,8 +56,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLDS = {"ratio": 1.06, "distance": 0.04, "absolute": 0.7}
 
 
 def mine_embeddings(
@@ -79,7 +79,8 @@ def mine_embeddings(
             then ``.npy`` paths and ``workdir`` is needed (:func:`mlembed.cluster.knn.knn_both_ways_ray`). Same
             pairs as without.
         show_progress: progress bars of the k-NN.
-        timings: a dict that receives the seconds of each stage (``knn``: index and search both ways; ``margin``).
+        timings: a dict that receives the seconds of each stage (``knn``: index and search both ways;
+            ``means``, where :mod:`mlembed.means` estimated them; ``margin``).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -100,7 +101,10 @@ def mine_embeddings(
     else:
         fwd, bwd = knn_both_ways(src, tgt, options, show_progress=show_progress)
     clock = _lap(timings, "knn", clock)
-    pairs = select_pairs(fwd, bwd, options.margin, options.mode)
+    fwd, bwd, means, report = estimate_means(src, tgt, fwd, bwd, options, show_progress)
+    if report.method != "found":
+        clock = _lap(timings, "means", clock)
+    pairs = select_pairs(fwd, bwd, options.margin, options.mode, means)
     _lap(timings, "margin", clock)
     return pairs if options.threshold is None else pairs.above(options.threshold)
 

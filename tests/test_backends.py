@@ -219,3 +219,24 @@ def test_int8_is_calibrated_once_and_stays_close(cache, teacher):
     assert cosine.mean() > 0.99 and cosine.min() > 0.95
     load_backend(teacher, "openvino-int8")
     assert xml.stat().st_mtime_ns == stamp, "quantized again"
+
+
+def test_openvino_queues_chunks_and_keeps_every_row_in_its_place(cache, teacher):
+    """Bulk encoding queues the token-budget chunks as asynchronous requests on the model compiled for throughput
+    (tokenizing the next while others run): the vectors are the one-batch-at-a-time path's, row for row."""
+    from mlembed.backends import load_backend
+    from mlembed.encoding import encode, token_budget_chunks
+
+    sentences = [f"{s} ({i})" for i in range(40) for s in SENTENCES]
+    expected = encode(sentences, teacher, precision="fp32", normalize=True)
+    model = load_backend(teacher, "openvino", precision="fp32")
+    lengths = [len(model.tokenizer(s)["input_ids"]) for s in sentences]
+    chunks = token_budget_chunks(lengths, 64)  # many small chunks of several shapes, in flight together
+    assert len(chunks) > 20
+    out, handed = np.zeros((len(sentences), model.dim), dtype=np.float32), []
+    model.encode_chunks(sentences, chunks, out, normalize_embeddings=True, progress=handed.append)
+    assert sum(handed) == len(sentences)
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+    np.testing.assert_allclose(encode(sentences, model, normalize=True, token_budget=64), expected, atol=2e-5)
+    # the model compiled for throughput serves one batch at a time too (a server after a bulk job)
+    np.testing.assert_allclose(model.encode(sentences[:3], normalize_embeddings=True), expected[:3], atol=2e-5)

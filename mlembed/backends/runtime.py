@@ -30,18 +30,26 @@ BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8", "onnx
 PRECISION = {"onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-bf16": "bf16", "openvino-int8": "int8"}
 
 
-def openvino_config(backend: str) -> dict[str, str]:
+def openvino_config(backend: str, bulk: bool = False) -> dict[str, str]:
     """OpenVINO CPU settings for ``backend``: the bf16 hint only for ``openvino-bf16``, f32 for the rest (the
     int8 model's float layers included), never the plugin's own choice; no runtime cache of kernels per shape.
+    ``bulk``: many batches in flight (:meth:`ExportedModel.encode_chunks`), so the plugin runs them in parallel
+    streams (``THROUGHPUT``), each on its share of the cores; else one batch on all of them (``LATENCY``).
 
     Example:
         >>> openvino_config("openvino")["INFERENCE_PRECISION_HINT"], openvino_config("openvino-bf16")["INFERENCE_PRECISION_HINT"]
         ('f32', 'bf16')
+        >>> openvino_config("openvino", bulk=True)["PERFORMANCE_HINT"]
+        'THROUGHPUT'
     """
     hint = "bf16" if backend == "openvino-bf16" else "f32"
     # no cache of shape-specific kernels: token-budget batches come in ever new shapes, and the cache grew the
     # e5 student's RSS by ~70 MB per 80k sentences at no measured speed gain (103 vs 117 s)
-    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "CPU_RUNTIME_CACHE_CAPACITY": "0"}
+    return {
+        "INFERENCE_PRECISION_HINT": hint,
+        "PERFORMANCE_HINT": "THROUGHPUT" if bulk else "LATENCY",
+        "CPU_RUNTIME_CACHE_CAPACITY": "0",
+    }
 
 
 class ExportedModel:
@@ -81,13 +89,71 @@ class ExportedModel:
             session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
             self._run = lambda feed: session.run(None, feed)[0]
         else:
+            int8 = backend == "openvino-int8"
+            self._ov_file = quantize_openvino(onnx_file, model, probe_sentences()[0]) if int8 else onnx_file
+            self._run = self._openvino_run
+
+    #: the OpenVINO model, compiled once (it holds the weights) for its first use: one batch at a time (a server,
+    #: ``encode``) or many in flight (``encode_chunks``: mining, ``mlembed encode``); either serves both after
+    _compiled: Any = None
+    _request: Any = None  # the one-batch request, made on first use
+
+    def _openvino(self, bulk: bool) -> Any:
+        """The OpenVINO model, compiled for ``bulk`` (see :func:`openvino_config`) if not compiled yet."""
+        if self._compiled is None:
             import openvino as ov
 
-            int8 = backend == "openvino-int8"
-            file = quantize_openvino(onnx_file, model, probe_sentences()[0]) if int8 else onnx_file
-            compiled = ov.Core().compile_model(str(file), "CPU", openvino_config(backend))
-            request = compiled.create_infer_request()
-            self._run = lambda feed: next(iter(request.infer(feed).values())).copy()
+            self._compiled = ov.Core().compile_model(str(self._ov_file), "CPU", openvino_config(self.backend, bulk))
+        return self._compiled
+
+    def _openvino_run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if self._request is None:
+            self._request = self._openvino(False).create_infer_request()
+        return next(iter(self._request.infer(feed).values())).copy()
+
+    def _features(self, batch: Sequence[str]) -> dict[str, np.ndarray]:
+        features = self.st.preprocess([self.prompt + s for s in batch])
+        return {k: np.asarray(features[k]) for k in self.names}
+
+    def encode_chunks(
+        self,
+        sentences: Sequence[str],
+        chunks: Sequence[np.ndarray],
+        out: np.ndarray,
+        normalize_embeddings: bool = False,
+        progress: Any = None,
+    ) -> None:
+        """Encode ``sentences`` into ``out`` (rows as they are), one forward pass per chunk of row indices
+        (:func:`mlembed.encoding.token_budget_chunks`). On OpenVINO the passes run as a queue of asynchronous
+        requests on the model compiled for throughput: the next chunk is tokenized while earlier ones run, and
+        each stream computes one on its share of the cores (``benchmarks/encode_speed.py`` times it against one
+        chunk at a time). Other engines run the chunks one by one. ``progress(n)`` is called as chunks are handed
+        over.
+        """
+        if not self.backend.startswith("openvino"):
+            for rows in chunks:
+                out[rows] = self.encode([sentences[i] for i in rows], batch_size=len(rows))
+                if progress is not None:
+                    progress(len(rows))
+        else:
+            import openvino as ov
+
+            compiled = self._openvino(True)  # (at least 2 requests: one is tokenized while the other runs)
+            queue = ov.AsyncInferQueue(
+                compiled, max(2, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            )
+
+            def done(request: Any, rows: np.ndarray) -> None:
+                out[rows] = next(iter(request.results.values()))
+
+            queue.set_callback(done)
+            for rows in chunks:
+                queue.start_async(self._features([sentences[i] for i in rows]), rows)
+                if progress is not None:
+                    progress(len(rows))
+            queue.wait_all()
+        if normalize_embeddings:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def get_embedding_dimension(self) -> int:
         return self.dim
@@ -104,9 +170,8 @@ class ExportedModel:
 
         out = np.empty((len(sentences), self.dim), dtype=np.float32)
         for start in tqdm(range(0, len(sentences), batch_size), disable=not show_progress_bar, desc="encode"):
-            batch = [self.prompt + s for s in sentences[start : start + batch_size]]
-            features = self.st.preprocess(batch)
-            out[start : start + len(batch)] = self._run({k: np.asarray(features[k]) for k in self.names})
+            batch = sentences[start : start + batch_size]
+            out[start : start + len(batch)] = self._run(self._features(batch))
         if normalize_embeddings:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

@@ -70,6 +70,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="approximate index: find candidates with each side centred by its own mean, so a language's offset "
         "does not steer which inverted lists a query probes (docs/mining.md gives what it changes)",
     )
+    p.add_argument(
+        "--means",
+        choices=["exact", "found", "calibrated"],
+        default="exact",
+        help="approximate index: the margin's neighbourhood means exact for the rows of every pair that can score "
+        "--means-cut or more, from the neighbours found, or calibrated on exact samples (docs/mining.md) [%(default)s]",
+    )
+    p.add_argument(
+        "--means-cut",
+        type=float,
+        default=None,
+        help="--means exact: pairs that can score this much get exact means (default: --threshold, at least the "
+        "margin's default threshold; scores below it are upper bounds)",
+    )
     p.add_argument("--workdir", default=None, help="shard results and embeddings [OUTPUT.work]")
     p.add_argument("--resume", action="store_true", help="continue a killed run from --workdir")
     p.add_argument("--shard-size", type=int, default=None, help="query rows per shard (default: from the budget)")
@@ -103,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=args.memory_budget,
         precision=args.knn_precision,
         centre=args.centre,
+        means=args.means,
+        means_cut=args.means_cut,
         nprobe=args.nprobe,
         shard_size=args.shard_size,
         workdir=args.workdir,
