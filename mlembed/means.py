@@ -57,7 +57,8 @@ class MeansReport:
             src, tgt = (sum(r[i] for r in self.rows) for i in (0, 1))
             return (
                 f"exact neighbourhood means for {src:,} source and {tgt:,} target rows (the pairs whose score can "
-                f"reach {self.cut:g}; {len(self.rows)} rounds, {self.seconds:.1f} s)"
+                f"reach {self.cut:g}; {len(self.rows)} rounds, {self.seconds:.1f} s): pairs scoring {self.cut:g} or "
+                f"more score as with exact means, scores below it are upper bounds (--means-cut)"
             )
         if self.method == "calibrated":
             lines = ", ".join(f"{a:.3f} x + {b:.3f}" for a, b in self.lines)
