@@ -706,19 +706,46 @@ def build_index(db: Embeddings, stage: str, options: MiningOptions, ckpt: Checkp
     return index
 
 
+def restore_backward(ckpt: Checkpoint, stage: Stage, n_tgt: int, width: int) -> Any:
+    """The exact search's backward heap over all ``n_tgt`` targets (not finalized) holding every finished shard's
+    sources, from either executor's files: the single process keeps one running heap (``backward_heap``, with the
+    shards it covers), a Ray task its own partial heap in its shard's file (``bwd_D``, ``bwd_I``). So a work folder
+    started with ``--ray`` resumes without it, and the reverse, each shard counted once.
+
+    Example:
+        >>> import tempfile
+        >>> ckpt = Checkpoint(tempfile.mkdtemp(), {}, resume=False)
+        >>> part = dict(sims=np.zeros((1, 1)), ids=np.zeros((1, 1)), bwd_D=np.array([[0.5], [0.25]], "float32"))
+        >>> ckpt.commit("exact", 0, ckpt.save_arrays("exact-00000.npz", bwd_I=np.array([[0], [0]]), **part))
+        >>> heap = restore_backward(ckpt, Stage("exact", "src", 1, ((0, 1),)), n_tgt=2, width=1)
+        >>> heap.finalize(); heap.D.tolist()
+        [[0.5], [0.25]]
+    """
+    import faiss
+
+    heap = faiss.ResultHeap(n_tgt, width, keep_max=True)
+    done = ckpt.done(stage.name)
+    covered: set[str] = set()
+    if ckpt.state.get("backward_heap"):
+        state = ckpt.load_arrays(ckpt.state["backward_heap"])
+        heap.D[:], heap.I[:] = state["D"], state["I"]  # heap order is kept: the arrays are the heap's storage
+        covered = set(ckpt.state.get("backward_heap_shards", done))  # (older folders: every finished shard)
+    for shard, name in sorted(done.items(), key=lambda item: int(item[0])):
+        if shard not in covered:  # a Ray task's shard: its partial heap is in its file
+            part = ckpt.load_arrays(name)
+            heap.add_result(np.ascontiguousarray(part["bwd_D"]), np.ascontiguousarray(part["bwd_I"]))
+    return heap
+
+
 def _exact(
     src: np.ndarray, tgt: np.ndarray, plan: ShardPlan, ckpt: Checkpoint, show_progress: bool
 ) -> tuple[Neighbours, Neighbours]:
-    import faiss
     from tqdm.auto import tqdm
 
     (stage,) = plan.stages
-    bwd = faiss.ResultHeap(len(tgt), plan.widths[1], keep_max=True)
     fwd = ckpt.gather(stage, plan.widths[0])  # restore finished shards
+    bwd = restore_backward(ckpt, stage, len(tgt), plan.widths[1])
     done = ckpt.done(stage.name)
-    if done:
-        state = ckpt.load_arrays(ckpt.state["backward_heap"])
-        bwd.D[:], bwd.I[:] = state["D"], state["I"]  # heap order is kept: the arrays are the heaps' storage
     todo = [(s, span) for s, span in enumerate(stage.shards) if str(s) not in done]
     bar = tqdm(
         total=len(stage.shards),
@@ -733,6 +760,7 @@ def _exact(
         fname = ckpt.save_arrays(f"exact-fwd-{shard:05d}.npz", sims=part.sims, ids=part.ids)
         previous = ckpt.state.get("backward_heap")
         ckpt.state["backward_heap"] = ckpt.save_arrays(f"exact-bwd-heap-{shard:05d}.npz", D=bwd.D, I=bwd.I)
+        ckpt.state["backward_heap_shards"] = sorted([*done, str(shard)], key=int)
         ckpt.commit(stage.name, shard, fname)
         if previous and ckpt.dir is not None:  # only the latest heap state is needed
             (ckpt.dir / previous).unlink(missing_ok=True)

@@ -100,6 +100,42 @@ def test_mine_on_ray_finds_the_same_neighbours(cluster, tmp_path, index, centre)
     assert stats["tasks"] == (5 if index == "flat" else 5 + 4) and stats["worker_peak_rss_mb"] > 0
 
 
+def test_an_exact_knn_folder_moves_between_ray_and_one_process(cluster, tmp_path, monkeypatch):
+    """Shards finished on Ray, then by one process (killed after one shard), then on Ray again: the same
+    neighbours as one uninterrupted run, each shard's backward candidates counted once."""
+    from mlembed import knn
+    from mlembed.cluster.knn import knn_both_ways_ray
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "src.npy", _unit(rng, 3000, 32))
+    np.save(tmp_path / "tgt.npy", _unit(rng, 2500, 32))
+    paths = (tmp_path / "src.npy", tmp_path / "tgt.npy")
+    opts = knn.MiningOptions(k=4, shard_size=700, workdir=tmp_path / "knn")
+    fwd, bwd = knn.knn_both_ways(*paths, replace(opts, workdir=None))
+    knn_both_ways_ray(*paths, opts)
+    manifest = tmp_path / "knn" / "manifest.json"
+    state = json.loads(manifest.read_text())
+    state["done"]["exact"] = {s: f for s, f in state["done"]["exact"].items() if int(s) < 2}  # Ray killed here
+    manifest.write_text(json.dumps(state))
+
+    real, calls = knn.exact_shard, []
+
+    def killed_after_one(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(knn, "exact_shard", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        knn.knn_both_ways(*paths, replace(opts, resume=True))
+    assert sorted(json.loads(manifest.read_text())["done"]["exact"], key=int) == ["0", "1", "2"]
+    rfwd, rbwd = knn_both_ways_ray(*paths, replace(opts, resume=True))
+    np.testing.assert_array_equal(rfwd.ids, fwd.ids)
+    np.testing.assert_array_equal(rbwd.ids, bwd.ids)
+    np.testing.assert_allclose(rbwd.sims, bwd.sims, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_mine_on_ray_survives_a_killed_worker(cluster, tmp_path):
     """A worker process is SIGKILLed while it runs a shard: Ray retries the task, the pairs are the same."""

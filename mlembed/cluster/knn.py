@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from mlembed.knn import (
     canonical,
     exact_shard,
     plan_shards,
+    restore_backward,
     search_shard,
 )
 
@@ -161,20 +161,10 @@ def knn_both_ways_ray(
 
 
 def _merge_exact(ckpt: Checkpoint, plan: ShardPlan, n_tgt: int) -> tuple[Neighbours, Neighbours]:
-    """The tasks' forward neighbours, and the merge of their partial backward heaps (the top-k of the union is the
-    top-k of all)."""
-    import faiss
-
+    """The finished shards' forward neighbours, and the merge of their backward heaps (the top-k of the union is
+    the top-k of all; shards a single-process run finished come in its running heap: :func:`restore_backward`)."""
     (stage,) = plan.stages
-    fwd = Neighbours(
-        np.full((stage.rows, plan.widths[0]), -np.inf, dtype=np.float32),
-        np.full((stage.rows, plan.widths[0]), -1, dtype=np.int64),
-    )
-    bwd = faiss.ResultHeap(n_tgt, plan.widths[1], keep_max=True)
-    for shard, name in sorted(ckpt.done(stage.name).items(), key=lambda item: int(item[0])):
-        q0, q1 = stage.shards[int(shard)]
-        part: Any = ckpt.load_arrays(name)
-        fwd.sims[q0:q1], fwd.ids[q0:q1] = part["sims"], part["ids"]
-        bwd.add_result(np.ascontiguousarray(part["bwd_D"]), np.ascontiguousarray(part["bwd_I"]))
+    fwd = ckpt.gather(stage, plan.widths[0])
+    bwd = restore_backward(ckpt, stage, n_tgt, plan.widths[1])
     bwd.finalize()
     return fwd, Neighbours(bwd.D.copy(), bwd.I.copy())
