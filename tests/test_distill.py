@@ -77,6 +77,7 @@ def _options(tmp_path, corpus, **extra):
         batch_size=8,
         max_steps=6,
         eval_pairs=6,
+        eval_english=40,
         eval_steps=3,
         save_steps=3,
         new_tokens=300,
@@ -365,6 +366,8 @@ def test_bad_options_fail_before_any_work(tmp_path):
         distill(output=out, epoch=2)
     with pytest.raises(ValueError, match="--batch-size 0: expected a positive number of pairs per step"):
         distill(output=out, batch_size=0)
+    with pytest.raises(ValueError, match="--eval-english 501: expected at most the 500 held-out sentences"):
+        distill(output=out, eval_english=501)
     with pytest.raises(ValueError, match="--dim 0: expected a positive dimension"):
         distill(output=out, dim=0)
     with pytest.raises(ValueError, match=r"--anchor 1.0: expected a share in \[0, 1\)"):
@@ -429,7 +432,7 @@ def test_e5_student_starts_from_a_rotation_keeps_frozen_layers_and_records_its_s
     saved = json.loads((out / "mlembed.json").read_text())
     dev_start, dev = saved["result"]["dev_start"], saved["result"]["dev"]
     assert set(dev_start) == set(dev) >= {"mse_x100", "mean_accuracy", "english_cosine"}
-    assert 0.5 < dev_start["english_cosine"] < 1  # e5 rotated onto the teacher, on 500 held-out plain sentences
+    assert 0.5 < dev_start["english_cosine"] < 1  # e5 rotated onto the teacher, on 40 held-out plain sentences
     assert saved["plan"]["student_map"]["method"] == "procrustes"
     assert saved["plan"]["student_map"]["english_sentences"] == 1000
     with np.load(out / "start_map.npz") as m:

@@ -162,6 +162,13 @@ class DistillConfig:
     max_seq_length: int = option(64, "[%(default)s]", type=int, positive="tokens")
     eval_data: str | None = option(None, "held-out dev pairs (default: held out from --data)", metavar="SPEC")
     eval_pairs: int = option(500, "dev pairs [%(default)s]", type=int)
+    eval_english: int = option(
+        500,
+        "held-out packaged English sentences the dev english_cosine (the student's cosine to the teacher) is "
+        "measured on, of 500 never trained on; 0: none [%(default)s]",
+        type=int,
+        non_negative=True,
+    )
     eval_steps: int = option(500, "dev evaluation every N steps [%(default)s]", type=int, positive="steps")
     save_steps: int = option(200, "checkpoint every N steps [%(default)s]", type=int, positive="steps")
     decontaminate: Sequence[str] = option(
@@ -357,6 +364,7 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         ValueError: --batch-size 0: expected a positive number of pairs per step
     """
     from mlembed.data import parse_spec, read_pairs
+    from mlembed.data.english import HELDOUT_ENGLISH
     from mlembed.languages import is_known_language, normalize_lang
     from mlembed.models import locate_model
 
@@ -383,6 +391,10 @@ def validate(config: DistillConfig, resume: bool = False) -> None:
         )
     if config.layers and config.anchor:
         raise ValueError(f"--anchor {config.anchor}: with --layers each side already learns its own target (use 0)")
+    if config.eval_english > HELDOUT_ENGLISH:
+        raise ValueError(
+            f"--eval-english {config.eval_english}: expected at most the {HELDOUT_ENGLISH} held-out sentences"
+        )
     if config.dim is not None and config.dim < 1:
         raise ValueError(f"--dim {config.dim}: expected a positive dimension")
     if config.max_minutes is not None and config.max_minutes <= 0:

@@ -66,7 +66,8 @@ def distill(config: DistillConfig | None = None, resume: bool = False, **overrid
     if (got := fingerprint(teacher)) != plan.teacher_fingerprint:  # a resumed run given another --teacher
         raise ValueError(f"{run.work}: prepared with another teacher ({plan.teacher_fingerprint}), got {got}")
     dev = run.read_dev()  # the teacher's vectors of the dev pairs and held-out English, computed once
-    evaluator = dev_evaluator(dev, teacher, run.read_pca(plan), english_sentences("heldout")) if dev else None
+    english = english_sentences("heldout")[: config.eval_english]
+    evaluator = dev_evaluator(dev, teacher, run.read_pca(plan), english) if dev else None
     del teacher  # its targets are in the cache file and the evaluator: its weights go before training
     gc.collect()
 
