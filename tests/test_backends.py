@@ -240,3 +240,35 @@ def test_openvino_queues_chunks_and_keeps_every_row_in_its_place(cache, teacher)
     np.testing.assert_allclose(encode(sentences, model, normalize=True, token_budget=64), expected, atol=2e-5)
     # the model compiled for throughput serves one batch at a time too (a server after a bulk job)
     np.testing.assert_allclose(model.encode(sentences[:3], normalize_embeddings=True), expected[:3], atol=2e-5)
+
+
+def test_features_are_preprocess_s_and_a_tokenizer_that_differs_falls_back_to_it(cache, teacher, e5_folder):
+    """An exported model tokenizes with a copy of the fast tokenizer set up once: the arrays sentence-transformers'
+    ``preprocess`` gives, for both tokenizer kinds (BERT word pieces with token types, XLM-R with the e5 prompt),
+    on users' text (whitespace, empty lines, a text over the window); where a model's tokenizer would differ, the
+    check on first use keeps ``preprocess``. Token counts come from the same tokenizer, uncut."""
+    from mlembed.backends import load_backend
+    from mlembed.models import load_model
+    from mlembed.windows import token_counts
+
+    texts = [*SENTENCES, "  spaced\tout  ", "", "word " * 700, "e\u0301cole 😀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"]
+    for source in (teacher, load_model(str(e5_folder))):
+        model = load_backend(source, "onnx")
+        prompted = [model.prompt + t for t in texts]
+        ours, theirs = model._features(texts), model._preprocess(prompted)
+        assert model._tokenize.__name__ == "tokenize" and set(ours) == set(model.names) == set(theirs)
+        for name in model.names:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+        assert ours["input_ids"].shape == (len(texts), source.max_seq_length)  # the long text, cut at the window
+        wrapper = source.tokenizer(prompted, truncation=False)["input_ids"]
+        assert token_counts(source, texts).tolist() == [len(ids) for ids in wrapper]
+    model, calls = load_backend(teacher, "onnx"), []
+    real = model._preprocess
+
+    def other(texts):  # a preprocess that reads text another way than the tokenizer alone
+        calls.append(texts)
+        return {k: v + (k == "input_ids") for k, v in real(texts).items()}
+
+    model._preprocess, model._tokenize = other, None
+    model._features(["x"])
+    assert model._tokenize is other and calls[-1] == [model.prompt + "x"]
