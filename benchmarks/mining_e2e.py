@@ -87,6 +87,7 @@ RUNS_200K = (
     "full-means-exact",
     "full-nprobe16",
     "full-nprobe16-means-exact",
+    "full-nprobe8-means-exact",
     "full-means-calibrated",
     "full-flat-fp32",
     "reference",
@@ -416,11 +417,15 @@ def main() -> None:
     exact_means = ["--means", "exact"]
     runs = {
         "reference": ("sentence-transformers example (flat)", args.full, None),
-        "full": ("mlembed mine, full student, auto, ivfsq", args.full, ["--backend", "auto", *index]),
-        "full-nprobe16": (
-            "mlembed mine, full student, auto, ivfsq, nprobe 16",
+        "full": (
+            "mlembed mine, full student, auto, ivfsq, means as found",
             args.full,
-            ["--backend", "auto", *index, "--nprobe", "16"],
+            ["--backend", "auto", *index, "--means", "found"],
+        ),
+        "full-nprobe16": (
+            "mlembed mine, full student, auto, ivfsq, nprobe 16, means as found",
+            args.full,
+            ["--backend", "auto", *index, "--nprobe", "16", "--means", "found"],
         ),
         "full-means-exact": (
             "mlembed mine, full student, auto, ivfsq, exact means above the cut",
@@ -431,6 +436,11 @@ def main() -> None:
             "mlembed mine, full student, auto, ivfsq, nprobe 16, exact means above the cut",
             args.full,
             ["--backend", "auto", *index, "--nprobe", "16", *exact_means],
+        ),
+        "full-nprobe8-means-exact": (
+            "mlembed mine, full student, auto, ivfsq, nprobe 8, exact means above the cut",
+            args.full,
+            ["--backend", "auto", *index, "--nprobe", "8", *exact_means],
         ),
         "full-means-calibrated": (
             "mlembed mine, full student, auto, ivfsq, calibrated means",
