@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -215,6 +216,7 @@ def encode_to_npy(
     token_budget: int | None = DEFAULT_TOKEN_BUDGET,
     overflow: Overflow = DEFAULT_OVERFLOW,
     report: LengthReport | None = None,
+    resume_key: dict | None = None,
 ) -> Path:
     """Stream sentences into a ``.npy`` file chunk by chunk (memory bounded by ``chunk_size``).
 
@@ -225,6 +227,11 @@ def encode_to_npy(
     and the rows after it: one pass, no second copy on disk; a different number of sentences is an error.
     Without it (a stream such as stdin) rows go to a raw temporary file that is wrapped as ``.npy`` at the
     end. Either way the file appears under ``output`` only when complete.
+
+    ``resume_key`` (with ``count``; what identifies the input and the settings, e.g. hashes and the model's
+    fingerprint) makes the encoding resumable: rows go to ``OUTPUT.partial.npy``, and after each chunk is on disk
+    ``OUTPUT.partial.json`` records how many rows it holds (and their long-input counts). A call with the same
+    key after a kill continues after those rows, so a kill loses at most one chunk; another key starts afresh.
 
     Example:
         >>> import tempfile, os, numpy as np
@@ -245,6 +252,29 @@ def encode_to_npy(
     if own_report:
         report = LengthReport(overflow, model_window(model))
     chunk_report = LengthReport(overflow, model_window(model))
+    if resume_key is not None and count is not None:
+        _encode_resumable(
+            sentences,
+            output,
+            model,
+            count,
+            dim,
+            np.dtype(dtype),
+            chunk_size,
+            resume_key,
+            report,
+            show_progress,
+            dict(
+                batch_size=batch_size,
+                normalize=normalize,
+                precision=precision,
+                token_budget=token_budget,
+                overflow=overflow,
+            ),
+        )
+        if own_report:
+            report.log()
+        return output
     bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
     with atomic_path(output, suffix=".npy") as tmp:
         rows = tmp if count is not None else tmp.with_suffix(".raw")
@@ -292,6 +322,68 @@ def encode_to_npy(
     if own_report:
         report.log()
     return output
+
+
+def _encode_resumable(
+    sentences: Iterable[str],
+    output: Path,
+    model: Any,
+    count: int,
+    dim: int,
+    dtype: np.dtype,
+    chunk_size: int,
+    key: dict,
+    report: LengthReport,
+    show_progress: bool,
+    settings: dict,
+) -> None:
+    """:func:`encode_to_npy` with ``resume_key``: the rows in ``OUTPUT.partial.npy``, their count after each chunk
+    in ``OUTPUT.partial.json``, continued where a killed call with the same key stopped."""
+    import itertools
+
+    from tqdm.auto import tqdm
+
+    partial, state_file = output.with_suffix(".partial.npy"), output.with_suffix(".partial.json")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (count, dim)}
+    )
+    state = json.loads(state_file.read_text()) if state_file.exists() and partial.exists() else {}
+    done = LengthReport(settings["overflow"], model_window(model))
+    start = 0
+    if state.get("key") == key and state.get("shape") == [count, dim] and state.get("dtype") == dtype.str:
+        start, done = state["rows"], LengthReport(**state["report"])
+    bar = tqdm(total=count, initial=start, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
+    n = start
+    with open(partial, "r+b" if start else "wb") as fh:
+        fh.write(header.getvalue())
+        fh.seek(len(header.getvalue()) + start * dim * dtype.itemsize)
+        for chunk in batched(itertools.islice(iter(sentences), start, None), chunk_size):
+            chunk_report = LengthReport(settings["overflow"], done.window)
+            try:
+                emb = encode(chunk, model, dtype=dtype.name, report=chunk_report, **settings)
+            except InputTooLongError as exc:  # numbered in the whole stream, not the chunk
+                raise exc.shifted(n) from None
+            chunk_report.shift(n)
+            done.merge(chunk_report)
+            fh.write(np.ascontiguousarray(emb).tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())  # the rows are on disk before the state says so
+            n += len(chunk)
+            with atomic_open(state_file) as out:
+                json.dump(
+                    {"key": key, "shape": [count, dim], "dtype": dtype.str, "rows": n, "report": done.to_dict()}, out
+                )
+            bar.update(len(chunk))
+            trim()
+    bar.close()
+    if n != count:
+        partial.unlink()
+        state_file.unlink()
+        raise ValueError(f"{output}: expected {count} sentences (count=...), got {n}")
+    report.merge(done)
+    os.replace(partial, output)
+    state_file.unlink()
 
 
 def _raw_to_npy(raw: Path, npy: Path, shape: tuple[int, int], dtype: np.dtype, block: int = 1 << 24) -> None:

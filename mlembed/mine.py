@@ -223,6 +223,7 @@ def _embed_unique(
             show_progress=show_progress,
             overflow=overflow,
             report=counted,
+            resume_key=want,  # a killed run continues after the last chunk on disk
         )
         counted.first_over = [int(ids[i]) for i in counted.first_over]  # numbered by line of the file, from 0
         if counted.longest_input is not None:

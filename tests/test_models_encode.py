@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -210,6 +211,46 @@ def test_kill_9_keeps_the_previous_output_and_the_rerun_cleans_up(tmp_path, teac
     # ... the next run removes the dead writer's files; beside the output, its metadata (model, window, long inputs)
     assert sorted(p.name for p in out.iterdir()) == ["e.json", "e.npy"]
     assert np.load(out / "e.npy").shape == (300, 384)
+
+
+def test_a_killed_resumable_encoding_continues_after_its_last_chunk(tmp_path, teacher):
+    """``resume_key`` (what ``mlembed mine`` passes): a run killed after two chunks continues at the third, its
+    long-input counts kept; the file is an uninterrupted run's, row for row; another key starts afresh."""
+    from mlembed.windows import LengthReport
+
+    lines = [f"Sentence number {i} about {'cats' if i % 2 else 'trains'}." for i in range(50)]
+    lines[3] = "word " * 600  # over the window: truncated and counted, in the chunk before the kill
+    whole = tmp_path / "whole.npy"
+    encode_to_npy(lines, whole, teacher, count=50, chunk_size=8, precision="fp32", show_progress=False)
+    out, key = tmp_path / "resumed.npy", {"source": "lines", "model": fingerprint(teacher)}
+
+    def killed_after(n):
+        yield from lines[:n]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_to_npy(killed_after(20), out, teacher, count=50, chunk_size=8, precision="fp32", resume_key=key)
+    state = json.loads(out.with_suffix(".partial.json").read_text())
+    assert state["rows"] == 16 and state["report"]["over"] == 1 and not out.exists()
+    encoded = []
+    real = encode_to_npy.__globals__["encode"]
+    spy = lambda chunk, *a, **k: encoded.append(len(chunk)) or real(chunk, *a, **k)  # noqa: E731
+    report = LengthReport("truncate", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(encode_to_npy.__globals__, "encode", spy)
+        encode_to_npy(lines, out, teacher, count=50, chunk_size=8, precision="fp32", resume_key=key, report=report)
+    assert sum(encoded) == 34 and report.over == 1 and report.first_over == [3]  # rows 16.. only
+    np.testing.assert_array_equal(np.load(out), np.load(whole))
+    assert not out.with_suffix(".partial.npy").exists() and not out.with_suffix(".partial.json").exists()
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_to_npy(killed_after(20), out, teacher, count=50, chunk_size=8, precision="fp32", resume_key=key)
+    encoded.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(encode_to_npy.__globals__, "encode", spy)
+        encode_to_npy(lines, out, teacher, count=50, chunk_size=8, precision="fp32", resume_key={**key, "model": "x"})
+    assert sum(encoded) == 50  # another model: nothing of the killed run is reused
+    np.testing.assert_array_equal(np.load(out), np.load(whole))
 
 
 def test_token_budget_keeps_every_row_in_place_and_the_same_vectors(teacher):
