@@ -251,77 +251,63 @@ def encode_to_npy(
     own_report = report is None
     if own_report:
         report = LengthReport(overflow, model_window(model))
-    chunk_report = LengthReport(overflow, model_window(model))
+    settings = dict(
+        batch_size=batch_size,
+        normalize=normalize,
+        dtype=dtype,
+        precision=precision,
+        token_budget=token_budget,
+        overflow=overflow,
+    )
     if resume_key is not None and count is not None:
-        _encode_resumable(
-            sentences,
-            output,
-            model,
-            count,
-            dim,
-            np.dtype(dtype),
-            chunk_size,
-            resume_key,
-            report,
-            show_progress,
-            dict(
-                batch_size=batch_size,
-                normalize=normalize,
-                precision=precision,
-                token_budget=token_budget,
-                overflow=overflow,
-            ),
-        )
-        if own_report:
-            report.log()
-        return output
-    bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
-    with atomic_path(output, suffix=".npy") as tmp:
-        rows = tmp if count is not None else tmp.with_suffix(".raw")
-        n = 0
-        try:
-            with open(rows, "wb") as fh:
-                if count is not None:
-                    header = {
-                        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                        "fortran_order": False,
-                        "shape": (count, dim),
-                    }
-                    np.lib.format.write_array_header_1_0(fh, header)
-                for chunk in batched(sentences, chunk_size):
-                    try:
-                        emb = encode(
-                            chunk,
-                            model,
-                            batch_size,
-                            normalize,
-                            None,
-                            dtype,
-                            precision,
-                            token_budget=token_budget,
-                            overflow=overflow,
-                            report=chunk_report,
-                        )
-                    except InputTooLongError as exc:  # numbered in the whole stream, not the chunk
-                        raise exc.shifted(n) from None
-                    chunk_report.shift(n)
-                    report.merge(chunk_report)
-                    chunk_report = LengthReport(overflow, chunk_report.window)
-                    fh.write(np.ascontiguousarray(emb).tobytes())
-                    n += len(chunk)
-                    bar.update(len(chunk))
-                    trim()  # each chunk's batches had their own shapes: give their freed buffers back
-            if count is None:
-                _raw_to_npy(rows, tmp, (n, dim), np.dtype(dtype))
-            elif n != count:
-                raise ValueError(f"{output}: expected {count} sentences (count=...), got {n}")
-        finally:
-            if count is None:
-                rows.unlink(missing_ok=True)
-    bar.close()
+        _encode_resumable(sentences, output, model, count, chunk_size, resume_key, report, show_progress, settings)
+    else:
+        bar = tqdm(total=count, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
+        with atomic_path(output, suffix=".npy") as tmp:
+            rows = tmp if count is not None else tmp.with_suffix(".raw")
+            n = 0
+            try:
+                with open(rows, "wb") as fh:
+                    if count is not None:
+                        np.lib.format.write_array_header_1_0(fh, _npy_header((count, dim), dtype))
+                    for emb, chunk_report in _encoded_chunks(sentences, model, chunk_size, 0, settings):
+                        report.merge(chunk_report)
+                        fh.write(np.ascontiguousarray(emb).tobytes())
+                        n += len(emb)
+                        bar.update(len(emb))
+                if count is None:
+                    _raw_to_npy(rows, tmp, (n, dim), np.dtype(dtype))
+                elif n != count:
+                    raise ValueError(f"{output}: expected {count} sentences (count=...), got {n}")
+            finally:
+                if count is None:
+                    rows.unlink(missing_ok=True)
+        bar.close()
     if own_report:
         report.log()
     return output
+
+
+def _npy_header(shape: tuple[int, int], dtype: str | np.dtype) -> dict:
+    return {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+
+
+def _encoded_chunks(
+    sentences: Iterable[str], model: Any, chunk_size: int, first: int, settings: dict
+) -> Iterator[tuple[np.ndarray, LengthReport]]:
+    """Each chunk's vectors (:func:`encode` with ``settings``) and its long-input counts, inputs numbered in the
+    whole stream from ``first``; freed buffers are given back after each chunk (its batches had their own shapes)."""
+    n = first
+    for chunk in batched(sentences, chunk_size):
+        chunk_report = LengthReport(settings["overflow"], model_window(model))
+        try:
+            emb = encode(chunk, model, report=chunk_report, **settings)
+        except InputTooLongError as exc:  # numbered in the whole stream, not the chunk
+            raise exc.shifted(n) from None
+        chunk_report.shift(n)
+        n += len(chunk)
+        yield emb, chunk_report
+        trim()
 
 
 def _encode_resumable(
@@ -329,8 +315,6 @@ def _encode_resumable(
     output: Path,
     model: Any,
     count: int,
-    dim: int,
-    dtype: np.dtype,
     chunk_size: int,
     key: dict,
     report: LengthReport,
@@ -340,42 +324,37 @@ def _encode_resumable(
     """:func:`encode_to_npy` with ``resume_key``: the rows in ``OUTPUT.partial.npy``, their count after each chunk
     in ``OUTPUT.partial.json``, continued where a killed call with the same key stopped."""
     import itertools
+    import logging
 
     from tqdm.auto import tqdm
 
+    dim, dtype = embedding_dim(model), np.dtype(settings["dtype"])
     partial, state_file = output.with_suffix(".partial.npy"), output.with_suffix(".partial.json")
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (count, dim)}
-    )
+    np.lib.format.write_array_header_1_0(header, _npy_header((count, dim), dtype))
     state = json.loads(state_file.read_text()) if state_file.exists() and partial.exists() else {}
     done = LengthReport(settings["overflow"], model_window(model))
     start = 0
     if state.get("key") == key and state.get("shape") == [count, dim] and state.get("dtype") == dtype.str:
         start, done = state["rows"], LengthReport(**state["report"])
+        logging.getLogger(__name__).info(f"{output.name}: resuming after the {start:,} of {count:,} rows on disk")
     bar = tqdm(total=count, initial=start, unit="sent", desc=f"encode {output.name}", disable=not show_progress)
     n = start
     with open(partial, "r+b" if start else "wb") as fh:
         fh.write(header.getvalue())
         fh.seek(len(header.getvalue()) + start * dim * dtype.itemsize)
-        for chunk in batched(itertools.islice(iter(sentences), start, None), chunk_size):
-            chunk_report = LengthReport(settings["overflow"], done.window)
-            try:
-                emb = encode(chunk, model, dtype=dtype.name, report=chunk_report, **settings)
-            except InputTooLongError as exc:  # numbered in the whole stream, not the chunk
-                raise exc.shifted(n) from None
-            chunk_report.shift(n)
+        rest = itertools.islice(iter(sentences), start, None)
+        for emb, chunk_report in _encoded_chunks(rest, model, chunk_size, start, settings):
             done.merge(chunk_report)
             fh.write(np.ascontiguousarray(emb).tobytes())
             fh.flush()
             os.fsync(fh.fileno())  # the rows are on disk before the state says so
-            n += len(chunk)
+            n += len(emb)
             with atomic_open(state_file) as out:
                 json.dump(
                     {"key": key, "shape": [count, dim], "dtype": dtype.str, "rows": n, "report": done.to_dict()}, out
                 )
-            bar.update(len(chunk))
-            trim()
+            bar.update(len(emb))
     bar.close()
     if n != count:
         partial.unlink()
@@ -388,9 +367,8 @@ def _encode_resumable(
 
 def _raw_to_npy(raw: Path, npy: Path, shape: tuple[int, int], dtype: np.dtype, block: int = 1 << 24) -> None:
     """Write a ``.npy`` header then copy the raw row-major bytes after it (streamed, no full load)."""
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     with open(npy, "wb") as out, open(raw, "rb") as src:
-        np.lib.format.write_array_header_1_0(out, header)
+        np.lib.format.write_array_header_1_0(out, _npy_header(shape, dtype))
         while buf := src.read(block):
             out.write(buf)
 
