@@ -192,7 +192,7 @@ def token_counts(model: Any, texts: Sequence[str]) -> np.ndarray | None:
     if tokenizer is None:
         return None
     prompt = model_prompt(model)
-    counter = _counter(tokenizer)
+    counter = uncut_tokenizer(tokenizer)
     if counter is not None:  # the Rust tokenizer itself: no Python lists of ids (half the time)
         encodings = counter.encode_batch([prompt + t for t in texts])
         return np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(texts))
@@ -203,9 +203,18 @@ def token_counts(model: Any, texts: Sequence[str]) -> np.ndarray | None:
 _COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _counter(tokenizer: Any) -> Any:
-    """A copy of a fast tokenizer's backend that neither truncates nor pads (the tokenizer's own is set per call by
-    its wrapper, so it is left alone), made once per tokenizer; ``None`` for a slow tokenizer."""
+def uncut_tokenizer(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer's backend that neither truncates nor pads, made once per tokenizer and shared by
+    whoever reads token ids uncut (:func:`token_counts`, an exported engine's features); ``None`` for a slow
+    tokenizer. A copy, as the tokenizer's own backend is set per call by its wrapper (shared state: see
+    :class:`mlembed.serve.inputs.WindowCheck`); one, as a copy of a large vocabulary costs ~240 MB.
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> tokenizer = load_model("minilm-en").tokenizer
+        >>> uncut_tokenizer(tokenizer) is uncut_tokenizer(tokenizer), uncut_tokenizer(tokenizer).truncation
+        (True, None)
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None

@@ -9,6 +9,7 @@ with the forward passes), after a check on first use that both give the same arr
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -137,29 +138,37 @@ class ExportedModel:
         return {k: np.asarray(features[k]) for k in self.names}
 
     def _fast_tokenize(self) -> Any:
-        """The features straight from a copy of the model's fast tokenizer, truncating at ``max_seq_length`` and
-        padding to the longest as ``preprocess`` asks it to, when both give the same arrays on sentences in many
-        scripts, a padded batch, odd whitespace and an over-long text; else ``None``."""
-        from tokenizers import Tokenizer
-
+        """The features straight from the model's fast tokenizer (the uncut copy token counts read,
+        :func:`mlembed.windows.uncut_tokenizer`), padded to the longest here as ``preprocess`` pads, when both give
+        the same arrays on sentences in many scripts, a padded batch, odd whitespace and an over-long text; else
+        ``None``. A batch holding a text over the window goes through ``preprocess``, which truncates it."""
         from mlembed.backends.sentences import probe_sentences
+        from mlembed.windows import uncut_tokenizer
 
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        fast = uncut_tokenizer(self.tokenizer)
         fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
-        if backend is None or self.tokenizer.pad_token is None or not set(self.names) <= set(fields):
+        pad = self.tokenizer.pad_token_id
+        right = self.tokenizer.padding_side == "right"
+        if fast is None or pad is None or not right or not set(self.names) <= set(fields):
             return None
-        fast = Tokenizer.from_str(backend.to_str())
-        fast.enable_truncation(self.max_seq_length)
-        fast.enable_padding(
-            direction=self.tokenizer.padding_side,
-            pad_id=self.tokenizer.pad_token_id,
-            pad_type_id=self.tokenizer.pad_token_type_id,
-            pad_token=self.tokenizer.pad_token,
-        )
+        fill = {"input_ids": pad, "attention_mask": 0, "token_type_ids": self.tokenizer.pad_token_type_id}
 
         def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
             encodings = fast.encode_batch(texts)
-            return {k: np.array([getattr(e, fields[k]) for e in encodings], dtype=np.int64) for k in self.names}
+            lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+            if lengths.max(initial=0) > self.max_seq_length:
+                return self._preprocess(texts)
+            filled = np.arange(lengths.max(initial=0)) < lengths[:, None]
+            out = {}
+            for name in self.names:
+                array = np.full(filled.shape, fill[name], dtype=np.int64)
+                array[filled] = np.fromiter(
+                    itertools.chain.from_iterable(getattr(e, fields[name]) for e in encodings),
+                    dtype=np.int64,
+                    count=int(lengths.sum()),
+                )
+                out[name] = array
+            return out
 
         sentences = [*CHECK_SENTENCES, *probe_sentences()[0][:56]]
         checks = [sentences, [" padded \t", "x"], ["  " + sentences[0] + "\n"], [" ".join(sentences * 40)]]
