@@ -10,7 +10,7 @@ import pytest
 
 from mlembed.knn import MiningOptions, Neighbours, exact_neighbours, knn_both_ways
 from mlembed.margin import neighbourhood_means, select_pairs
-from mlembed.means import calibrated_means, estimate_means, exact_where_needed, means_cut
+from mlembed.means import calibrated_means, estimate_means, exact_where_needed, means_cut, pooled
 from mlembed.mine import mine_embeddings
 
 # .ci/run runs this module again under MLEMBED_PRECISION=fp32 and =bf16: exact_neighbours ranks by bf16 products
@@ -71,6 +71,24 @@ def test_exact_means_make_every_pair_above_the_cut_score_as_the_exact_search(two
     assert "exact neighbourhood means for" in report.summary()
 
 
+def test_pooled_neighbours_take_what_the_other_direction_found(two_languages):
+    x, y = two_languages
+    fwd, bwd = knn_both_ways(x, y, MiningOptions(k=4, index="ivf", nprobe=1))
+    exact_fwd, exact_bwd = knn_both_ways(x, y, MiningOptions(k=4))
+    pooled_fwd, pooled_bwd = pooled(fwd, bwd)
+    for found, pool, exact, other in ((fwd, pooled_fwd, exact_fwd, bwd), (bwd, pooled_bwd, exact_bwd, fwd)):
+        before, after, truth = neighbourhood_means(found), neighbourhood_means(pool), neighbourhood_means(exact)
+        assert (after >= before).all() and (after <= truth + 1e-6).all()  # still a lower bound of the exact mean
+        assert (after > before).mean() > 0.1  # rows whose own search missed what the other side's found
+        seen = {(i, int(j)): s for i, (ids, sims) in enumerate(zip(found.ids, found.sims)) for j, s in zip(ids, sims)}
+        seen |= {(int(i), j): s for j, (ids, sims) in enumerate(zip(other.ids, other.sims)) for i, s in zip(ids, sims)}
+        for i, (ids, sims) in enumerate(zip(pool.ids, pool.sims)):
+            assert len(set(ids.tolist())) == len(ids) and all(seen[(i, int(j))] == s for j, s in zip(ids, sims))
+            assert list(sims) == sorted(sims, reverse=True)
+    exact_again = pooled(exact_fwd, exact_bwd)  # nothing to add to an exact search's lists
+    assert np.array_equal(exact_again[0].ids, exact_fwd.ids) and np.array_equal(exact_again[1].sims, exact_bwd.sims)
+
+
 def test_mine_embeddings_cuts_at_the_threshold_or_the_margins_default(two_languages):
     x, y = two_languages
     assert means_cut(MiningOptions(threshold=None)) == 1.06 and means_cut(MiningOptions(threshold=0.5)) == 1.06
@@ -101,12 +119,15 @@ def test_calibrated_means_come_closer_to_the_exact_ones(two_languages):
     assert means is not None and means[0].shape == (len(x),)
 
 
-def test_exact_search_and_the_absolute_margin_leave_the_neighbours_alone(two_languages):
+def test_an_exact_search_keeps_its_neighbours_and_the_absolute_margin_takes_no_means(two_languages):
     x, y = two_languages
     nn = Neighbours(np.ones((len(x), 1), "float32"), np.zeros((len(x), 1), "int64"))
-    for options in (MiningOptions(means="exact"), MiningOptions(index="ivf", means="exact", margin="absolute")):
-        fwd, _, means, report = estimate_means(x, y, nn, nn, options)
-        assert fwd is nn and means is None and report.method == "found"
+    fwd, _, means, report = estimate_means(x, y, nn, nn, MiningOptions(means="exact"))
+    assert fwd is nn and means is None and report.method == "found"
+    options = MiningOptions(index="ivf", means="exact", margin="absolute")
+    fwd, bwd, means, report = estimate_means(x, y, nn, nn, options)
+    assert means is None and report.method == "found"  # (the candidates pooled, as for any approximate search)
+    assert fwd.ids.tolist() == pooled(nn, nn)[0].ids.tolist() and bwd.ids[0].tolist() == [0]
     with pytest.raises(ValueError, match="ratio and distance margins"):
         exact_where_needed(x, y, nn, nn, "absolute", 0.7)
     with pytest.raises(ValueError, match="--means 'mean'"):
