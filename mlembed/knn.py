@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ import numpy as np
 from mlembed.arrays import Embeddings, open_embeddings, parse_size, read_rows, take_rows
 from mlembed.faiss_index import build_faiss_index, mean_row, set_search_params
 from mlembed.files import DataError, atomic_open, atomic_path
+
+logger = logging.getLogger(__name__)
 
 BASELINE_BYTES = 200 << 20  # interpreter + numpy + faiss, measured ~170 MB RSS before any data
 PRECISIONS = ("int8", "fp32")  # scores of the exact search's blocks, see score_block
@@ -646,14 +649,15 @@ def exact_neighbours(
     (:func:`shard_sizes`), so memory does not grow with either side. Where encoding runs bf16 (a CPU with native
     bf16, or ``$MLEMBED_PRECISION=bf16``: :func:`mlembed.encoding.resolve_precision`) the blocks are bf16 products
     (~3x sgemm with AMX) that rank ``2k + 4`` candidates, rescored exactly as int8 candidates are (:func:`heap_size`);
-    elsewhere float32 sgemm ranks ``k``.
+    a row whose ``k``-th rescored similarity is not above its last candidate's bf16 score plus the bf16 error
+    bound (:data:`BF16_ERROR`; ~1 % of rows on mining_e2e's vectors) could miss a neighbour, and is ranked again by
+    float32 products. Elsewhere float32 sgemm ranks ``k``.
 
     Example:
         >>> x = np.eye(3, dtype="float32")
         >>> exact_neighbours(x, np.array([2]), x[[1, 2, 0]], k=1).ids.tolist()
         [[1]]
     """
-    import faiss
     from tqdm.auto import tqdm
 
     from mlembed.encoding import resolve_precision
@@ -667,23 +671,54 @@ def exact_neighbours(
     sims = np.full((len(rows), width), -np.inf, dtype=np.float32)
     ids = np.full((len(rows), width), -1, dtype=np.int64)
     bar = tqdm(total=len(rows), unit="row", desc=desc, disable=not show_progress)
+    doubt = []
     for q0 in range(0, len(rows), qs):
         q1 = min(q0 + qs, len(rows))
         xq = take_rows(queries, rows[q0:q1])  # (read, not mapped: scattered rows would stay resident)
-        heap = faiss.ResultHeap(q1 - q0, wide, keep_max=True)
-        local = np.arange(q1 - q0, dtype=np.int64)
-        for b0 in range(0, len(db), ds):
-            b1 = min(b0 + ds, len(db))
-            if bf16:
-                _add_bf16_block(heap, xq, read_rows(db, b0, b1), b0)
-            else:
-                heap.add_result_subset(local, xq @ read_rows(db, b0, b1).T, np.arange(b0, b1, dtype=np.int64))
-        heap.finalize()
-        found = best(canonical(xq, db, Neighbours(heap.D, heap.I)), width)
+        ranked, longest = _ranked(xq, db, wide, ds, bf16)
+        found = best(canonical(xq, db, ranked), width)
         sims[q0:q1], ids[q0:q1] = found.sims, found.ids
+        if bf16 and wide < len(db):
+            # a row outside the bf16 top `wide` scores at most the heap's last bf16 score + the bf16 error bound:
+            # where that could reach the k-th exact similarity, the query is ranked again by float32 products
+            bound = ranked.sims[:, -1] + BF16_ERROR * np.linalg.norm(xq, axis=1) * longest
+            doubt.append(q0 + np.nonzero(found.sims[:, -1] <= bound)[0])
         bar.update(q1 - q0)
     bar.close()
+    doubt = np.concatenate(doubt) if doubt else np.zeros(0, dtype=np.int64)
+    for d0 in range(0, len(doubt), qs):  # (one more read of the database for all of them)
+        part = doubt[d0 : d0 + qs]
+        xq = take_rows(queries, rows[part])
+        again = best(canonical(xq, db, _ranked(xq, db, width, ds, False)[0]), width)
+        sims[part], ids[part] = again.sims, again.ids
+    if len(doubt):
+        logger.debug(f"{desc}: {len(doubt):,} of {len(rows):,} rows ranked again by float32 products (bf16 too close)")
     return Neighbours(sims, ids)
+
+
+#: Bound of ``|bf16 product - exact product| / (|q| |v|)`` as :func:`_add_bf16_block` computes it: both sides
+#: rounded to bf16 (2u + u^2, u = 2^-8), fp32 accumulation (d 2^-24 at d <= 4096) and the product rounded to bf16 (u)
+BF16_ERROR = 3 * 2.0**-8 + 2.0**-16 + 4096 * 2.0**-24
+
+
+def _ranked(xq: np.ndarray, db: Embeddings, wide: int, block: int, bf16: bool) -> tuple[Neighbours, float]:
+    """The ``wide`` best rows of ``db`` for each query by bf16 or float32 products (database read ``block`` rows at a
+    time), best first, and the longest database row."""
+    import faiss
+
+    heap = faiss.ResultHeap(len(xq), wide, keep_max=True)
+    local = np.arange(len(xq), dtype=np.int64)
+    longest = 0.0
+    for b0 in range(0, len(db), block):
+        b1 = min(b0 + block, len(db))
+        rows = read_rows(db, b0, b1)
+        longest = max(longest, float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
+        if bf16:
+            _add_bf16_block(heap, xq, rows, b0)
+        else:
+            heap.add_result_subset(local, xq @ rows.T, np.arange(b0, b1, dtype=np.int64))
+    heap.finalize()
+    return Neighbours(heap.D, heap.I), longest
 
 
 def build_index(db: Embeddings, stage: str, options: MiningOptions, ckpt: Checkpoint, show_progress: bool) -> Any:

@@ -49,6 +49,29 @@ def test_exact_neighbours_of_some_rows_are_the_exact_searchs(two_languages):
     assert got.ids.tolist() == fwd.ids[rows].tolist() and got.sims.tolist() == fwd.sims[rows].tolist()
 
 
+def test_exact_neighbours_rank_again_where_bf16_products_cannot_tell(monkeypatch, caplog):
+    import logging
+
+    import torch
+
+    monkeypatch.setenv("MLEMBED_PRECISION", "bf16")  # (whatever CI's run sets: this is the bf16 ranking's test)
+    d, rng = 64, np.random.default_rng(0)
+    close = 0.9 + np.arange(40) * 1e-4  # 40 rows 1e-4 apart: bf16 (steps of 2^-8 here) ties 36 of them
+    near = np.zeros((40, d))
+    near[:, 0], near[np.arange(40), 2 + np.arange(40)] = close, np.sqrt(1 - close**2)
+    far = rng.normal(size=(1000, d))
+    far[:, 0] = 0
+    db = np.r_[unit(far), near].astype(np.float32)
+    queries = np.eye(d, dtype=np.float32)[:2]  # the first is the one whose neighbours tie in bf16
+    truth = np.argsort(-(db @ queries[0]), kind="stable")[:4].tolist()
+    bf16_top = torch.topk(torch.from_numpy(queries[:1]).bfloat16() @ torch.from_numpy(db).bfloat16().T, 12).indices
+    assert not set(truth) & set(bf16_top[0].tolist())  # the bf16 candidates alone miss every true neighbour
+    with caplog.at_level(logging.DEBUG, logger="mlembed.knn"):
+        got = exact_neighbours(queries, np.array([0, 1]), db, 4)
+    assert got.ids[0].tolist() == truth and got.sims[0].tolist() == (db[truth] @ queries[0]).tolist()
+    assert "ranked again by float32" in caplog.text
+
+
 def test_exact_means_make_every_pair_above_the_cut_score_as_the_exact_search(two_languages):
     x, y = two_languages
     ivf = MiningOptions(k=4, index="ivf", nprobe=1, threshold=0, mode="max")
