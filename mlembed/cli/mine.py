@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["exact", "found", "calibrated"],
         default="exact",
         help="approximate index: the margin's neighbourhood means exact for the rows of every pair that can score "
-        "--means-cut or more, from the neighbours found, or calibrated on exact samples (docs/mining.md) [%(default)s]",
+        "--means-cut or more, from the neighbours found (both directions pooled), or calibrated on exact samples "
+        "(docs/mining.md) [%(default)s]",
     )
     p.add_argument(
         "--means-cut",
