@@ -9,7 +9,8 @@ the two directions are :func:`pooled`: a row takes the neighbours the other side
 58.8). Then two remedies, chosen by :attr:`mlembed.knn.MiningOptions.means`:
 
 * ``exact`` (:func:`exact_where_needed`): the found neighbours are exact cosines of some of the other side's rows, so
-  their mean is a lower bound of the true one and each margin an upper bound of the exact-means margin. A pair
+  their mean is a lower bound of the true one (a row with fewer than ``k`` found has none, and is made exact) and
+  each margin an upper bound of the exact-means margin. A pair
   whose bound is below the cut can therefore never reach it; the rows of the pairs that can get their exact
   neighbours (:func:`mlembed.knn.exact_neighbours`: their cost is their share of the exact search's), the scores
   are recomputed, and rows of pairs newly above the cut are added, until none is left. Every pair scoring at or
@@ -97,7 +98,7 @@ def exact_where_needed(
         >>> scored = lambda p: dict(zip(zip(p.src_idx.tolist(), p.tgt_idx.tolist()), p.scores.tolist()))
         >>> found, right = scored(select_pairs(fwd, bwd).above(1.0)), scored(select_pairs(*exact))
         >>> len(found), all(right.get(pair) == score for pair, score in found.items()), report.rows
-        (260, True, [(260, 0), (0, 260)])
+        (300, True, [(300, 0), (0, 300)])
     """
     if margin not in ("ratio", "distance"):
         raise ValueError(f"exact neighbourhood means apply to the ratio and distance margins, not {margin!r}")
@@ -112,8 +113,11 @@ def exact_where_needed(
         fwd_mean, bwd_mean = neighbourhood_means(fwd), neighbourhood_means(bwd)
         rf, cf = np.nonzero(candidate_scores(fwd, fwd_mean, bwd_mean, margin) >= cut)
         rb, cb = np.nonzero(candidate_scores(bwd, bwd_mean, fwd_mean, margin) >= cut)
-        want_src = np.unique(np.concatenate([rf, bwd.ids[rb, cb]]))
-        want_tgt = np.unique(np.concatenate([fwd.ids[rf, cf], rb]))
+        # a row with fewer than k neighbours found has no lower bound of its mean (that of those it has can
+        # exceed the exact one): it is made exact whatever its pairs score
+        short_src, short_tgt = np.nonzero((fwd.ids < 0).any(axis=1))[0], np.nonzero((bwd.ids < 0).any(axis=1))[0]
+        want_src = np.unique(np.concatenate([rf, bwd.ids[rb, cb], short_src]))
+        want_tgt = np.unique(np.concatenate([fwd.ids[rf, cf], rb, short_tgt]))
         want_src, want_tgt = want_src[~exact_src[want_src]], want_tgt[~exact_tgt[want_tgt]]
         if not len(want_src) and not len(want_tgt):
             break

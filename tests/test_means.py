@@ -112,6 +112,19 @@ def test_pooled_neighbours_take_what_the_other_direction_found(two_languages):
     assert np.array_equal(exact_again[0].ids, exact_fwd.ids) and np.array_equal(exact_again[1].sims, exact_bwd.sims)
 
 
+def test_a_row_with_fewer_neighbours_found_than_k_gets_exact_ones(two_languages):
+    x, y = two_languages
+    exact_fwd, exact_bwd = knn_both_ways(x, y, MiningOptions(k=4))
+    only_best = Neighbours(exact_fwd.sims.copy(), exact_fwd.ids.copy())
+    only_best.sims[:, 1:], only_best.ids[:, 1:] = -np.inf, -1  # each source row found its best target only
+    assert (neighbourhood_means(only_best) > neighbourhood_means(exact_fwd)).all()  # a mean too high, not too low
+    fwd, bwd, _ = exact_where_needed(x, y, only_best, exact_bwd, "ratio", 1.1)
+    exact = scored(select_pairs(exact_fwd, exact_bwd, mode="max"))
+    fixed = scored(select_pairs(fwd, bwd, mode="max").above(1.1))
+    assert set(fixed) == {pair for pair, score in exact.items() if score >= 1.1}
+    assert all(exact[pair] == score for pair, score in fixed.items())
+
+
 def test_mine_embeddings_cuts_at_the_threshold_or_the_margins_default(two_languages):
     x, y = two_languages
     assert means_cut(MiningOptions(threshold=None)) == 1.06 and means_cut(MiningOptions(threshold=0.5)) == 1.06
