@@ -703,7 +703,7 @@ BF16_ERROR = 3 * 2.0**-8 + 2.0**-16 + 4096 * 2.0**-24
 
 def _ranked(xq: np.ndarray, db: Embeddings, wide: int, block: int, bf16: bool) -> tuple[Neighbours, float]:
     """The ``wide`` best rows of ``db`` for each query by bf16 or float32 products (database read ``block`` rows at a
-    time), best first, and the longest database row."""
+    time), best first, and the longest database row (bf16 only, for the error bound; 0.0 otherwise)."""
     import faiss
 
     heap = faiss.ResultHeap(len(xq), wide, keep_max=True)
@@ -712,8 +712,8 @@ def _ranked(xq: np.ndarray, db: Embeddings, wide: int, block: int, bf16: bool) -
     for b0 in range(0, len(db), block):
         b1 = min(b0 + block, len(db))
         rows = read_rows(db, b0, b1)
-        longest = max(longest, float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
         if bf16:
+            longest = max(longest, float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
             _add_bf16_block(heap, xq, rows, b0)
         else:
             heap.add_result_subset(local, xq @ rows.T, np.arange(b0, b1, dtype=np.int64))
