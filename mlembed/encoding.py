@@ -142,7 +142,9 @@ def encode(
     own_report = report is None
     if own_report:
         report = LengthReport(overflow, model_window(model))
-    plan = plan_inputs(model, batch, overflow, report, split_window=split_window)
+    # an exported engine queues token-budget chunks (mlembed.backends.runtime), reading the token ids counted here
+    queued = hasattr(model, "encode_chunks") and bool(token_budget) and device == "cpu"
+    plan = plan_inputs(model, batch, overflow, report, split_window=split_window, keep_ids=queued)
     texts = plan.texts
     lengths = plan.lengths if token_budget and device == "cpu" and len(texts) > 1 else None
     with _autocast(resolve_precision(precision, device), device):
@@ -160,8 +162,8 @@ def encode(
             out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
             chunks = token_budget_chunks(lengths, token_budget)
             with tqdm(total=len(texts), unit="sent", desc="encode", disable=not show_progress) as bar:
-                if hasattr(model, "encode_chunks"):  # an exported engine queues them (mlembed.backends.runtime)
-                    model.encode_chunks(texts, chunks, out, normalize, bar.update)
+                if queued:
+                    model.encode_chunks(texts, chunks, out, normalize, bar.update, plan.tokens)
                 else:
                     for rows in chunks:
                         out[rows] = model.encode(

@@ -19,6 +19,7 @@ character span).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import weakref
 from collections.abc import Sequence
@@ -200,6 +201,86 @@ def token_counts(model: Any, texts: Sequence[str]) -> np.ndarray | None:
     return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
 
 
+@dataclass
+class TokenIds:
+    """Token ids of texts (prompt and special tokens included, uncut), ragged: text ``i``'s are
+    ``ids[offsets[i]:offsets[i + 1]]``, its token type ids alike; ``known[i]`` is False for a text not tokenized
+    here (a window of a split input, tokenized when it is read), which then holds no ids."""
+
+    ids: np.ndarray
+    type_ids: np.ndarray
+    offsets: np.ndarray
+    known: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens of each text (0 where not ``known``)."""
+        return np.diff(self.offsets)
+
+    def take(self, rows: np.ndarray) -> TokenIds:
+        """The texts ``rows`` (``-1``: a text not tokenized here), in that order.
+
+        Example:
+            >>> t = TokenIds(np.arange(5), np.zeros(5, int), np.array([0, 2, 5]), np.ones(2, bool))
+            >>> part = t.take(np.array([1, -1, 0])); part.ids.tolist(), part.lengths.tolist(), part.known.tolist()
+            ([2, 3, 4, 0, 1], [3, 0, 2], [True, False, True])
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        taken = rows >= 0
+        lengths, starts, known = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64), taken.copy()
+        lengths[taken], starts[taken], known[taken] = (
+            self.lengths[rows[taken]],
+            self.offsets[rows[taken]],
+            self.known[rows[taken]],
+        )
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # where each id taken is in self: its text's start there, plus its place within the text
+        where = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return TokenIds(self.ids[where], self.type_ids[where], offsets, known)
+
+    def filled(self, tokenize: Any) -> TokenIds:
+        """These texts with those not ``known`` given ids by ``tokenize`` (their positions -> :class:`TokenIds`).
+
+        Example:
+            >>> t = TokenIds(np.arange(2), np.zeros(2, int), np.array([0, 2, 2]), np.array([True, False]))
+            >>> t.filled(lambda rows: TokenIds(np.array([7]), np.zeros(1, int), np.array([0, 1]), np.ones(1, bool))).ids.tolist()
+            [0, 1, 7]
+        """
+        missing = np.flatnonzero(~self.known)
+        if not len(missing):
+            return self
+        fresh = tokenize(missing)
+        both = TokenIds(
+            np.concatenate([self.ids, fresh.ids]),
+            np.concatenate([self.type_ids, fresh.type_ids]),
+            np.concatenate([self.offsets, self.offsets[-1] + fresh.offsets[1:]]),
+            np.concatenate([self.known, fresh.known]),
+        )
+        rows = np.arange(len(self.known))
+        rows[missing] = len(self.known) + np.arange(len(missing))
+        return both.take(rows)
+
+
+def uncut_ids(tokenizer: Any, texts: Sequence[str]) -> TokenIds:
+    """The token ids of ``texts`` (with their prompt already) by ``tokenizer``'s :func:`uncut_tokenizer` copy.
+
+    Example:
+        >>> from mlembed.models import load_model
+        >>> uncut_ids(load_model("minilm-en").tokenizer, ["Hello world", "Hi"]).lengths.tolist()
+        [4, 3]
+    """
+    encodings = uncut_tokenizer(tokenizer).encode_batch(list(texts))
+    offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings)), out=offsets[1:])
+
+    def flat(field: str) -> np.ndarray:
+        chained = itertools.chain.from_iterable(getattr(e, field) for e in encodings)
+        return np.fromiter(chained, dtype=np.int64, count=int(offsets[-1]))
+
+    return TokenIds(flat("ids"), flat("type_ids"), offsets, np.ones(len(encodings), dtype=bool))
+
+
 _COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -327,6 +408,7 @@ class InputPlan:
     owner: np.ndarray
     weight: np.ndarray
     lengths: np.ndarray | None
+    tokens: TokenIds | None = None
 
     def pool(self, vectors: np.ndarray, n: int) -> np.ndarray:
         """One vector per input: the weighted mean of its windows' vectors."""
@@ -346,11 +428,14 @@ def plan_inputs(
     report: LengthReport | None = None,
     first_index: int = 0,
     split_window: int | None = SPLIT_WINDOW,
+    keep_ids: bool = False,
 ) -> InputPlan:
     """Apply the long-input policy to ``texts``: count tokens, then refuse or truncate what is longer than the
     model's window, or (``split``) read whatever is longer than ``split_window`` tokens (``None``: the model's
     window) in windows of that size whose vectors are pooled, adding to ``report``. ``first_index`` numbers
-    the inputs in messages (the position of ``texts[0]`` in the whole run).
+    the inputs in messages (the position of ``texts[0]`` in the whole run). ``keep_ids``: the plan keeps the
+    token ids counted (:class:`TokenIds`, with a fast tokenizer) for an engine that reads them instead of
+    tokenizing each text a second time (:meth:`mlembed.backends.runtime.ExportedModel.encode_chunks`).
 
     Raises:
         InputTooLongError: ``overflow="error"`` and an input is longer than the window.
@@ -366,7 +451,12 @@ def plan_inputs(
         raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, got {overflow!r}")
     n = len(texts)
     window = model_window(model)
-    counts = token_counts(model, texts) if window is not None else None
+    tokenizer = _tokenizer(model) if keep_ids and window is not None else None
+    tokens = None
+    if tokenizer is not None and uncut_tokenizer(tokenizer) is not None:
+        prompt = model_prompt(model)
+        tokens = uncut_ids(tokenizer, [prompt + t for t in texts])
+    counts = tokens.lengths if tokens is not None else token_counts(model, texts) if window is not None else None
     identity = np.arange(n, dtype=np.int64)
     if counts is None:  # a peer with its own engine: it alone knows its lengths
         return InputPlan(list(texts), identity, np.ones(n, dtype=np.float32), None)
@@ -382,15 +472,17 @@ def plan_inputs(
     if report is not None and overflow == "split":
         report.split_window = piece
     if overflow != "split" or not np.any(counts > piece):
-        return InputPlan(list(texts), identity, np.ones(n, dtype=np.float32), np.minimum(counts, window))
+        return InputPlan(list(texts), identity, np.ones(n, dtype=np.float32), np.minimum(counts, window), tokens)
     pieces: list[str] = []
     owner: list[int] = []
     weight: list[float] = []
     lengths: list[int] = []
+    whole: list[int] = []  # each piece's input when that is read whole, else -1 (a window)
     overhead = _overhead(model)
     for i, text in enumerate(texts):
         if counts[i] <= piece:
             pieces.append(text)
+            whole.append(i)
             owner.append(i)
             weight.append(float(counts[i] - overhead))
             lengths.append(int(counts[i]))
@@ -399,14 +491,16 @@ def plan_inputs(
         if report is not None:
             report.windows += len(spans)
             report.pooled += 1
-        for a, b, tokens in spans:
+        for a, b, held in spans:
             pieces.append(text[a:b])
+            whole.append(-1)
             owner.append(i)
-            weight.append(float(tokens))
-            lengths.append(min(piece, tokens + overhead + SPLIT_SLACK))
+            weight.append(float(held))
+            lengths.append(min(piece, held + overhead + SPLIT_SLACK))
     return InputPlan(
         pieces,
         np.asarray(owner, dtype=np.int64),
         np.maximum(np.asarray(weight, dtype=np.float32), 1.0),
         np.asarray(lengths, dtype=np.int64),
+        None if tokens is None else tokens.take(np.asarray(whole, dtype=np.int64)),
     )

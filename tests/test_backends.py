@@ -272,3 +272,44 @@ def test_features_are_preprocess_s_and_a_tokenizer_that_differs_falls_back_to_it
     model._preprocess, model._tokenize = other, None
     model._features(["x"])
     assert model._tokenize is other and calls[-1] == [model.prompt + "x"]
+
+
+@pytest.mark.parametrize("overflow", ["split", "truncate"])
+def test_each_text_is_tokenized_once_and_the_counted_ids_are_the_features(cache, teacher, e5_folder, overflow):
+    """Counting the tokens of a text (to sort and batch it) keeps its ids, and an exported engine reads them: each
+    text goes through the tokenizer once, windows of a split text and texts over the window (cut by ``preprocess``)
+    aside; the vectors are those of tokenizing every chunk again, for both tokenizer kinds."""
+    from mlembed.backends import load_backend
+    from mlembed.encoding import encode
+    from mlembed.models import load_model
+    from mlembed.windows import _COUNTERS, uncut_tokenizer
+
+    texts = [f"{s} ({i})" for i in range(30) for s in SENTENCES] + ["word " * 700, "  spaced\tout  ", ""]
+    for source in (teacher, load_model(str(e5_folder))):
+        model = load_backend(source, "onnx")
+        model._features(["warm up"])  # (the check on first use tokenizes its own sentences)
+        real, seen = uncut_tokenizer(model.tokenizer), []
+        _COUNTERS[model.tokenizer] = _Counting(real, seen)
+        try:
+            ours = encode(texts, model, normalize=True, token_budget=256, overflow=overflow)
+        finally:
+            _COUNTERS[model.tokenizer] = real
+        whole = [model.prompt + t for t in texts[:-3] + texts[-2:]]
+        assert sorted(s for s in seen if s in whole) == sorted(whole)  # each text whole once
+        tokenized = model._features
+        model._features_of = lambda texts, rows, tokens, again=tokenized: again([texts[i] for i in rows])
+        np.testing.assert_array_equal(ours, encode(texts, model, normalize=True, token_budget=256, overflow=overflow))
+
+
+class _Counting:
+    """A tokenizer that counts the texts it is given in ``seen``."""
+
+    def __init__(self, real, seen):
+        self.real, self.seen = real, seen
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def encode_batch(self, batch):
+        self.seen.extend(batch)
+        return self.real.encode_batch(batch)

@@ -5,11 +5,12 @@ does), so only the forward pass changes engine; :func:`mlembed.encoding.encode` 
 (sentences sorted by token length, forward passes cut at the token budget). The features come from the model's
 own fast tokenizer set up once as ``preprocess`` sets it per call (~40 % less tokenizing, which shares the cores
 with the forward passes), after a check on first use that both give the same arrays; else from ``preprocess``.
+In bulk (:meth:`ExportedModel.encode_chunks`) they are padded from the ids the token counts kept: each text is
+tokenized once.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from mlembed.backends.export import (
     quantize_onnx_dynamic,
     quantize_openvino,
 )
-from mlembed.windows import model_prompt
+from mlembed.windows import TokenIds, model_prompt, uncut_ids, uncut_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,41 @@ class ExportedModel:
         return next(iter(self._request.infer(feed).values())).copy()
 
     _tokenize: Any = None  # the features of a batch (prompted texts), chosen on first use: see _features
+    _fill: dict[str, int] | None = None  # padding of each input where the fast tokenizer's ids are read
 
     def _features(self, batch: Sequence[str]) -> dict[str, np.ndarray]:
         if self._tokenize is None:
             self._tokenize = self._fast_tokenize() or self._preprocess
         return self._tokenize([self.prompt + s for s in batch])
+
+    def _features_of(self, texts: Sequence[str], rows: np.ndarray, tokens: TokenIds | None) -> dict[str, np.ndarray]:
+        """The features of ``texts[rows]``: where the checked fast tokenizer makes them, from ``tokens`` (their ids as
+        counted, :func:`mlembed.windows.plan_inputs`; the windows of a split text tokenized here), unless one is over
+        the window (``preprocess`` cuts it); else tokenized."""
+        if self._tokenize is None:
+            self._tokenize = self._fast_tokenize() or self._preprocess
+        if tokens is not None and self._fill is not None:
+            ids = tokens.take(rows).filled(
+                lambda at: uncut_ids(self.tokenizer, [self.prompt + texts[rows[i]] for i in at])
+            )
+            features = self._padded(ids)
+            if features is not None:
+                return features
+        return self._features([texts[i] for i in rows])
+
+    def _padded(self, tokens: TokenIds) -> dict[str, np.ndarray] | None:
+        """The features of ``tokens``, padded to the longest as ``preprocess`` pads; None when one is over the window."""
+        lengths = tokens.lengths
+        if lengths.max(initial=0) > self.max_seq_length:
+            return None
+        filled = np.arange(lengths.max(initial=0)) < lengths[:, None]
+        flat = {"input_ids": tokens.ids, "attention_mask": 1, "token_type_ids": tokens.type_ids}
+        out = {}
+        for name in self.names:
+            array = np.full(filled.shape, self._fill[name], dtype=np.int64)
+            array[filled] = flat[name]
+            out[name] = array
+        return out
 
     def _preprocess(self, texts: list[str]) -> dict[str, np.ndarray]:
         features = self.st.preprocess(texts)
@@ -143,32 +174,18 @@ class ExportedModel:
         the same arrays on sentences in many scripts, a padded batch, odd whitespace and an over-long text; else
         ``None``. A batch holding a text over the window goes through ``preprocess``, which truncates it."""
         from mlembed.backends.sentences import probe_sentences
-        from mlembed.windows import uncut_tokenizer
 
-        fast = uncut_tokenizer(self.tokenizer)
-        fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
         pad = self.tokenizer.pad_token_id
         right = self.tokenizer.padding_side == "right"
-        if fast is None or pad is None or not right or not set(self.names) <= set(fields):
+        if uncut_tokenizer(self.tokenizer) is None or pad is None or not right:
             return None
-        fill = {"input_ids": pad, "attention_mask": 0, "token_type_ids": self.tokenizer.pad_token_type_id}
+        if not set(self.names) <= {"input_ids", "attention_mask", "token_type_ids"}:
+            return None
+        self._fill = {"input_ids": pad, "attention_mask": 0, "token_type_ids": self.tokenizer.pad_token_type_id}
 
         def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
-            encodings = fast.encode_batch(texts)
-            lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-            if lengths.max(initial=0) > self.max_seq_length:
-                return self._preprocess(texts)
-            filled = np.arange(lengths.max(initial=0)) < lengths[:, None]
-            out = {}
-            for name in self.names:
-                array = np.full(filled.shape, fill[name], dtype=np.int64)
-                array[filled] = np.fromiter(
-                    itertools.chain.from_iterable(getattr(e, fields[name]) for e in encodings),
-                    dtype=np.int64,
-                    count=int(lengths.sum()),
-                )
-                out[name] = array
-            return out
+            features = self._padded(uncut_ids(self.tokenizer, texts))
+            return self._preprocess(texts) if features is None else features
 
         sentences = [*CHECK_SENTENCES, *probe_sentences()[0][:56]]
         checks = [sentences, [" padded \t", "x"], ["  " + sentences[0] + "\n"], [" ".join(sentences * 40)]]
@@ -178,6 +195,7 @@ class ExportedModel:
                 log.info(
                     f"{self.backend}: the fast tokenizer differs from preprocess for this model; using preprocess"
                 )
+                self._fill = None
                 return None
         return tokenize
 
@@ -188,17 +206,19 @@ class ExportedModel:
         out: np.ndarray,
         normalize_embeddings: bool = False,
         progress: Any = None,
+        tokens: TokenIds | None = None,
     ) -> None:
         """Encode ``sentences`` into ``out`` (rows as they are), one forward pass per chunk of row indices
         (:func:`mlembed.encoding.token_budget_chunks`). On OpenVINO the passes run as a queue of asynchronous
-        requests on the model compiled for throughput: the next chunk is tokenized while earlier ones run, and
-        each stream computes one on its share of the cores (``benchmarks/encode_speed.py`` times it against one
-        chunk at a time). Other engines run the chunks one by one. ``progress(n)`` is called as chunks are handed
-        over.
+        requests on the model compiled for throughput: the next chunk's features are made while earlier ones run,
+        and each stream computes one on its share of the cores (``benchmarks/encode_speed.py`` times it against one
+        chunk at a time). Other engines run the chunks one by one. ``tokens``: the sentences' token ids as
+        counted, read instead of tokenizing them again. ``progress(n)`` is called as chunks are handed over.
         """
         if not self.backend.startswith("openvino"):
             for rows in chunks:
-                out[rows] = self.encode([sentences[i] for i in rows], batch_size=len(rows))
+                features = self._features_of(sentences, rows, tokens)
+                out[rows] = self._run(features)
                 if progress is not None:
                     progress(len(rows))
         else:
@@ -214,7 +234,7 @@ class ExportedModel:
 
             queue.set_callback(done)
             for rows in chunks:
-                queue.start_async(self._features([sentences[i] for i in rows]), rows)
+                queue.start_async(self._features_of(sentences, rows, tokens), rows)
                 if progress is not None:
                     progress(len(rows))
             queue.wait_all()
