@@ -48,7 +48,22 @@ def machine() -> dict:
         "torch": torch.__version__,
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # > cpu_count: other jobs shared the CPU
         "cpu_flags": cpu_flags(),
+        "commit": code_commit(),
     }
+
+
+def code_commit() -> str | None:
+    """The checkout's commit (short), ``+changes`` where the package differs from it; None outside git."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", "mlembed")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if changed else "")
 
 
 def cpu_model() -> str:

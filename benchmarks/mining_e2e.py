@@ -658,6 +658,13 @@ def report(args: argparse.Namespace, shared: Path) -> None:
             f"{row.get(f'projected_1m_minutes_nprobe{knn_1m_nprobe}', '-')} |"
         )
     lines += [f"\n*{row['label']}*: {row['recorded']}." for row in results.values() if row.get("recorded")]
+    commits = [f"{row['label']} {row['machine'].get('commit') or '(not recorded)'}" for row in results.values()]
+    lines += [
+        "",
+        "The code each row ran (mlembed's commit; rows of an earlier invocation kept by --resume): "
+        + "; ".join(commits)
+        + ".",
+    ]
     if "run" in summary:
         which = (
             "Fastest run within 0.5 F1 of the reference"
@@ -701,6 +708,10 @@ def report(args: argparse.Namespace, shared: Path) -> None:
                 + f" | {peak_cell(row)} | {row['f1']} | {row['precision']} | {row['recall']} | {row.get('gold_candidates', '-')} |"
             )
         lines += [f"\n*{row['label']}*: {row['recorded']}." for row in big["runs"].values() if row.get("recorded")]
+        commits = [
+            f"{row['label']} {row['machine'].get('commit') or '(not recorded)'}" for row in big["runs"].values()
+        ]
+        lines += ["", "The code each run ran (mlembed's commit): " + "; ".join(commits) + "."]
         delta = big["f1_delta_vs_exact"]
         lines += [
             "",
