@@ -533,6 +533,11 @@ def main() -> None:
     report(args, shared)
 
 
+def minutes_cell(row: dict) -> str:
+    """The run's wall minutes ("-" where they were not recorded)."""
+    return f"{row['wall_s'] / 60:.1f}" if row.get("wall_s") else "-"
+
+
 def peak_cell(row: dict) -> str:
     """The run's peak RSS (MB) and, where it was sampled, the stage that held it."""
     by_stage = row.get("peak_rss_mb_by_stage")
@@ -567,7 +572,7 @@ def measured_1m(work: Path) -> dict:
         "stages_s": run["stages_s"],
         "f1": run["f1"],
         "exact_f1": exact["f1"] if exact else None,
-        "exact_minutes": round(exact["wall_s"] / 60, 1) if exact else None,
+        "exact_minutes": round(exact["wall_s"] / 60, 1) if exact and exact.get("wall_s") else None,
         "exact_recorded": exact.get("recorded") if exact else None,
         "f1_delta_vs_exact": round(run["f1"] - exact["f1"], 2) if exact else None,
         "files": json.loads((work / str(MEASURED_SIZE) / "files.json").read_text()),
@@ -703,7 +708,7 @@ def report(args: argparse.Namespace, shared: Path) -> None:
         for row in big["runs"].values():
             s = row["stages_s"]
             lines.append(
-                f"| {row['label']} | {row['wall_s'] / 60:.1f} | "
+                f"| {row['label']} | {minutes_cell(row)} | "
                 + " | ".join(str(s.get(k, "-")) for k in stage_names)
                 + f" | {peak_cell(row)} | {row['f1']} | {row['precision']} | {row['recall']} | {row.get('gold_candidates', '-')} |"
             )
